@@ -1,0 +1,1 @@
+"""gritdesk: offline Q&A over your own files with one GGUF model (GritLM)."""

@@ -1,0 +1,66 @@
+"""Which model and database a command uses when the user names none.
+
+Order: the command's flag, then the environment (GRITDESK_MODEL, GRITDESK_DB), then
+`config.toml` in the data directory. A missing model is an error that says how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from gritdesk.errors import GritdeskError
+from gritdesk.paths import data_dir, default_db_path
+
+GET_A_MODEL = (
+    'no model given. Pass --model PATH.gguf, set GRITDESK_MODEL, or set `model = "..."` in '
+    "{config}. To get GritLM-7B: `gritdesk models pull gritlm-7b` (needs internet once); "
+    "to try gritdesk offline: `gritdesk models synth tiny` (a synthetic model, answers are noise)."
+)
+
+
+class ConfigError(GritdeskError):
+    pass
+
+
+def config_path() -> Path:
+    return data_dir() / "config.toml"
+
+
+def load_config() -> dict[str, object]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def resolve_model(flag: str | os.PathLike[str] | None) -> Path | None:
+    """The model path to use, or None when the user named none anywhere."""
+    if flag:
+        return Path(flag).expanduser()
+    env = os.environ.get("GRITDESK_MODEL")
+    if env:
+        return Path(env).expanduser()
+    value = load_config().get("model")
+    return Path(str(value)).expanduser() if value else None
+
+
+def require_model(flag: str | os.PathLike[str] | None) -> Path:
+    path = resolve_model(flag)
+    if path is None:
+        raise ConfigError(GET_A_MODEL.format(config=config_path()))
+    return path
+
+
+def resolve_db(flag: str | os.PathLike[str] | None) -> Path:
+    if flag:
+        return Path(flag).expanduser()
+    env = os.environ.get("GRITDESK_DB")
+    if env:
+        return Path(env).expanduser()
+    value = load_config().get("db")
+    return Path(str(value)).expanduser() if value else default_db_path()

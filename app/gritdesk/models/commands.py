@@ -1,0 +1,216 @@
+"""`gritdesk models ...`: get, check and quantize GGUF models.
+
+Each command parses its options and delegates to a module in gritdesk.models; results
+go to stdout (tables, or JSON with --json), progress and hints to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+models_app = typer.Typer(help="Get, check and quantize GGUF models.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _out() -> Console:
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _print_json(payload: object) -> None:
+    json.dump(payload, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _use_hint(path: Path) -> str:
+    from gritdesk.config import config_path
+
+    return (
+        f"use it with --model {path}, or export GRITDESK_MODEL={path}, "
+        f'or set model = "{path}" in {config_path()}'
+    )
+
+
+@models_app.command("list")
+def models_list(json_out: JsonOption = False) -> None:
+    """Known GritLM builds (pullable) and your installed models."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.display import list_json, list_tables
+    from gritdesk.models.installed import InstalledModels
+
+    catalog, store = load_catalog(), InstalledModels()
+    if json_out:
+        _print_json(list_json(catalog, store))
+        return
+    console = _out()
+    for table in list_tables(catalog, store):
+        console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[
+        str, typer.Argument(help="A known model: gritlm-7b, or gritlm-7b:Q8_0 (see `list`).")
+    ],
+) -> None:
+    """Download a known model through the Hugging Face hub, verify its sha256, register it."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.progress import RichProgress
+    from gritdesk.models.pull import pull_model
+
+    err = _err()
+    result = pull_model(name, InstalledModels(), load_catalog(), progress=RichProgress(err))
+    model = result.model
+    if result.already_installed:
+        err.print(f"{model.name} is already installed")
+    elif not result.verified:
+        err.print(f"[yellow]{model.name}: no sha256 published, the file was not verified[/yellow]")
+    else:
+        err.print(f"{model.name}: sha256 verified")
+    print(model.path)
+    err.print(_use_hint(Path(model.path)))
+
+
+@models_app.command("add")
+def models_add(
+    path: Annotated[Path, typer.Argument(help="A local GGUF file; it stays where it is.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name to register it under (default: file stem).")
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="Recipe it runs with (default: gritlm).")
+    ] = None,
+) -> None:
+    """Validate a local GGUF file and register it (it is never deleted by `rm`)."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import add_model
+    from gritdesk.models.progress import RichProgress
+
+    err = _err()
+    store, catalog = InstalledModels(), load_catalog()
+    result = add_model(path, store, catalog, name=name, recipe=recipe, progress=RichProgress(err))
+    model = result.model
+    if result.already:
+        err.print(f"{model.name} was already registered for this file")
+    elif result.catalog_file is not None:
+        verified = "sha256 verified" if result.verified else "no published sha256 to check"
+        err.print(f"recognised as {result.catalog_file.name} ({verified})")
+    print(f"{model.name}\t{model.path}")
+    err.print(_use_hint(Path(model.path)))
+
+
+@models_app.command("info")
+def models_info(
+    ref: Annotated[
+        str, typer.Argument(metavar="NAME|PATH", help="Installed model name or GGUF path.")
+    ],
+    json_out: JsonOption = False,
+) -> None:
+    """Architecture, parameters, quantization, context, vocab, recipe, KV cost, fingerprint."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.display import info_table
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import locate_model
+    from gritdesk.models.model_info import model_info
+
+    located = locate_model(ref, InstalledModels(), load_catalog())
+    recipe, source = None, ""
+    if located.installed is not None:
+        recipe, source = located.installed.recipe, f"registered as {located.installed.name}"
+    elif located.catalog_file is not None:
+        recipe = located.catalog_file.recipe
+        source = f"file name of known build {located.catalog_file.name}"
+    info = model_info(
+        located.path,
+        registered_name=located.installed.name if located.installed else None,
+        recipe=recipe,
+        recipe_source=source,
+    )
+    if json_out:
+        _print_json(info.to_json())
+    else:
+        _out().print(info_table(info))
+
+
+@models_app.command("quantize")
+def models_quantize(
+    src: Annotated[str, typer.Argument(metavar="IN", help="Source GGUF path or installed name.")],
+    dst: Annotated[Path, typer.Argument(metavar="OUT", help="Output GGUF path.")],
+    qtype: Annotated[
+        str, typer.Argument(metavar="TYPE", help="Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...")
+    ],
+    drift: Annotated[bool, typer.Option(help="Report embedding drift against the source.")] = True,
+    force: Annotated[bool, typer.Option(help="Overwrite OUT if it exists.")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Quantize with llama.cpp (with progress), then report how far embeddings drift."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.display import drift_lines
+    from gritdesk.models.drift import embedding_drift
+    from gritdesk.models.errors import ModelsError
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import locate_model
+    from gritdesk.models.progress import RichProgress
+    from gritdesk.models.quantize_progress import quantize_with_progress
+
+    source = locate_model(src, InstalledModels(), load_catalog()).path
+    if dst.exists() and not force:
+        raise ModelsError(f"{dst}: already exists; pass --force to overwrite it")
+    err = _err()
+    out = quantize_with_progress(source, dst, qtype, RichProgress(err))
+    report = embedding_drift(source, out) if drift else None
+    if json_out:
+        _print_json(
+            {
+                "output": str(out),
+                "size": out.stat().st_size,
+                "type": qtype.upper(),
+                "drift": report.to_json() if report else None,
+            }
+        )
+    else:
+        print(out)
+        for line in drift_lines(report) if report else []:
+            print(line)
+    err.print(f"register it with: gritdesk models add {out}")
+
+
+@models_app.command("rm")
+def models_rm(
+    name: Annotated[str, typer.Argument(help="Installed model name (see `list`).")],
+) -> None:
+    """Unregister a model; deletes files `pull` downloaded, never a file you `add`ed."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import remove_model
+
+    result = remove_model(name, InstalledModels(), load_catalog())
+    err = _err()
+    for path in result.deleted:
+        err.print(f"deleted {path}")
+    if result.kept is not None:
+        err.print(f"kept your file {result.kept}")
+    print(f"removed {result.model.name}")
+
+
+@models_app.command("synth")
+def models_synth(
+    name: Annotated[str, typer.Argument(help="A shape from models/synthetic.toml: tiny, 1b, 7b.")],
+) -> None:
+    """Make a synthetic (random-weight) model for trying gritdesk offline; prints its path."""
+    from gritdesk.models.synthetic import synthetic_model_path
+    from gritdesk.runtime.quantize import quantize_model
+
+    print(synthetic_model_path(name, quantize=quantize_model))

@@ -1,0 +1,594 @@
+"""The llama.cpp engine: one model, one context, loaded once; embeds and generates.
+
+Every llama.cpp call gritdesk makes is in this file, in the order it makes them, so a
+reader sees the whole path from text to vectors and from prompt to tokens:
+
+- embed: tokenize -> clear memory -> embeddings on, causal off -> one decode of several
+  texts with distinct sequence ids -> read every token's final-norm hidden state ->
+  mean over the sample tokens (prefix excluded) -> L2-normalise. The same pass can hand
+  back each text's KV state for saving (Doc Caching).
+- generate: embeddings off, causal on -> (restore saved KV states, shifted into place)
+  -> prefill the fresh tokens -> sample token by token, streaming text.
+
+Nothing here knows about files, SQLite or chunks: that is the store's and rag's job.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llama_cpp as ll
+import numpy as np
+
+from gritdesk.runtime.errors import (
+    DecodeError,
+    EmptyInputError,
+    InputTooLongError,
+    KvStateError,
+    ModelFileError,
+)
+from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
+from gritdesk.runtime.recipes import GRITLM, Recipe
+
+KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
+SCRATCH_SEQ = 1  # sequence ids >= 1 are scratch space while assembling a prompt in seq 0
+
+# --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
+
+_recent_errors: list[str] = []
+_log_verbose = os.environ.get("GRITDESK_LLAMA_LOG", "") not in ("", "0")
+
+
+@ll.llama_log_callback
+def _log_callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    message = text.decode("utf-8", errors="replace")
+    if level == 3:  # GGML_LOG_LEVEL_ERROR
+        _recent_errors.append(message.strip())
+        del _recent_errors[:-8]
+    if _log_verbose:
+        os.write(2, text)
+
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            ll.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            ll.llama_backend_init()
+            _backend_ready = True
+
+
+def _last_error() -> str:
+    return _recent_errors[-1] if _recent_errors else ""
+
+
+# --- settings and results ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Context settings. `n_ubatch` bounds one bidirectional decode, so it is the longest
+    text that can be embedded; by default it equals the context."""
+
+    n_ctx: int = 4096
+    n_ubatch: int | None = None
+    n_seq_max: int = 16
+    n_threads: int | None = None
+    kv_type: str = "f16"
+    flash_attn: bool = False
+    n_gpu_layers: int = -1
+
+    def resolved_flash_attn(self) -> bool:
+        # a quantized V cache needs flash attention (GRITLM_NOTES section 4)
+        return self.flash_attn or self.kv_type != "f16"
+
+
+@dataclass(frozen=True)
+class KvState:
+    """One sequence's KV cache as llama.cpp serialised it, with the tokens it holds."""
+
+    tokens: tuple[int, ...]
+    data: bytes
+
+
+@dataclass
+class GenerationOptions:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy, deterministic
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens_computed: int = 0
+    prompt_tokens_reused: int = 0
+    generated_tokens: int = 0
+    seconds_to_first_token: float | None = None
+    seconds_total: float = 0.0
+    finish_reason: str = ""
+    _t0: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def tokens_per_second(self) -> float:
+        gen_time = self.seconds_total - (self.seconds_to_first_token or 0.0)
+        return (
+            (self.generated_tokens - 1) / gen_time
+            if self.generated_tokens > 1 and gen_time > 0
+            else 0.0
+        )
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    user: str
+    assistant: str | None = None
+
+
+class Engine:
+    """One GGUF model and one llama.cpp context; flips attention between the two jobs."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        settings: EngineSettings | None = None,
+        recipe: Recipe = GRITLM,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        self.recipe = recipe
+        self.path = Path(model_path)
+        self.summary: GgufSummary = check_gguf(self.path)
+        self._fingerprint: str | None = None
+        if self.settings.kv_type not in KV_TYPES:
+            raise ValueError(
+                f"kv_type {self.settings.kv_type!r}: choose one of {', '.join(KV_TYPES)}"
+            )
+        _init_backend()
+
+        mparams = ll.llama_model_default_params()
+        mparams.n_gpu_layers = self.settings.n_gpu_layers
+        self._model = ll.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self._model:
+            raise ModelFileError(
+                self.path, f"llama.cpp could not load it ({_last_error() or 'no detail'})"
+            )
+        self._vocab = ll.llama_model_get_vocab(self._model)
+
+        n_ctx = self.settings.n_ctx
+        n_ubatch = min(self.settings.n_ubatch or n_ctx, n_ctx)
+        threads = self.settings.n_threads or os.cpu_count() or 2
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_ubatch
+        cparams.n_ubatch = n_ubatch
+        cparams.n_seq_max = self.settings.n_seq_max
+        # With native patch 0002 an embedding pass has no LM head, so logits are only ever
+        # needed for a few rows: reserve the head for that many, not n_ubatch x n_vocab floats.
+        # GRITDESK_KEEP_LM_HEAD=1 (upstream behaviour, for benchmarks) needs the default.
+        upstream_head = os.environ.get("GRITDESK_KEEP_LM_HEAD", "0") not in ("", "0")
+        cparams.n_outputs_max = 0 if upstream_head else self.settings.n_seq_max
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.kv_unified = True  # all sequences share the n_ctx cells
+        cparams.pooling_type = ll.LLAMA_POOLING_TYPE_NONE  # we pool, over sample tokens only
+        cparams.embeddings = False
+        cparams.type_k = KV_TYPES[self.settings.kv_type]
+        cparams.type_v = KV_TYPES[self.settings.kv_type]
+        cparams.flash_attn_type = (
+            ll.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if self.settings.resolved_flash_attn()
+            else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        self._ctx = ll.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            ll.llama_model_free(self._model)
+            self._model = None
+            raise ModelFileError(
+                self.path, f"llama.cpp could not create a context ({_last_error()})"
+            )
+        self._memory = ll.llama_get_memory(self._ctx)
+        self.n_ctx = ll.llama_n_ctx(self._ctx)
+        self.n_ubatch = ll.llama_n_ubatch(self._ctx)
+        self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
+        self._n_embd = ll.llama_model_n_embd(self._model)
+        self._mode: tuple[bool, bool] | None = None
+        self._doc_prefix_tokens = len(self.tokenize(recipe.embedding.document(), add_bos=True))
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if getattr(self, "_ctx", None):
+            ll.llama_batch_free(self._batch)
+            ll.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            ll.llama_model_free(self._model)
+            self._model = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # --- identity --------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.path)
+        return self._fingerprint
+
+    @property
+    def kv_signature(self) -> dict[str, object]:
+        """What a saved KV state depends on besides its tokens (goes into every blob header)."""
+        return {
+            "model": self.fingerprint,
+            "recipe": self.recipe.name,
+            "kv_type": self.settings.kv_type,
+            "flash_attn": self.settings.resolved_flash_attn(),
+            "n_layer": self.n_layer,
+            "n_embd": self._n_embd,
+            "llama_cpp_python": ll.__version__,
+        }
+
+    @property
+    def embedding_dim(self) -> int:
+        return self._n_embd
+
+    @property
+    def n_layer(self) -> int:
+        return ll.llama_model_n_layer(self._model)
+
+    @property
+    def max_document_tokens(self) -> int:
+        """Longest document text one embedding decode takes (prefix and a margin excluded).
+
+        The margin covers the few tokens by which tokenizing prefix+text together can differ
+        from counting the text alone.
+        """
+        return self.n_ubatch - self._doc_prefix_tokens - 8
+
+    @property
+    def bos(self) -> int:
+        return ll.llama_vocab_bos(self._vocab)
+
+    @property
+    def eos(self) -> int:
+        return ll.llama_vocab_eos(self._vocab)
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
+        """Plain-text tokens: marker strings such as `<|user|>` are text, not special tokens."""
+        data = text.encode("utf-8", errors="replace")
+        capacity = len(data) + 8
+        while True:
+            buf = (ll.llama_token * capacity)()
+            n = ll.llama_tokenize(self._vocab, data, len(data), buf, capacity, add_bos, False)
+            if n >= 0:
+                return list(buf[:n])
+            capacity = -n
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def token_bytes(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
+        return buf.raw[:n]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # --- modes -----------------------------------------------------------------------------
+
+    def _set_mode(self, *, embeddings: bool, causal: bool) -> None:
+        if self._mode != (embeddings, causal):
+            ll.llama_set_embeddings(self._ctx, embeddings)
+            ll.llama_set_causal_attn(self._ctx, causal)
+            self._mode = (embeddings, causal)
+
+    def reset(self) -> None:
+        """Forget every sequence in the KV cache."""
+        ll.llama_memory_clear(self._memory, True)
+
+    def _decode(self, n_tokens: int) -> None:
+        self._batch.n_tokens = n_tokens
+        rc = ll.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise DecodeError(rc, _last_error())
+
+    def _fill(self, i: int, token: int, pos: int, seq: int, output: bool) -> None:
+        b = self._batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = output
+
+    # --- embedding -------------------------------------------------------------------------
+
+    def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int]:
+        if not text or not text.strip():
+            raise EmptyInputError(f"{what} is empty: nothing to embed")
+        tokens = self.tokenize(prefix + text, add_bos=True)
+        if self.recipe.embedding.append_eos:
+            tokens.append(self.eos)
+        n_prefix = len(self.tokenize(prefix, add_bos=True))
+        if len(tokens) > self.n_ubatch:
+            raise InputTooLongError(what, len(tokens), self.n_ubatch)
+        return tokens, n_prefix
+
+    def _groups(self, prepared: list[tuple[list[int], int]]) -> Iterator[list[int]]:
+        """Indices of texts packed into decodes: at most n_ubatch tokens and n_seq_max texts."""
+        group: list[int] = []
+        used = 0
+        for i, (tokens, _) in enumerate(prepared):
+            if group and (
+                used + len(tokens) > self.n_ubatch or len(group) == self.settings.n_seq_max
+            ):
+                yield group
+                group, used = [], 0
+            group.append(i)
+            used += len(tokens)
+        if group:
+            yield group
+
+    def _embed_prepared(
+        self, prepared: list[tuple[list[int], int]], keep_state: bool
+    ) -> tuple[np.ndarray, list[KvState]]:
+        vectors = np.zeros((len(prepared), self._n_embd), dtype=np.float32)
+        states: list[KvState] = []
+        self._set_mode(embeddings=True, causal=self.recipe.embedding.attention == "causal")
+        for group in self._groups(prepared):
+            self.reset()
+            n = 0
+            for seq, index in enumerate(group):
+                for pos, token in enumerate(prepared[index][0]):
+                    self._fill(n, token, pos, seq, True)
+                    n += 1
+            self._decode(n)
+            hidden = np.ctypeslib.as_array(
+                ll.llama_get_embeddings(self._ctx), shape=(n, self._n_embd)
+            )
+            row = 0
+            for seq, index in enumerate(group):
+                tokens, n_prefix = prepared[index]
+                sample = hidden[row + n_prefix : row + len(tokens)]
+                row += len(tokens)
+                if self.recipe.embedding.pooling == "mean":
+                    pooled = sample.mean(axis=0, dtype=np.float64)
+                else:
+                    pooled = sample[-1].astype(np.float64)
+                norm = np.linalg.norm(pooled)
+                vectors[index] = pooled / norm if norm > 0 else pooled
+                if keep_state:
+                    states.append(KvState(tuple(tokens), self._save_seq(seq)))
+        return vectors, states
+
+    def embed(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray:
+        """(len(texts), dim) float32, L2-normalised. No instruction = document format."""
+        fmt = self.recipe.embedding
+        prefix = fmt.query(instruction) if instruction else fmt.document()
+        prepared = [self._prepare(t, prefix, f"text {i + 1}") for i, t in enumerate(texts)]
+        return self._embed_prepared(prepared, keep_state=False)[0]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def embed_queries(self, texts: Sequence[str], instruction: str) -> np.ndarray:
+        return self.embed(texts, instruction)
+
+    def embed_documents_with_kv(self, texts: Sequence[str]) -> tuple[np.ndarray, list[KvState]]:
+        """Embed documents and hand back each one's KV state from the same pass."""
+        prefix = self.recipe.embedding.document()
+        prepared = [self._prepare(t, prefix, f"document {i + 1}") for i, t in enumerate(texts)]
+        return self._embed_prepared(prepared, keep_state=True)
+
+    # --- KV states -------------------------------------------------------------------------
+
+    def _save_seq(self, seq: int) -> bytes:
+        size = ll.llama_state_seq_get_size(self._ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = ll.llama_state_seq_get_data(self._ctx, buf, size, seq)
+        return bytes(buf[:written])
+
+    def restore_at(self, state: KvState, position: int) -> int:
+        """Put a saved state into sequence 0 starting at `position` (RoPE re-rotated by
+        llama.cpp's position shift); returns the number of tokens it holds."""
+        n = len(state.tokens)
+        if position + n > self.n_ctx:
+            raise InputTooLongError("the cached prompt", position + n, self.n_ctx)
+        data = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+        if ll.llama_state_seq_set_data(self._ctx, data, len(state.data), SCRATCH_SEQ) == 0:
+            raise KvStateError(
+                f"llama.cpp refused a saved KV state ({_last_error() or 'no detail'})"
+            )
+        restored = ll.llama_memory_seq_pos_max(self._memory, SCRATCH_SEQ) + 1
+        if restored != n:
+            ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+            raise KvStateError(f"saved KV state holds {restored} positions, expected {n}")
+        if position:
+            ll.llama_memory_seq_add(self._memory, SCRATCH_SEQ, 0, n, position)
+        ll.llama_memory_seq_cp(self._memory, SCRATCH_SEQ, 0, -1, -1)
+        ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+        return n
+
+    # --- generation ------------------------------------------------------------------------
+
+    def chat_tokens(self, turns: Sequence[ChatTurn]) -> list[int]:
+        """BOS + `<|user|>\\n{q}\\n<|assistant|>\\n{a}</s>\\n<|user|>...` ending ready to answer."""
+        fmt = self.recipe.chat
+        tokens = [self.bos]
+        text = ""
+        for i, turn in enumerate(turns):
+            text += (fmt.turn_sep if i else "") + fmt.user_prefix + turn.user + fmt.assistant_prefix
+            if turn.assistant is not None:
+                text += turn.assistant
+                tokens += self.tokenize(text)
+                if fmt.answer_ends_with_eos:
+                    tokens.append(self.eos)
+                text = ""
+        if text:
+            tokens += self.tokenize(text)
+        return tokens
+
+    def prefill(self, tokens: Sequence[int], position: int) -> None:
+        """Causal decode of `tokens` into sequence 0 at `position`; logits for the last one."""
+        if position + len(tokens) > self.n_ctx:
+            raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
+        self._set_mode(embeddings=False, causal=True)
+        for start in range(0, len(tokens), self.n_ubatch):
+            chunk = tokens[start : start + self.n_ubatch]
+            last_chunk = start + len(chunk) == len(tokens)
+            for i, token in enumerate(chunk):
+                self._fill(i, token, position + start + i, 0, last_chunk and i == len(chunk) - 1)
+            self._decode(len(chunk))
+
+    def last_logits(self) -> np.ndarray:
+        return np.ctypeslib.as_array(
+            ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
+        ).copy()
+
+    def _sampler(self, options: GenerationOptions) -> ll.llama_sampler_p:
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if options.temperature <= 0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+        else:
+            if options.top_p < 1.0:
+                ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(options.top_p, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(options.temperature))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(options.seed))
+        return chain
+
+    def stream(
+        self,
+        fresh_tokens: Sequence[int],
+        *,
+        position: int = 0,
+        reused_tokens: int = 0,
+        options: GenerationOptions | None = None,
+        stats: GenerationStats | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        """Prefill `fresh_tokens` at `position` (after `reused_tokens` restored ones), then
+        sample and yield text pieces as they come. Cache state must be prepared by the caller."""
+        options = options or GenerationOptions()
+        stats = stats if stats is not None else GenerationStats()
+        stats.prompt_tokens_computed = len(fresh_tokens)
+        stats.prompt_tokens_reused = reused_tokens
+        if not fresh_tokens:
+            raise EmptyInputError("the prompt is empty")
+        self.prefill(fresh_tokens, position)
+        pos = position + len(fresh_tokens)
+        sampler = self._sampler(options)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = _StopMatcher(options.stop)
+        try:
+            while True:
+                if should_stop is not None and should_stop():
+                    stats.finish_reason = "cancelled"
+                    break
+                if stats.generated_tokens >= options.max_tokens:
+                    stats.finish_reason = "length"
+                    break
+                if pos >= self.n_ctx:
+                    stats.finish_reason = "context"
+                    break
+                token = ll.llama_sampler_sample(sampler, self._ctx, -1)
+                ll.llama_sampler_accept(sampler, token)
+                stats.generated_tokens += 1
+                if stats.seconds_to_first_token is None:
+                    stats.seconds_to_first_token = time.perf_counter() - stats._t0
+                if ll.llama_vocab_is_eog(self._vocab, token):
+                    stats.finish_reason = "stop"
+                    break
+                text, hit = stops.feed(decoder.decode(self.token_bytes(token)))
+                if text:
+                    yield text
+                if hit:
+                    stats.finish_reason = "stop"
+                    break
+                self._fill(0, token, pos, 0, True)
+                self._decode(1)
+                pos += 1
+            tail = (
+                stops.flush(decoder.decode(b"", final=True))
+                if stats.finish_reason != "stop"
+                else ""
+            )
+            if tail:
+                yield tail
+        finally:
+            ll.llama_sampler_free(sampler)
+            stats.seconds_total = time.perf_counter() - stats._t0
+
+    def generate(
+        self,
+        prompt: str | Sequence[ChatTurn],
+        options: GenerationOptions | None = None,
+        stats: GenerationStats | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        """Chat-format generation from scratch: a message or a list of turns (last unanswered)."""
+        turns = [ChatTurn(prompt)] if isinstance(prompt, str) else list(prompt)
+        if not turns or not turns[-1].user.strip():
+            raise EmptyInputError("the prompt is empty")
+        tokens = self.chat_tokens(turns)
+        self.reset()
+        return self.stream(tokens, options=options, stats=stats, should_stop=should_stop)
+
+    def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Logits after a causal pass over `tokens` from an empty cache (used to rerank)."""
+        self.reset()
+        self.prefill(tokens, 0)
+        return self.last_logits()
+
+
+class _StopMatcher:
+    """Holds back text that may be the start of a stop string; cuts at the first stop."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        if not self.stops:
+            return piece, False
+        self.pending += piece
+        cut = min((i for s in self.stops if (i := self.pending.find(s)) >= 0), default=-1)
+        if cut >= 0:
+            out, self.pending = self.pending[:cut], ""
+            return out, True
+        keep = max(
+            (k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])),
+            default=0,
+        )
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
+        return out, False
+
+    def flush(self, piece: str) -> str:
+        out, self.pending = self.pending + piece, ""
+        return out

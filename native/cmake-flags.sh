@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prints the CMake flags for this platform's llama.cpp build (sourced by build.sh).
+# Platform choices live here and nowhere else. Extra flags: GRITDESK_CMAKE_ARGS,
+# e.g. GRITDESK_CMAKE_ARGS="-DGGML_CUDA=ON" for an NVIDIA machine (untested here).
+set -euo pipefail
+
+flags=(
+  -DLLAVA_BUILD=OFF            # no multimodal library: gritdesk reads text
+  -DLLAMA_BUILD_TESTS=OFF
+  -DLLAMA_BUILD_EXAMPLES=OFF
+  -DLLAMA_BUILD_TOOLS=OFF
+  -DLLAMA_BUILD_SERVER=OFF
+  -DGGML_NATIVE=ON             # the wheel is cached per machine, so tune for this CPU
+)
+
+case "$(uname -s)" in
+  Darwin)
+    # Apple silicon: Metal with the shader library embedded, Accelerate for BLAS.
+    flags+=(-DGGML_METAL=ON -DGGML_METAL_EMBED_LIBRARY=ON)
+    ;;
+  Linux)
+    # Laptops, WSL and ARM boards: CPU backend; OpenMP only where the compiler has it.
+    ;;
+esac
+
+echo "${flags[*]} ${GRITDESK_CMAKE_ARGS:-}"

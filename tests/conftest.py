@@ -1,0 +1,55 @@
+"""Shared fixtures: real synthetic GGUF models and a real llama.cpp engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gritdesk.runtime.engine import Engine
+
+TESTS_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS_DIR))  # for tests/reference
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Never touch the user's index or config; model caches stay shared (they are pure)."""
+    data = tmp_path_factory.mktemp("gritdesk-data")
+    old = {k: os.environ.get(k) for k in ("GRITDESK_DATA_DIR", "GRITDESK_MODEL", "GRITDESK_DB")}
+    os.environ["GRITDESK_DATA_DIR"] = str(data)
+    os.environ.pop("GRITDESK_MODEL", None)
+    os.environ.pop("GRITDESK_DB", None)
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> Path:
+    from gritdesk.models.synthetic import synthetic_model_path
+
+    return synthetic_model_path("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_b_model_path() -> Path:
+    """Same shapes as tiny, other weights."""
+    from gritdesk.models.synthetic import synthetic_model_path
+
+    return synthetic_model_path("tiny-b")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_path: Path):
+    from gritdesk.runtime.engine import EngineSettings
+
+    engine = Engine(tiny_model_path, EngineSettings(n_ctx=1024, n_seq_max=8))
+    yield engine
+    engine.close()
