@@ -27,6 +27,11 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
+def _say(console: Console, text: str) -> None:
+    """Plain text on stderr: paths are neither styled, parsed as markup, nor re-wrapped."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_json(payload: object) -> None:
     json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -73,13 +78,13 @@ def models_pull(
     result = pull_model(name, InstalledModels(), load_catalog(), progress=RichProgress(err))
     model = result.model
     if result.already_installed:
-        err.print(f"{model.name} is already installed")
+        _say(err, f"{model.name} is already installed")
     elif not result.verified:
-        err.print(f"[yellow]{model.name}: no sha256 published, the file was not verified[/yellow]")
+        _say(err, f"{model.name}: no sha256 published, the file was not verified")
     else:
-        err.print(f"{model.name}: sha256 verified")
+        _say(err, f"{model.name}: sha256 verified")
     print(model.path)
-    err.print(_use_hint(Path(model.path)))
+    _say(err, _use_hint(Path(model.path)))
 
 
 @models_app.command("add")
@@ -103,12 +108,12 @@ def models_add(
     result = add_model(path, store, catalog, name=name, recipe=recipe, progress=RichProgress(err))
     model = result.model
     if result.already:
-        err.print(f"{model.name} was already registered for this file")
+        _say(err, f"{model.name} was already registered for this file")
     elif result.catalog_file is not None:
         verified = "sha256 verified" if result.verified else "no published sha256 to check"
-        err.print(f"recognised as {result.catalog_file.name} ({verified})")
+        _say(err, f"recognised as {result.catalog_file.name} ({verified})")
     print(f"{model.name}\t{model.path}")
-    err.print(_use_hint(Path(model.path)))
+    _say(err, _use_hint(Path(model.path)))
 
 
 @models_app.command("info")
@@ -184,7 +189,7 @@ def models_quantize(
         print(out)
         for line in drift_lines(report) if report else []:
             print(line)
-    err.print(f"register it with: gritdesk models add {out}")
+    _say(err, f"register it with: gritdesk models add {out}")
 
 
 @models_app.command("rm")
@@ -199,9 +204,9 @@ def models_rm(
     result = remove_model(name, InstalledModels(), load_catalog())
     err = _err()
     for path in result.deleted:
-        err.print(f"deleted {path}")
+        _say(err, f"deleted {path}")
     if result.kept is not None:
-        err.print(f"kept your file {result.kept}")
+        _say(err, f"kept your file {result.kept}")
     print(f"removed {result.model.name}")
 
 

@@ -1,0 +1,124 @@
+"""What `models info` shows about a GGUF: shapes, size, quantization, and what its KV costs.
+
+Parameters are counted from the tensor shapes (the metadata has no reliable count), and
+the KV cache cost per token follows GRITLM_NOTES section 4:
+n_layer x 2 (K and V) x row_size(type, n_kv_heads x head_dim).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gguf
+
+from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
+
+KV_TYPES = ("f16", "q8_0", "q4_0")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    registered_name: str | None
+    general_name: str
+    architecture: str
+    parameters: int
+    quantization: str
+    file_type: int | None
+    file_size: int
+    context_length: int
+    vocab_size: int
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    expert_count: int
+    recipe: str
+    recipe_source: str
+    kv_bytes_per_token: dict[str, int | None]
+    fingerprint: str
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def kv_row_bytes(kv_type: str, n_values: int) -> int | None:
+    """Bytes of one K (or V) row of `n_values` in `kv_type`; None if blocks do not fit."""
+    qtype = gguf.GGMLQuantizationType[kv_type.upper()]
+    block, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    if n_values % block:
+        return None
+    return n_values // block * block_bytes
+
+
+def kv_bytes_per_token(n_layer: int, n_head_kv: int, head_dim: int) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for kv_type in KV_TYPES:
+        row = kv_row_bytes(kv_type, n_head_kv * head_dim)
+        out[kv_type] = None if row is None else n_layer * 2 * row
+    return out
+
+
+def quantization_name(reader: gguf.GGUFReader, file_type: int | None) -> str:
+    """`general.file_type` as llama.cpp names it (Q4_K_M, F16...); else the main tensor type."""
+    if file_type is not None and file_type >= 0:
+        try:
+            name = gguf.LlamaFileType(file_type).name
+        except ValueError:
+            return f"file type {file_type}"
+        return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    by_type: Counter[str] = Counter()
+    for tensor in reader.tensors:
+        by_type[tensor.tensor_type.name] += int(tensor.n_elements)
+    main = by_type.most_common(1)
+    return f"mostly {main[0][0]} (no general.file_type)" if main else "unknown"
+
+
+def _int_meta(summary: GgufSummary, key: str) -> int | None:
+    value = summary.metadata.get(f"{summary.architecture}.{key}")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def model_info(
+    path: Path,
+    *,
+    registered_name: str | None = None,
+    recipe: str | None = None,
+    recipe_source: str = "",
+) -> ModelInfo:
+    """Read `path` (validated first) and gather everything `models info` prints."""
+    summary = check_gguf(path)
+    reader = gguf.GGUFReader(path)
+    parameters = sum(int(t.n_elements) for t in reader.tensors)
+    head_dim = _int_meta(summary, "attention.key_length") or (
+        summary.n_embd // summary.n_head if summary.n_head else 0
+    )
+    file_type = summary.file_type if (summary.file_type or 0) >= 0 else None
+    return ModelInfo(
+        path=str(path),
+        registered_name=registered_name,
+        general_name=summary.name,
+        architecture=summary.architecture,
+        parameters=parameters,
+        quantization=quantization_name(reader, summary.file_type),
+        file_type=file_type,
+        file_size=summary.file_size,
+        context_length=summary.n_ctx_train,
+        vocab_size=summary.n_vocab,
+        n_layer=summary.n_layer,
+        n_embd=summary.n_embd,
+        n_head=summary.n_head,
+        n_head_kv=summary.n_head_kv,
+        head_dim=head_dim,
+        expert_count=_int_meta(summary, "expert_count") or 0,
+        recipe=recipe or "gritlm",
+        recipe_source=recipe_source or "default: no registry entry names one",
+        kv_bytes_per_token=kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim),
+        fingerprint=fingerprint(path),
+    )
