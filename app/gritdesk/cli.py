@@ -15,6 +15,7 @@ from gritdesk.models.commands import models_app
 
 if TYPE_CHECKING:
     from gritdesk.runtime.engine import Engine
+    from gritdesk.session import Session
 
 app = typer.Typer(
     name="gritdesk",
@@ -80,6 +81,194 @@ def generate(
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Index database (default: GRITDESK_DB, config, user data dir)."),
+]
+CtxOption = Annotated[
+    int | None, typer.Option("--ctx", help="Context size in tokens (default 4096).")
+]
+KvTypeOption = Annotated[
+    str | None, typer.Option("--kv-type", help="KV cache type: f16, q8_0 or q4_0 (default f16).")
+]
+RecipeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Embedding recipe: gritlm, e5-mistral, echo, llm2vec, gem (default: the model's)."
+    ),
+]
+ChatModelOption = Annotated[
+    Path | None,
+    typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
+]
+cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+app.add_typer(bench_app, name="bench")
+
+
+def _session(db: Path | None, model: Path | None, **kw: object) -> Session:
+    from gritdesk.session import SessionOptions, open_session
+
+    return open_session(SessionOptions(db=db, model=model, **kw))  # type: ignore[arg-type]
+
+
+@app.command()
+def index(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Folders or files (default: every known root).")
+    ] = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    ctx: CtxOption = None,
+    kv_type: KvTypeOption = None,
+    recipe: RecipeOption = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Forget everything and re-embed (e.g. a new model).")
+    ] = False,
+    save_kv: Annotated[
+        bool, typer.Option(help="Keep each chunk's KV cache from the embedding pass.")
+    ] = True,
+    watch: Annotated[
+        bool, typer.Option(help="Keep indexing as files change (Ctrl-C stops).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Walk, parse, chunk and embed folders into the index, incrementally and resumably."""
+    from gritdesk.commands.index import run_index
+
+    run_index(
+        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe),
+        paths or [],
+        rebuild=rebuild,
+        save_kv=save_kv,
+        watch=watch,
+        as_json=as_json,
+    )
+
+
+@app.command()
+def search(
+    query: str,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    db: DbOption = None,
+    model: ModelOption = None,
+    recipe: RecipeOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hybrid search (GritLM query embedding + BM25, fused) printing path:lines, score, snippet."""
+    from dataclasses import asdict
+
+    from gritdesk.cli_views import print_hits
+    from gritdesk.rag.retrieve import search as run_search
+
+    session = _session(db, model, recipe=recipe)
+    hits = run_search(session.db, session.engine, query, k)
+    if as_json:
+        json.dump([asdict(h) for h in hits], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_hits(hits)
+
+
+@app.command()
+def ask(
+    question: str,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many chunks to answer from.")] = 4,
+    cache: Annotated[
+        str | None,
+        typer.Option(help="off, doc, query, query-doc or doc-query (default doc; pair mode: off)."),
+    ] = None,
+    placement: Annotated[
+        str, typer.Option(help="consecutive (ours) or original (the paper's).")
+    ] = "consecutive",
+    rerank: Annotated[
+        bool, typer.Option(help="Rerank the top 10 with the model as cross-encoder.")
+    ] = False,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    db: DbOption = None,
+    model: ModelOption = None,
+    ctx: CtxOption = None,
+    kv_type: KvTypeOption = None,
+    recipe: RecipeOption = None,
+    chat_model: ChatModelOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
+    ] = False,
+) -> None:
+    """Answer from your files, streaming, then list the sources as numbered citations."""
+    from gritdesk.commands.ask import run_ask
+
+    run_ask(
+        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model),
+        question,
+        k=k,
+        cache=cache,
+        placement=placement,
+        rerank=rerank,
+        max_tokens=max_tokens,
+        as_json=as_json,
+    )
+
+
+@app.command()
+def chat(
+    db: DbOption = None,
+    model: ModelOption = None,
+    ctx: CtxOption = None,
+    kv_type: KvTypeOption = None,
+) -> None:
+    """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
+    from gritdesk.tui.app import run_chat
+
+    run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type)
+
+
+@cache_app.command("stats")
+def cache_stats(
+    db: DbOption = None, model: ModelOption = None, kv_type: KvTypeOption = None
+) -> None:
+    """Blobs, bytes, budget, and bytes per token for each KV type (measured and computed)."""
+    from gritdesk.commands.cache import print_cache_stats
+
+    print_cache_stats(_session(db, model, kv_type=kv_type))
+
+
+@cache_app.command("clear")
+def cache_clear(db: DbOption = None) -> None:
+    """Delete every saved KV cache of this index."""
+    from gritdesk.session import SessionOptions, open_session
+
+    session = open_session(SessionOptions(db=db), load_model=False)
+    assert session.kv_store is not None
+    print(f"removed {session.kv_store.clear()} KV blobs from {session.kv_store.directory}")
+
+
+@bench_app.command("rag")
+def bench_rag(
+    model: Annotated[
+        str, typer.Option(help="A .gguf path or a synthetic shape (1b, 7b, tiny).")
+    ] = "1b",
+    doc_tokens: int = 4000,
+    gen_tokens: int = 16,
+    kv_type: Annotated[str, typer.Option(help="f16, q8_0 or q4_0")] = "f16",
+    flash_attn: bool = False,
+) -> None:
+    """Table 4 of the GritLM paper, on this machine: latency of every cache layout."""
+    from gritdesk.models.synthetic import synthetic_model_path
+    from gritdesk.rag.bench import run_rag_bench
+    from gritdesk.runtime.quantize import quantize_model
+
+    path = (
+        Path(model)
+        if model.endswith(".gguf")
+        else synthetic_model_path(model, quantize=quantize_model)
+    )
+    run_rag_bench(
+        path, doc_tokens=doc_tokens, gen_tokens=gen_tokens, kv_type=kv_type, flash_attn=flash_attn
+    )
 
 
 @app.command()

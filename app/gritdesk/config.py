@@ -14,8 +14,9 @@ from gritdesk.errors import GritdeskError
 from gritdesk.paths import data_dir, default_db_path
 
 GET_A_MODEL = (
-    'no model given. Pass --model PATH.gguf, set GRITDESK_MODEL, or set `model = "..."` in '
-    "{config}. To get GritLM-7B: `gritdesk models pull gritlm-7b` (needs internet once); "
+    "no model given. Pass --model PATH.gguf (or an installed model's name), set "
+    'GRITDESK_MODEL, or set `model = "..."` in {config}. '
+    "To get GritLM-7B: `gritdesk models pull gritlm-7b` (needs internet once); "
     "to try gritdesk offline: `gritdesk models synth tiny` (a synthetic model, answers are noise)."
 )
 
@@ -38,15 +39,31 @@ def load_config() -> dict[str, object]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
+def _model_ref(value: str | os.PathLike[str]) -> Path:
+    """A path as given, or an installed model's name (`gritlm-7b`, `gritlm-7b:Q8_0`)."""
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.exists() or "/" in text or text.endswith(".gguf"):
+        return path
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import locate_model
+
+    return locate_model(text, InstalledModels(), load_catalog()).path
+
+
 def resolve_model(flag: str | os.PathLike[str] | None) -> Path | None:
-    """The model path to use, or None when the user named none anywhere."""
-    if flag:
-        return Path(flag).expanduser()
-    env = os.environ.get("GRITDESK_MODEL")
-    if env:
-        return Path(env).expanduser()
-    value = load_config().get("model")
-    return Path(str(value)).expanduser() if value else None
+    """The model to use: the flag, GRITDESK_MODEL, `model` in config.toml, else the model
+    `gritdesk models pull/add` installed (if it is the only one, or the default GritLM)."""
+    for value in (flag, os.environ.get("GRITDESK_MODEL"), load_config().get("model")):
+        if value:
+            return _model_ref(value)  # type: ignore[arg-type]
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import default_model
+
+    installed = default_model(InstalledModels(), load_catalog())
+    return Path(installed.path) if installed is not None else None
 
 
 def require_model(flag: str | os.PathLike[str] | None) -> Path:

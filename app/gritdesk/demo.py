@@ -1,54 +1,48 @@
-"""`gritdesk demo`: the README's main job until indexing and Q&A exist.
+"""`gritdesk demo`: the README's main job. Index the sample folder shipped with gritdesk,
+then answer a question about it with citations, reusing the KV caches the index saved.
 
-Embeds a few sentences bidirectionally and generates an answer causally with one model
-loaded once. Without a model it makes the synthetic tiny model and says its output is noise.
+It uses the configured or installed model (`gritdesk models pull gritlm-7b`) when there is
+one; otherwise the synthetic test model, with a notice that its answers are noise and how to
+get a real one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from gritdesk.config import resolve_model
+from gritdesk.paths import data_dir
 
-SENTENCES = (
-    "The invoice from March was paid by bank transfer.",
-    "The March invoice was settled with a bank transfer.",
-    "Penguins live in the southern hemisphere.",
-)
+CORPUS = Path(__file__).resolve().parent / "demo_corpus"
+QUESTION = "Hotel costs are refunded up to how much a night in Europe?"
 
 
 def run_demo(model: Path | None) -> None:
+    from gritdesk.commands.ask import run_ask
+    from gritdesk.commands.index import run_index
     from gritdesk.models.synthetic import synthetic_model_path
-    from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
     from gritdesk.runtime.quantize import quantize_model
+    from gritdesk.session import SessionOptions, open_session
 
     console = Console(stderr=True)
-    path = resolve_model(model)
+    path = resolve_model(model)  # flag, env, config, or a model `gritdesk models pull` got
+    synthetic = path is None
     if path is None:
         path = synthetic_model_path("tiny", quantize=quantize_model)
         console.print(
-            "[yellow]No model configured: using the synthetic test model "
-            f"({path.name}). Its weights are random, so its answers are noise.[/yellow]\n"
-            "Get a real one with: [bold]gritdesk models pull gritlm-7b[/bold]"
+            "[yellow]No model configured: using gritdesk's synthetic test model. Its weights are "
+            "random, so the answer below is noise (the citations point at real passages)."
+            "[/yellow]\n"
+            "Get GritLM-7B (about 4.4 GB, once): [bold]gritdesk models pull gritlm-7b[/bold]"
         )
-    with Engine(path, EngineSettings(n_ctx=2048)) as engine:
-        console.print(
-            f"model: {engine.summary.name}, {engine.summary.n_layer} layers, "
-            f"{engine.embedding_dim}-d embeddings"
-        )
-        vectors = engine.embed_documents(SENTENCES)
-        sims = vectors @ vectors.T
-        for i, sentence in enumerate(SENTENCES):
-            others = ", ".join(f"{sims[i, j]:.3f}" for j in range(len(SENTENCES)))
-            print(f"cosine [{others}]  {sentence}")
-        closest = int(np.argsort(-sims[0])[1])
-        print(f"closest to sentence 1: sentence {closest + 1}")
-        print("answer: ", end="", flush=True)
-        for piece in engine.generate(
-            "How was the March invoice paid?", GenerationOptions(max_tokens=24)
-        ):
-            print(piece, end="", flush=True)
-        print()
+    db = data_dir() / ("demo-synthetic.db" if synthetic else "demo.db")
+    console.print(f"[bold]1. index[/bold] {CORPUS} -> {db}")
+    session = open_session(SessionOptions(db=db, model=path, n_ctx=2048))
+    try:
+        run_index(session, [CORPUS])
+        console.print(f"[bold]2. ask[/bold] {QUESTION}")
+        run_ask(session, QUESTION, k=3, max_tokens=48)
+    finally:
+        session.close()

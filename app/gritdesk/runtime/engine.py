@@ -34,9 +34,10 @@ from gritdesk.runtime.errors import (
     InputTooLongError,
     KvStateError,
     ModelFileError,
+    RuntimeFailure,
 )
 from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
-from gritdesk.runtime.recipes import GRITLM, Recipe
+from gritdesk.runtime.recipes import Recipe, get_recipe
 
 KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
 SCRATCH_SEQ = 1  # sequence ids >= 1 are scratch space while assembling a prompt in seq 0
@@ -145,12 +146,13 @@ class Engine:
         self,
         model_path: str | Path,
         settings: EngineSettings | None = None,
-        recipe: Recipe = GRITLM,
+        recipe: Recipe | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
-        self.recipe = recipe
         self.path = Path(model_path)
         self.summary: GgufSummary = check_gguf(self.path)
+        # no recipe given: the one the GGUF names in `gritdesk.recipe`, else GritLM
+        self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
         if self.settings.kv_type not in KV_TYPES:
             raise ValueError(
@@ -205,7 +207,10 @@ class Engine:
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
         self._n_embd = ll.llama_model_n_embd(self._model)
         self._mode: tuple[bool, bool] | None = None
-        self._doc_prefix_tokens = len(self.tokenize(recipe.embedding.document(), add_bos=True))
+        fmt = self.recipe.embedding
+        around = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
+        self._doc_overhead_tokens = len(self.tokenize(around, add_bos=True)) + fmt.append_eos
+        self._doc_copies = 1 if fmt.echo_separator is None else 2
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -259,12 +264,12 @@ class Engine:
 
     @property
     def max_document_tokens(self) -> int:
-        """Longest document text one embedding decode takes (prefix and a margin excluded).
+        """Longest document text one embedding decode takes (format and a margin excluded).
 
         The margin covers the few tokens by which tokenizing prefix+text together can differ
-        from counting the text alone.
+        from counting the text alone; an Echo recipe holds the text twice.
         """
-        return self.n_ubatch - self._doc_prefix_tokens - 8
+        return (self.n_ubatch - self._doc_overhead_tokens - 8) // self._doc_copies
 
     @property
     def bos(self) -> int:
@@ -276,8 +281,13 @@ class Engine:
 
     # --- tokens ----------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._ctx is None:
+            raise RuntimeFailure(f"the engine for {self.path} is closed")
+
     def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
         """Plain-text tokens: marker strings such as `<|user|>` are text, not special tokens."""
+        self._check_open()
         data = text.encode("utf-8", errors="replace")
         capacity = len(data) + 8
         while True:
@@ -291,6 +301,7 @@ class Engine:
         return len(self.tokenize(text))
 
     def token_bytes(self, token: int) -> bytes:
+        self._check_open()
         buf = ctypes.create_string_buffer(64)
         n = ll.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
         if n < 0:
@@ -314,6 +325,7 @@ class Engine:
         ll.llama_memory_clear(self._memory, True)
 
     def _decode(self, n_tokens: int) -> None:
+        self._check_open()
         self._batch.n_tokens = n_tokens
         rc = ll.llama_decode(self._ctx, self._batch)
         if rc != 0:
@@ -329,22 +341,29 @@ class Engine:
 
     # --- embedding -------------------------------------------------------------------------
 
-    def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int]:
+    def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int, int]:
+        """Tokens of one text in the recipe's format, and the [start, end) span to pool."""
         if not text or not text.strip():
             raise EmptyInputError(f"{what} is empty: nothing to embed")
-        tokens = self.tokenize(prefix + text, add_bos=True)
-        if self.recipe.embedding.append_eos:
+        fmt = self.recipe.embedding
+        head = fmt.head(prefix, text)
+        tokens = self.tokenize(head + text + fmt.suffix, add_bos=True)
+        if fmt.append_eos:
             tokens.append(self.eos)
-        n_prefix = len(self.tokenize(prefix, add_bos=True))
         if len(tokens) > self.n_ubatch:
             raise InputTooLongError(what, len(tokens), self.n_ubatch)
-        return tokens, n_prefix
+        if fmt.pooling == "last":
+            return tokens, len(tokens) - 1, len(tokens)
+        text_end = len(self.tokenize(head + text, add_bos=True)) if fmt.suffix else len(tokens)
+        if fmt.pooled == "suffix":
+            return tokens, text_end, len(tokens)
+        return tokens, len(self.tokenize(head, add_bos=True)), text_end
 
-    def _groups(self, prepared: list[tuple[list[int], int]]) -> Iterator[list[int]]:
+    def _groups(self, prepared: list[tuple[list[int], int, int]]) -> Iterator[list[int]]:
         """Indices of texts packed into decodes: at most n_ubatch tokens and n_seq_max texts."""
         group: list[int] = []
         used = 0
-        for i, (tokens, _) in enumerate(prepared):
+        for i, (tokens, _, _) in enumerate(prepared):
             if group and (
                 used + len(tokens) > self.n_ubatch or len(group) == self.settings.n_seq_max
             ):
@@ -356,7 +375,7 @@ class Engine:
             yield group
 
     def _embed_prepared(
-        self, prepared: list[tuple[list[int], int]], keep_state: bool
+        self, prepared: list[tuple[list[int], int, int]], keep_state: bool
     ) -> tuple[np.ndarray, list[KvState]]:
         vectors = np.zeros((len(prepared), self._n_embd), dtype=np.float32)
         states: list[KvState] = []
@@ -374,13 +393,9 @@ class Engine:
             )
             row = 0
             for seq, index in enumerate(group):
-                tokens, n_prefix = prepared[index]
-                sample = hidden[row + n_prefix : row + len(tokens)]
+                tokens, start, end = prepared[index]
+                pooled = hidden[row + start : row + end].mean(axis=0, dtype=np.float64)
                 row += len(tokens)
-                if self.recipe.embedding.pooling == "mean":
-                    pooled = sample.mean(axis=0, dtype=np.float64)
-                else:
-                    pooled = sample[-1].astype(np.float64)
                 norm = np.linalg.norm(pooled)
                 vectors[index] = pooled / norm if norm > 0 else pooled
                 if keep_state:
@@ -417,6 +432,7 @@ class Engine:
     def restore_at(self, state: KvState, position: int) -> int:
         """Put a saved state into sequence 0 starting at `position` (RoPE re-rotated by
         llama.cpp's position shift); returns the number of tokens it holds."""
+        self._check_open()
         n = len(state.tokens)
         if position + n > self.n_ctx:
             raise InputTooLongError("the cached prompt", position + n, self.n_ctx)

@@ -1,0 +1,137 @@
+"""How the commands show things on a terminal: progress bars, summaries, hits, citations.
+
+Kept apart from cli.py so the commands stay a page of option parsing and delegation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from gritdesk.ingest.indexer import IndexProgress, IndexReport, ProgressCallback
+from gritdesk.rag.answer import PreparedAnswer
+from gritdesk.rag.retrieve import Hit
+
+err = Console(stderr=True)
+
+
+@contextmanager
+def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
+    """A live bar (files, chunks, tokens/s, ETA) on a terminal; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files · {task.fields[chunks]} chunks · {task.fields[tps]:.0f} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[current]}"),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("scanning", total=None, chunks=0, tps=0.0, current="")
+
+        def update(p: IndexProgress) -> None:
+            bar.update(
+                task,
+                description=p.phase,
+                total=p.files_total or None,
+                completed=p.files_done,
+                chunks=p.chunks_done,
+                tps=p.tokens_per_s,
+                current=(p.current_path or "")[-40:],
+            )
+
+        yield update
+
+
+def print_index_summary(report: IndexReport, kv_saved: int, kv_skipped: int) -> None:
+    print(
+        f"indexed {report.indexed}, unchanged {report.unchanged}, renamed {report.renamed}, "
+        f"removed {report.removed}, skipped {len(report.skipped)}, ignored {report.ignored}; "
+        f"{report.chunks_written} chunks ({report.chunks_embedded} embedded, "
+        f"{report.tokens_embedded} tokens) in {report.elapsed_s:.1f} s; "
+        f"KV caches saved {kv_saved}" + (f" ({kv_skipped} over budget)" if kv_skipped else "")
+    )
+    if report.skipped:
+        reasons = Counter(s.reason for s in report.skipped)
+        for skip in report.skipped[:50]:
+            print(f"  {skip.status}: {skip.path}: {skip.reason}")
+        if len(report.skipped) > 50:
+            print(f"  ... and {len(report.skipped) - 50} more; by reason:")
+            for reason, count in reasons.most_common(10):
+                print(f"    {count} x {reason}")
+
+
+def print_hits(hits: list[Hit]) -> None:
+    if not hits:
+        print("no results")
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:2}. {hit.location}  score {hit.score:.4f}")
+        if hit.heading_path:
+            print(f"    § {hit.heading_path}")
+        print("    " + hit.snippet.replace("\n", " "))
+
+
+def print_sources(prepared: PreparedAnswer) -> None:
+    if not prepared.sources:
+        print("\n(no sources found in the index)")
+        return
+    print("\nSources:")
+    for source in prepared.sources:
+        extra = f", rerank {source.rerank_score:.2f}" if source.rerank_score is not None else ""
+        print(f"{source.citation}  (score {source.hit.score:.4f}{extra}, KV {source.kv})")
+
+
+def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
+    t = prepared.timings
+    return {
+        "question": prepared.question,
+        "answer": text,
+        "finish_reason": prepared.finish_reason,
+        "cache_mode": prepared.options.cache_mode.value,
+        "placement": prepared.options.placement.value,
+        "sources": [
+            {
+                "n": s.number,
+                "path": s.hit.path,
+                "start_line": s.hit.start_line,
+                "end_line": s.hit.end_line,
+                "page": s.hit.page,
+                "heading_path": s.hit.heading_path,
+                "score": s.hit.score,
+                "rerank_score": s.rerank_score,
+                "kv": s.kv,
+            }
+            for s in prepared.sources
+        ],
+        "notices": prepared.notices,
+        "timings": {
+            "retrieval_ms": t.retrieval_ms,
+            "rerank_ms": t.rerank_ms,
+            "kv_compute_ms": t.kv_compute_ms,
+            "kv_restore_ms": t.kv_restore_ms,
+            "time_to_first_token_ms": t.first_token_ms,
+            "total_ms": t.total_ms,
+            "prompt_tokens_computed": t.prompt_tokens_computed,
+            "prompt_tokens_reused": t.prompt_tokens_reused,
+            "generated_tokens": t.generated_tokens,
+            "generated_tokens_per_s": t.tokens_per_second,
+            "kv_cache_hits": t.kv_hits,
+            "kv_cache_misses": t.kv_misses,
+        },
+    }

@@ -1,0 +1,1 @@
+"""What the CLI commands do beyond parsing options: one module per command family."""

@@ -1,0 +1,67 @@
+"""`gritdesk ask`: retrieve, answer with streaming, cite; or all of it as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from gritdesk.cli_views import answer_json, err, print_sources
+from gritdesk.errors import GritdeskError
+from gritdesk.rag.answer import Answerer, AskOptions
+from gritdesk.rag.layouts import CacheMode, Placement
+from gritdesk.runtime.engine import GenerationOptions
+from gritdesk.session import Session
+
+
+def parse_choice(enum: type, value: str, what: str):
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise GritdeskError(f"{what} {value!r}: choose one of {choices}") from None
+
+
+def run_ask(
+    session: Session,
+    question: str,
+    *,
+    k: int = 4,
+    cache: str | None = None,
+    placement: str = "consecutive",
+    rerank: bool = False,
+    max_tokens: int = 256,
+    as_json: bool = False,
+) -> None:
+    assert session.engine is not None
+    if not session.pair_mode and not session.engine.recipe.generates:
+        raise GritdeskError(
+            f"{session.engine.path.name} uses the embedding-only recipe "
+            f"{session.engine.recipe.name!r}: give a model to answer with --chat-model PATH"
+        )
+    for notice in session.notices:
+        err.print(f"[yellow]note:[/yellow] {notice}")
+    options = AskOptions(
+        k=k,
+        cache_mode=parse_choice(
+            CacheMode, cache or ("off" if session.pair_mode else "doc"), "cache mode"
+        ),
+        placement=parse_choice(Placement, placement, "placement"),
+        rerank=rerank,
+        generation=GenerationOptions(max_tokens=max_tokens),
+    )
+    answerer = Answerer(session.db, session.engine, session.kv_store, session.chat_engine)
+    prepared = answerer.prepare(question, options)
+    for notice in prepared.notices:
+        err.print(f"[yellow]note:[/yellow] {notice}")
+    pieces: list[str] = []
+    for piece in answerer.stream(prepared):
+        pieces.append(piece)
+        if not as_json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    if as_json:
+        json.dump(answer_json(prepared, "".join(pieces)), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n")
+        print_sources(prepared)

@@ -1,0 +1,26 @@
+"""`gritdesk cache stats`: what the saved KV caches cost on disk, per KV type."""
+
+from __future__ import annotations
+
+from gritdesk.runtime.kv_size import kv_bytes_per_token
+from gritdesk.session import Session
+
+
+def print_cache_stats(session: Session) -> None:
+    store, engine = session.kv_store, session.engine
+    assert store is not None
+    stats = store.stats()
+    print(f"KV cache directory: {store.directory}")
+    print(
+        f"blobs: {stats.blobs}, on disk: {stats.bytes / 2**20:.1f} MiB "
+        f"of a {stats.budget_bytes / 2**30:.2f} GiB budget"
+    )
+    for kv_type, (blobs, size, tokens) in sorted(stats.by_kv_type.items()):
+        per_token = size / max(tokens, 1) / 1024
+        print(f"  {kv_type}: {blobs} blobs, {tokens} tokens, {per_token:.1f} KiB/token measured")
+    if engine is not None:
+        s = engine.summary
+        print(f"per token for {s.name} ({s.n_layer} layers, {s.n_head_kv} KV heads):")
+        for kv_type in ("f16", "q8_0", "q4_0"):
+            size = kv_bytes_per_token(s.n_layer, s.n_head_kv, s.n_embd // max(s.n_head, 1), kv_type)
+            print(f"  {kv_type}: {size / 1024:.1f} KiB/token")

@@ -1,0 +1,65 @@
+"""`gritdesk index`: bring the index up to date, show progress, report, optionally watch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from gritdesk.cli_views import index_progress, print_index_summary
+from gritdesk.errors import GritdeskError
+from gritdesk.ingest.indexer import IndexReport, index_known_roots, index_paths
+from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
+from gritdesk.session import Session
+from gritdesk.store.model_record import clear_index
+from gritdesk.store.sources import list_roots
+
+
+def run_index(
+    session: Session,
+    paths: list[Path],
+    *,
+    rebuild: bool = False,
+    save_kv: bool = True,
+    watch: bool = False,
+    as_json: bool = False,
+) -> None:
+    engine, store = session.engine, session.kv_store
+    assert engine is not None and store is not None
+    if rebuild:
+        clear_index(session.db)
+        store.clear()
+    # KV caches help only where the same model answers (GritLM); an embedding-only recipe
+    # is paired with a chat model that cannot use them
+    embedder = KvSavingEmbedder(engine, store) if save_kv and engine.recipe.generates else engine
+    options = {"model_path": str(engine.path), "recipe": engine.recipe.name}
+
+    def report_done(report: IndexReport) -> None:
+        store.sweep_orphans()  # blobs of chunks that changed or went away
+        saved, skipped = getattr(embedder, "saved", 0), getattr(embedder, "skipped", 0)
+        if as_json:
+            json.dump(
+                {**report.as_dict(), "kv_saved": saved, "kv_over_budget": skipped}, sys.stdout
+            )
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        else:
+            print_index_summary(report, saved, skipped)
+
+    if watch:
+        from gritdesk.ingest.watch import watch_paths
+
+        targets = paths or [Path(root.path) for root in list_roots(session.db)]
+        if not targets:
+            raise GritdeskError("nothing to watch: name a folder (gritdesk index --watch PATH)")
+        print("indexing, then watching for changes (Ctrl-C stops)", file=sys.stderr)
+        watch_paths(session.db, embedder, targets, on_report=report_done, **options)
+        return
+    with index_progress(enabled=not as_json) as progress:
+        if paths:
+            report = index_paths(session.db, embedder, paths, progress=progress, **options)
+        else:
+            if not list_roots(session.db):
+                raise GritdeskError("the index has no folders yet: gritdesk index PATH")
+            report = index_known_roots(session.db, embedder, progress=progress, **options)
+    report_done(report)

@@ -1,0 +1,128 @@
+"""Which paths a walk leaves out: .gitignore files (nested), .gritdeskignore, known junk.
+
+Git's precedence is kept: rules in a deeper ignore file beat those above it, and within
+one file the last matching line wins (so `!keep.log` re-includes). A `.gritdeskignore`
+(same syntax) is read after the `.gitignore` of its folder, so it can override it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+IGNORE_FILE_NAMES = (".gitignore", ".gritdeskignore")
+
+# Folders that are never worth reading, whatever the ignore files say.
+JUNK_DIR_NAMES = frozenset(
+    {
+        "node_modules",
+        "bower_components",
+        "__pycache__",
+        "site-packages",
+        "build",
+        "dist",
+        "venv",
+    }
+)
+# A folder holding one of these files is a virtualenv or a cache (Rust's target/, ...).
+JUNK_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
+
+
+@dataclass(frozen=True)
+class IgnoreLayer:
+    """The rules of one ignore file.
+
+    `base` is the file's folder relative to the walk root ("" at or above the root);
+    `prefix` is the walk root relative to the file's folder, for files above the root.
+    """
+
+    spec: pathspec.GitIgnoreSpec
+    origin: str
+    base: str = ""
+    prefix: str = ""
+
+    def decides(self, rel_path: str, is_dir: bool) -> bool | None:
+        """True: ignored, False: re-included by a `!` rule, None: no rule matches."""
+        if self.base:
+            if not rel_path.startswith(self.base + "/"):
+                return None
+            rel_path = rel_path[len(self.base) + 1 :]
+        if self.prefix:
+            rel_path = f"{self.prefix}/{rel_path}"
+        return self.spec.check_file(rel_path + "/" if is_dir else rel_path).include
+
+
+class IgnoreRules:
+    """An immutable stack of ignore layers; `with_folder` returns the stack one level deeper."""
+
+    def __init__(self, layers: tuple[IgnoreLayer, ...] = ()) -> None:
+        self.layers = layers
+
+    def with_folder(self, folder: Path, rel_folder: str) -> IgnoreRules:
+        """Rules for paths inside `folder` (absolute), adding its ignore files if any."""
+        added = [
+            layer
+            for name in IGNORE_FILE_NAMES
+            if (layer := read_layer(folder / name, base=rel_folder)) is not None
+        ]
+        return IgnoreRules(self.layers + tuple(added)) if added else self
+
+    def is_ignored(self, rel_path: str, is_dir: bool) -> bool:
+        """Whether `rel_path` (relative to the walk root, POSIX separators) is ignored."""
+        for layer in reversed(self.layers):
+            decision = layer.decides(rel_path, is_dir)
+            if decision is not None:
+                return decision
+        return False
+
+
+def rules_above(root: Path) -> IgnoreRules:
+    """Rules of the ignore files between the enclosing git work tree (if any) and `root`.
+
+    Indexing ~/proj/docs honours ~/proj/.gitignore when ~/proj is a git repository.
+    """
+    chain: list[Path] = []
+    folder = root
+    while folder.parent != folder:
+        folder = folder.parent
+        chain.append(folder)
+        if (folder / ".git").exists():
+            break
+    else:
+        return IgnoreRules()  # not inside a git work tree: nothing above applies
+    layers = [
+        layer
+        for outer in reversed(chain)
+        for name in IGNORE_FILE_NAMES
+        if (layer := read_layer(outer / name, prefix=root.relative_to(outer).as_posix()))
+        is not None
+    ]
+    return IgnoreRules(tuple(layers))
+
+
+def is_junk_dir(name: str, path: Path) -> bool:
+    if name in JUNK_DIR_NAMES or name.endswith(".egg-info"):
+        return True
+    return any(os.path.lexists(path / marker) for marker in JUNK_DIR_MARKERS)
+
+
+def read_layer(path: Path, base: str = "", prefix: str = "") -> IgnoreLayer | None:
+    """The rules of one ignore file; None when it is absent, unreadable or not a plain file.
+
+    A symlinked or special ignore file is not read: it could point out of the root or
+    be a FIFO that blocks forever.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    return IgnoreLayer(
+        spec=pathspec.GitIgnoreSpec.from_lines(lines), origin=str(path), base=base, prefix=prefix
+    )

@@ -1,0 +1,547 @@
+"""Bring the index up to date with folders on disk: incremental, resumable, crash-safe.
+
+A run has two phases. The scan walks every root and compares each file's stat with
+what the index holds: an unchanged file costs one stat. The update then reads the
+changed and new files (hashing them: a touched file with the same bytes only gets
+its new stat recorded; a new file whose bytes match a vanished one is a rename and
+keeps its chunks), parses, chunks and embeds them, batching chunks of several files
+per `embed_documents` call, and writes each file's chunks in one transaction of its
+own. Files that vanished are removed last.
+
+Because the source row (with its stat and hash) changes in the same transaction as
+its chunks, a run killed at any point leaves each file either fully old or fully
+new, and the next run redoes exactly the files it had not finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import apsw
+import numpy as np
+
+from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
+from gritdesk.ingest.document import SkipFile, UnindexableFile
+from gritdesk.ingest.parse import parse_document, skip_reason_from_name
+from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
+from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.model_record import ModelRecord, bind_model
+from gritdesk.store.sources import (
+    ChunkRow,
+    FileStamp,
+    Root,
+    SourceState,
+    add_root,
+    list_roots,
+    move_source,
+    record_unindexed_source,
+    remove_sources,
+    replace_source_chunks,
+    root_containing,
+    sources_in_scope,
+    update_source_stamp,
+)
+from gritdesk.store.vectors import embeddings_by_text_hash
+
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_CHUNKS = 16
+
+
+# --- what callers see ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str  # absolute
+    reason: str
+    status: Literal["skipped", "error"] = "skipped"
+
+
+@dataclass
+class IndexReport:
+    roots: list[str] = field(default_factory=list)
+    indexed: int = 0  # files whose chunks were (re)written this run
+    unchanged: int = 0  # includes touched files whose bytes had not changed
+    renamed: int = 0  # moved files whose chunks were kept
+    removed: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)  # every skip under the roots
+    ignored: int = 0  # hidden, gitignored and junk paths left out
+    chunks_written: int = 0
+    chunks_embedded: int = 0  # chunks_written minus those whose embedding was reused
+    tokens_embedded: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def errors(self) -> list[SkippedFile]:
+        return [s for s in self.skipped if s.status == "error"]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+Phase = Literal["scanning", "indexing", "removing", "done"]
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """A snapshot for a progress bar; sent after the scan, after each file and embed batch."""
+
+    phase: Phase
+    files_total: int  # files to read this run (new or changed since the last run)
+    files_done: int
+    bytes_total: int
+    bytes_done: int
+    chunks_done: int
+    tokens_done: int
+    elapsed_s: float
+    current_path: str | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left, extrapolated from bytes done so far; None before there is a rate."""
+        if self.bytes_done <= 0 or self.bytes_total <= self.bytes_done:
+            return None if self.bytes_done <= 0 else 0.0
+        return self.elapsed_s * (self.bytes_total - self.bytes_done) / self.bytes_done
+
+
+ProgressCallback = Callable[[IndexProgress], None]
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def index_paths(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    paths: Iterable[str | os.PathLike],
+    *,
+    progress: ProgressCallback | None = None,
+    model_path: str | None = None,
+    recipe: str | None = None,
+    policy: ChunkingPolicy | None = None,
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> IndexReport:
+    """Index (or bring up to date) each path: a folder becomes a root, a file is indexed in
+    its folder's root, a vanished path under a known root is removed from the index.
+
+    Raises ModelMismatchError when the index was built with another model, and
+    FileNotFoundError for a path that neither exists nor lies under a known root.
+    """
+    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, max_file_bytes)
+    run.progress_callback = progress
+    scopes = [_resolve_scope(db, Path(p)) for p in paths]
+    return run.execute(scopes)
+
+
+def index_known_roots(db: apsw.Connection, embedder: DocumentEmbedder, **options) -> IndexReport:
+    """Update every root the index knows (`gritdesk index` with no path; after --rebuild)."""
+    return index_paths(db, embedder, [root.path for root in list_roots(db)], **options)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    root: Root
+    rel: str | None  # None: the whole root
+
+
+@dataclass
+class _FileJob:
+    scope_root: Root
+    found: FoundFile
+    known: SourceState | None
+
+
+@dataclass
+class _PendingFile:
+    job: _FileJob
+    stamp: FileStamp
+    chunks: list[Chunk]
+    vectors: list[np.ndarray | None]
+
+
+def _resolve_scope(db: apsw.Connection, path: Path) -> _Scope:
+    """Which root (registering a new one if needed) and which part of it `path` means."""
+    absolute = Path(os.path.abspath(path.expanduser()))
+    if not absolute.exists():  # vanished (or a dangling symlink): only meaningful in a root
+        gone = Path(os.path.realpath(absolute.parent)) / absolute.name
+        root = root_containing(db, str(gone))
+        if root is None:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return _Scope(root, _relative(gone, root))
+    resolved = absolute.resolve()
+    root = root_containing(db, str(resolved))
+    if root is not None:
+        return _Scope(root, _relative(resolved, root))
+    if resolved.is_dir():
+        return _Scope(add_root(db, str(resolved)), None)
+    return _Scope(add_root(db, str(resolved.parent)), resolved.name)
+
+
+def _relative(path: Path, root: Root) -> str | None:
+    rel = path.relative_to(root.path).as_posix()
+    return None if rel == "." else rel
+
+
+class _IndexRun:
+    def __init__(
+        self,
+        db: apsw.Connection,
+        embedder: DocumentEmbedder,
+        model: ModelRecord,
+        policy: ChunkingPolicy,
+        batch_chunks: int,
+        max_file_bytes: int,
+    ) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.model = model
+        self.policy = policy
+        self.batch_chunks = max(1, batch_chunks)
+        self.max_file_bytes = max_file_bytes
+        self.progress_callback: ProgressCallback | None = None
+        self.report = IndexReport()
+        self.started = time.monotonic()
+        self.pending: list[_PendingFile] = []
+        self.files_total = self.files_done = self.bytes_total = self.bytes_done = 0
+        self.exclude = _database_files(db)
+        self.chunking = chunking_signature(policy, embedder)
+
+    # -- phases --
+
+    def execute(self, scopes: Sequence[_Scope]) -> IndexReport:
+        jobs: list[_FileJob] = []
+        vanished: dict[int, tuple[Root, SourceState]] = {}
+        for scope in scopes:
+            if scope.root.path not in self.report.roots:
+                self.report.roots.append(scope.root.path)
+            scope_jobs, scope_vanished = self._scan(scope)
+            jobs.extend(scope_jobs)
+            vanished.update({state.id: (scope.root, state) for state in scope_vanished})
+        jobs = _dedupe_jobs(jobs)
+        self.files_total = len(jobs)
+        self.bytes_total = sum(job.found.size for job in jobs)
+        self._notify("scanning")
+
+        vanished_by_hash = {  # rename detection: same bytes, same kind of file
+            (state.content_hash, _suffix(state.rel_path)): state_id
+            for state_id, (_, state) in vanished.items()
+            if state.status == "indexed" and state.content_hash and state.chunking == self.chunking
+        }
+        for job in jobs:
+            self._update_file(job, vanished, vanished_by_hash)
+        self._flush()
+
+        self._notify("removing")
+        remove_sources(self.db, list(vanished))
+        self.report.removed += len(vanished)
+        self.report.elapsed_s = time.monotonic() - self.started
+        self._notify("done")
+        return self.report
+
+    def _scan(self, scope: _Scope) -> tuple[list[_FileJob], list[SourceState]]:
+        """Files to read, and known sources that are gone (by stat only: no file is opened)."""
+        known = sources_in_scope(self.db, scope.root.id, scope.rel)
+        seen: set[str] = set()
+        jobs: list[_FileJob] = []
+        stats = WalkStats()
+        root_path = Path(scope.root.path)
+        for item in walk_root(root_path, scope.rel, exclude=self.exclude, stats=stats):
+            seen.add(item.rel_path)
+            state = known.get(item.rel_path)
+            if isinstance(item, SkippedPath):
+                no_stamp = FileStamp(None, None, None, chunking=self.chunking)
+                self._skip(scope.root, item.rel_path, no_stamp, item.reason, state)
+                continue
+            if (
+                state is not None
+                and state.status != "error"  # errors (unreadable, ...) are retried every run
+                and (state.size, state.mtime_ns, state.ctime_ns)
+                == (item.size, item.mtime_ns, item.ctime_ns)
+                and state.chunking == self.chunking
+            ):
+                self.report.unchanged += 1
+                if state.status != "indexed":
+                    self._report_skip(scope.root, item.rel_path, state.reason or "", state.status)
+                continue
+            jobs.append(_FileJob(scope.root, item, state))
+        self.report.ignored += stats.ignored
+        gone = [state for rel, state in known.items() if rel not in seen]
+        return jobs, gone
+
+    def _update_file(
+        self,
+        job: _FileJob,
+        vanished: dict[int, tuple[Root, SourceState]],
+        vanished_by_hash: dict[tuple[str, str], int],
+    ) -> None:
+        found, root = job.found, job.scope_root
+        stamp = FileStamp(found.size, found.mtime_ns, None, found.ctime_ns, self.chunking)
+        try:
+            reason = skip_reason_from_name(found.rel_path)
+            if reason:
+                raise SkipFile(reason)
+            if found.size > self.max_file_bytes:
+                raise SkipFile(
+                    f"larger than the {_mib(self.max_file_bytes)} limit ({_mib(found.size)})"
+                )
+            data = _read_regular_file(found.path, self.max_file_bytes)
+            content_hash = hashlib.sha256(data).hexdigest()
+            stamp = FileStamp(
+                found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
+            )
+
+            known = job.known
+            if (
+                known
+                and known.content_hash == content_hash
+                and known.status != "error"
+                and known.chunking == self.chunking
+            ):
+                update_source_stamp(self.db, known.id, stamp)  # touched, not changed
+                self.report.unchanged += 1
+                if known.status != "indexed":
+                    self._report_skip(root, found.rel_path, known.reason or "", known.status)
+                self._file_done(found)
+                return
+            moved_from = None
+            if job.known is None:
+                moved_from = vanished_by_hash.pop((content_hash, _suffix(found.rel_path)), None)
+            if moved_from is not None:
+                move_source(self.db, moved_from, root.id, found.rel_path, stamp)
+                del vanished[moved_from]
+                self.report.renamed += 1
+                self._file_done(found)
+                return
+
+            document = parse_document(found.rel_path, data)
+            chunks = chunk_document(document, self.embedder, self.policy)
+            if not chunks:
+                raise SkipFile("no text content")
+        except UnindexableFile as exc:
+            self._skip(root, found.rel_path, stamp, exc.reason, job.known, exc.status)
+            self._file_done(found)
+            return
+        except Exception as exc:  # a parser bug on one odd file must not stop the run
+            self._skip(
+                root, found.rel_path, stamp, f"{type(exc).__name__}: {exc}", job.known, "error"
+            )
+            self._file_done(found)
+            return
+
+        reused = embeddings_by_text_hash(self.db, [chunk.text_hash for chunk in chunks])
+        vectors = [
+            np.frombuffer(reused[c.text_hash], dtype="<f4") if c.text_hash in reused else None
+            for c in chunks
+        ]
+        self.pending.append(_PendingFile(job, stamp, chunks, vectors))
+        if sum(v is None for p in self.pending for v in p.vectors) >= self.batch_chunks:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Embed every pending chunk (several files per call), then write file by file."""
+        if not self.pending:
+            return
+        missing = [
+            (file_index, chunk_index)
+            for file_index, pending in enumerate(self.pending)
+            for chunk_index, vector in enumerate(pending.vectors)
+            if vector is None
+        ]
+        failed: dict[int, str] = {}
+        for start in range(0, len(missing), self.batch_chunks):
+            batch = missing[start : start + self.batch_chunks]
+            texts = [self.pending[f].chunks[c].embedding_text for f, c in batch]
+            try:
+                vectors = self._embed(texts)
+            except Exception:
+                failed.update(self._embed_one_by_one(batch))
+                continue
+            for (f, c), vector in zip(batch, vectors, strict=True):
+                self.pending[f].vectors[c] = vector
+            self.report.tokens_embedded += sum(
+                self.pending[f].chunks[c].token_count for f, c in batch
+            )
+            self.report.chunks_embedded += len(batch)
+            self._notify("indexing", self.pending[batch[-1][0]].job.found.rel_path)
+
+        for file_index, pending in enumerate(self.pending):
+            job = pending.job
+            if file_index in failed:
+                self._skip(
+                    job.scope_root,
+                    job.found.rel_path,
+                    pending.stamp,
+                    failed[file_index],
+                    job.known,
+                    "error",
+                )
+            else:
+                self._write(pending)
+            self._file_done(job.found)
+        self.pending = []
+
+    def _embed_one_by_one(self, batch: list[tuple[int, int]]) -> dict[int, str]:
+        """After a failed batch, find which files' chunks fail alone; return their reasons."""
+        failed: dict[int, str] = {}
+        for f, c in batch:
+            if f in failed:
+                continue
+            chunk = self.pending[f].chunks[c]
+            try:
+                self.pending[f].vectors[c] = self._embed([chunk.embedding_text])[0]
+            except Exception as exc:
+                failed[f] = f"embedding failed on chunk {c}: {type(exc).__name__}: {exc}"
+                continue
+            self.report.tokens_embedded += chunk.token_count
+            self.report.chunks_embedded += 1
+        return failed
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        if vectors.shape != (len(texts), self.model.embedding_dim):
+            raise ValueError(
+                f"embed_documents returned shape {vectors.shape} for {len(texts)} texts, "
+                f"expected ({len(texts)}, {self.model.embedding_dim})"
+            )
+        return vectors
+
+    def _write(self, pending: _PendingFile) -> None:
+        job = pending.job
+        rows = [
+            ChunkRow(
+                ordinal=chunk.ordinal,
+                text=chunk.text,
+                start_line=chunk.start_line,
+                end_line=chunk.end_line,
+                page=chunk.page,
+                heading_path=chunk.heading_label,
+                token_count=chunk.token_count,
+                text_hash=chunk.text_hash,
+            )
+            for chunk in pending.chunks
+        ]
+        replace_source_chunks(
+            self.db,
+            job.scope_root.id,
+            job.found.rel_path,
+            pending.stamp,
+            rows,
+            np.stack(pending.vectors),
+            self.model.embedding_dim,
+        )
+        self.report.indexed += 1
+        self.report.chunks_written += len(rows)
+
+    # -- bookkeeping --
+
+    def _skip(
+        self,
+        root: Root,
+        rel_path: str,
+        stamp: FileStamp,
+        reason: str,
+        known: SourceState | None,
+        status: Literal["skipped", "error"] = "skipped",
+    ) -> None:
+        unchanged = (
+            known is not None
+            and known.status == status
+            and known.reason == reason
+            and (known.size, known.mtime_ns, known.ctime_ns, known.content_hash, known.chunking)
+            == (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.content_hash, stamp.chunking)
+        )
+        if not unchanged:
+            record_unindexed_source(self.db, root.id, rel_path, stamp, status, reason)
+        self._report_skip(root, rel_path, reason, status)
+
+    def _report_skip(self, root: Root, rel_path: str, reason: str, status: str) -> None:
+        self.report.skipped.append(
+            SkippedFile(
+                str(Path(root.path) / rel_path), reason, "error" if status == "error" else "skipped"
+            )
+        )
+
+    def _file_done(self, found: FoundFile) -> None:
+        self.files_done += 1
+        self.bytes_done += found.size
+        self._notify("indexing", found.rel_path)
+
+    def _notify(self, phase: Phase, current: str | None = None) -> None:
+        if self.progress_callback is None:
+            return
+        self.progress_callback(
+            IndexProgress(
+                phase=phase,
+                files_total=self.files_total,
+                files_done=self.files_done,
+                bytes_total=self.bytes_total,
+                bytes_done=self.bytes_done,
+                chunks_done=self.report.chunks_embedded,
+                tokens_done=self.report.tokens_embedded,
+                elapsed_s=time.monotonic() - self.started,
+                current_path=current,
+            )
+        )
+
+
+def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
+    """Two overlapping paths on one command line must not index a file twice."""
+    seen: set[tuple[int, str]] = set()
+    unique = []
+    for job in jobs:
+        key = (job.scope_root.id, job.found.rel_path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(job)
+    return unique
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.3g} MiB"
+
+
+def _suffix(rel_path: str) -> str:
+    return PurePosixPath(rel_path).suffix.lower()
+
+
+def _database_files(db: apsw.Connection) -> list[Path]:
+    name = db.filename
+    if not name:
+        return []
+    return [Path(name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, refusing anything that is not a regular file by the time we open it.
+
+    O_NONBLOCK: a file swapped for a FIFO after the walk cannot block the run.
+    O_NOFOLLOW: the walk resolved symlinks already; a new one is not followed.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UnindexableFile(f"cannot open: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SkipFile("not a regular file")
+        if info.st_size > limit:
+            raise SkipFile(f"larger than the {_mib(limit)} limit ({_mib(info.st_size)})")
+        try:
+            return handle.read(limit + 1)
+        except OSError as exc:
+            raise UnindexableFile(f"cannot read: {exc.strerror}") from exc

@@ -1,0 +1,281 @@
+"""Answer a question over the index: retrieve, assemble the prompt from saved KV caches and
+fresh text, stream the answer, cite the sources.
+
+Two phases so an interface can show the sources before the first token: `prepare` (retrieve,
+rerank, fit the context) then `stream` (restore caches, prefill the fresh part, generate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import apsw
+
+from gritdesk.errors import GritdeskError
+from gritdesk.ingest.chunk import embedding_text
+from gritdesk.rag.layouts import CachedPart, CacheMode, Layout, Placement, build_layout
+from gritdesk.rag.rerank import rerank_hits
+from gritdesk.rag.retrieve import Hit, search
+from gritdesk.runtime.engine import (
+    ChatTurn,
+    Engine,
+    GenerationOptions,
+    GenerationStats,
+    KvState,
+)
+from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
+from gritdesk.store.kv_cache import KvCacheStore
+
+
+@dataclass
+class AskOptions:
+    k: int = 4
+    cache_mode: CacheMode = CacheMode.DOC
+    placement: Placement = Placement.CONSECUTIVE
+    rerank: bool = False
+    rerank_candidates: int = 10
+    generation: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_tokens=256))
+
+
+@dataclass
+class Source:
+    number: int
+    hit: Hit
+    kv: str = "fresh"  # "cached" (restored), "computed" (embedded now and saved), "fresh" (as text)
+    rerank_score: float | None = None
+
+    @property
+    def citation(self) -> str:
+        return f"[{self.number}] {self.hit.location}"
+
+
+@dataclass
+class AnswerTimings:
+    retrieval_ms: float = 0.0
+    rerank_ms: float = 0.0
+    kv_compute_ms: float = 0.0
+    kv_restore_ms: float = 0.0
+    first_token_ms: float | None = None  # from the start of the answer phase
+    total_ms: float = 0.0
+    prompt_tokens_computed: int = 0
+    prompt_tokens_reused: int = 0
+    generated_tokens: int = 0
+    tokens_per_second: float = 0.0
+    kv_hits: int = 0
+    kv_misses: int = 0
+
+
+@dataclass
+class PreparedAnswer:
+    question: str
+    options: AskOptions
+    sources: list[Source]
+    history: Sequence[ChatTurn] = ()
+    notices: list[str] = field(default_factory=list)
+    timings: AnswerTimings = field(default_factory=AnswerTimings)
+    finish_reason: str = ""
+
+
+class PairModeCacheError(GritdeskError):
+    pass
+
+
+def _embedded_text(hit: Hit) -> str:
+    """The chunk as the index embedded it (heading path line, then the text)."""
+    return embedding_text(hit.text, (hit.heading_path,) if hit.heading_path else ())
+
+
+def text_digest(text: str) -> str:
+    """The key of a chunk's saved KV: the same sha256 the index stores as chunks.text_hash."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Answerer:
+    """Retrieval, cache assembly and generation over one index.
+
+    One engine embeds and generates (GritLM), so saved KV caches carry over. In pair mode
+    a separate `chat_engine` generates: no KV is shared, so only `--cache off` works.
+    """
+
+    def __init__(
+        self,
+        db: apsw.Connection,
+        engine: Engine,
+        kv_store: KvCacheStore | None,
+        chat_engine: Engine | None = None,
+    ) -> None:
+        self.db = db
+        self.engine = engine  # embeds (retrieval); in single-model mode also generates
+        self.generator = chat_engine or engine
+        self.pair_mode = chat_engine is not None
+        self.kv_store = None if self.pair_mode else kv_store
+
+    # --- phase 1 --------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        question: str,
+        options: AskOptions | None = None,
+        history: Sequence[ChatTurn] = (),
+        retrieval_query: str | None = None,
+    ) -> PreparedAnswer:
+        """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits."""
+        options = options or AskOptions()
+        if self.pair_mode and options.cache_mode is not CacheMode.OFF:
+            raise PairModeCacheError(
+                f"cache mode {options.cache_mode.value!r} needs one model that both embeds and "
+                "generates, so the KV computed while embedding can be reused; pair mode uses two "
+                "models (no shared KV). Use --cache off."
+            )
+        if not question.strip():
+            raise EmptyInputError("the question is empty")
+        prepared = PreparedAnswer(question, options, [], history)
+        t0 = time.perf_counter()
+        wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
+        hits = search(self.db, self.engine, retrieval_query or question, wanted)
+        prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
+        scores: list[float | None] = [None] * len(hits)
+        if options.rerank and hits:
+            t0 = time.perf_counter()
+            ranked = rerank_hits(self.generator, question, hits)
+            hits, scores = [h for h, _ in ranked], [s for _, s in ranked]
+            prepared.timings.rerank_ms = (time.perf_counter() - t0) * 1000
+        prepared.sources = [
+            Source(i + 1, hit, rerank_score=score)
+            for i, (hit, score) in enumerate(
+                zip(hits[: options.k], scores[: options.k], strict=True)
+            )
+        ]
+        self._fit_context(prepared)
+        return prepared
+
+    def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
+        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        layout = build_layout(
+            prepared.options.cache_mode, self.generator.recipe, prepared.question, docs
+        )
+        cached = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
+        fresh = len(self._fresh_tokens(layout, prepared.history))
+        if prepared.options.placement is Placement.ORIGINAL:
+            return max(cached, default=0) + fresh
+        return sum(cached) + fresh
+
+    def _fit_context(self, prepared: PreparedAnswer) -> None:
+        n_ctx = self.generator.n_ctx
+        room = n_ctx - min(prepared.options.generation.max_tokens, n_ctx // 4)
+        dropped = []
+        while prepared.sources and self._prompt_tokens(prepared) > room:
+            dropped.append(prepared.sources.pop())
+        if dropped:
+            prepared.notices.append(
+                f"left out {len(dropped)} lower-ranked chunk(s) to fit the "
+                f"{n_ctx}-token context: " + ", ".join(s.hit.location for s in reversed(dropped))
+            )
+        needed = self._prompt_tokens(prepared)
+        if needed > room:
+            raise InputTooLongError("the question (with the conversation so far)", needed, room)
+
+    # --- prompt pieces ----------------------------------------------------------------------
+
+    def _segment_text(self, part: CachedPart, prepared: PreparedAnswer) -> str:
+        """What the segment's KV was computed from: for a chunk, the text the index embedded."""
+        if part.kind == "query":
+            return prepared.question
+        return _embedded_text(prepared.sources[part.index].hit)
+
+    def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
+        prefix = self.engine.recipe.embedding.document()
+        return self.engine.tokenize(prefix + self._segment_text(part, prepared), add_bos=True)
+
+    def _fresh_tokens(self, layout: Layout, history: Sequence[ChatTurn]) -> list[int]:
+        """The uncached tail: earlier turns of the conversation, then this turn's text."""
+        engine, chat = self.generator, self.generator.recipe.chat
+        tokens: list[int] = [engine.bos] if layout.fresh_has_bos else []
+        for i, turn in enumerate(history):
+            lead = "" if (layout.fresh_has_bos and i == 0) else chat.turn_sep
+            tokens += engine.tokenize(
+                lead + chat.user_prefix + turn.user + chat.assistant_prefix + (turn.assistant or "")
+            )
+            tokens.append(engine.eos)
+        text = layout.fresh_text
+        if history and layout.fresh_has_bos:
+            text = chat.turn_sep + text
+        return tokens + engine.tokenize(text)
+
+    def _kv_state(self, text_hash: str | None, tokens: list[int], text: str) -> tuple[KvState, str]:
+        """The saved KV of a segment, or compute (and save) it now."""
+        signature = self.engine.kv_signature
+        if self.kv_store is not None and text_hash is not None:
+            payload = self.kv_store.get(text_hash, signature, tokens)
+            if payload is not None:
+                return KvState(tuple(tokens), payload), "cached"
+        _, states = self.engine.embed_documents_with_kv([text])
+        state = states[0]
+        if state.tokens != tuple(tokens):
+            raise RuntimeError("document tokenization differs between embedding and caching")
+        if self.kv_store is not None and text_hash is not None:
+            self.kv_store.put(text_hash, signature, tokens, state.data)
+        return state, "computed"
+
+    # --- phase 2 --------------------------------------------------------------------------
+
+    def stream(
+        self, prepared: PreparedAnswer, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[str]:
+        """Restore cached segments into place, prefill the fresh tail, stream the answer."""
+        engine, options, timings = self.generator, prepared.options, prepared.timings
+        t_start = time.perf_counter()
+        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
+        states: list[tuple[KvState, str]] = []
+        for part in layout.cached:
+            tokens = self._segment_tokens(part, prepared)
+            text = self._segment_text(part, prepared)
+            t0 = time.perf_counter()
+            if part.kind == "doc":
+                source = prepared.sources[part.index]
+                state, how = self._kv_state(text_digest(text), tokens, text)
+                source.kv = how
+            else:
+                state, how = self._kv_state(None, tokens, text)  # queries are not kept
+            if how == "cached":
+                timings.kv_hits += 1
+            else:
+                timings.kv_misses += 1
+                timings.kv_compute_ms += (time.perf_counter() - t0) * 1000
+            states.append((state, how))
+
+        t0 = time.perf_counter()
+        engine.reset()
+        position = reused = computed = 0
+        for state, how in states:
+            at = 0 if options.placement is Placement.ORIGINAL else position
+            n = engine.restore_at(state, at)
+            position = max(position, at + n)
+            if how == "cached":
+                reused += n
+            else:
+                computed += n
+        timings.kv_restore_ms = (time.perf_counter() - t0) * 1000
+
+        fresh = self._fresh_tokens(layout, prepared.history)
+        stats = GenerationStats(_t0=t_start)
+        yield from engine.stream(
+            fresh,
+            position=position,
+            reused_tokens=reused,
+            options=options.generation,
+            stats=stats,
+            should_stop=should_stop,
+        )
+        timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
+        timings.prompt_tokens_reused = reused
+        timings.generated_tokens = stats.generated_tokens
+        timings.tokens_per_second = stats.tokens_per_second
+        if stats.seconds_to_first_token is not None:
+            timings.first_token_ms = stats.seconds_to_first_token * 1000
+        timings.total_ms = (time.perf_counter() - t_start) * 1000
+        prepared.finish_reason = stats.finish_reason

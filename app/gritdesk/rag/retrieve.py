@@ -1,0 +1,226 @@
+"""Find the chunks that answer a query: vector KNN and FTS5 BM25, fused by rank.
+
+The query is embedded in the GritLM query format with a retrieval instruction;
+documents were embedded without one. Semantic (vector) and lexical (BM25) rankings
+fail differently: an exact rare word, a function name or an error code is found by
+BM25 even when its embedding is vague. Reciprocal rank fusion (RRF) merges the two
+rankings without having to calibrate their scores against each other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import apsw
+
+from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.connection import read_transaction
+from gritdesk.store.model_record import ModelRecord, check_model
+from gritdesk.store.vectors import default_candidates, nearest_chunks
+
+DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the question"
+RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
+SNIPPET_CHARS = 240
+MAX_QUERY_TERMS = 64
+COMMON_TERM_SHARE = 0.05  # a word in more than 5% of the chunks is not a keyword
+COMMON_TERM_MIN_CHUNKS = 500  # ... unless the index is small enough for it not to matter
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    path: str  # absolute
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    heading_path: str
+    score: float  # fused RRF score: higher is better, comparable within one search only
+    snippet: str
+    text: str
+    vector_similarity: float | None = None  # cosine, when the vector search found it
+    keyword_rank: int | None = None  # 1-based BM25 rank, when the keyword search found it
+    text_hash: str | None = None  # sha256 of the embedded text (chunks.text_hash)
+
+    @property
+    def location(self) -> str:
+        """`path:12-30`, `path:p4` or `path`: what a citation shows."""
+        if self.start_line is not None:
+            if self.end_line is not None and self.end_line != self.start_line:
+                return f"{self.path}:{self.start_line}-{self.end_line}"
+            return f"{self.path}:{self.start_line}"
+        if self.page is not None:
+            return f"{self.path}:p{self.page}"
+        return self.path
+
+
+def search(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    query: str,
+    k: int = 10,
+    instruction: str | None = None,
+    *,
+    pool: int | None = None,
+    candidates: int | None = None,
+) -> list[Hit]:
+    """The `k` best chunks for `query`, best first.
+
+    `instruction` defaults to the embedder recipe's retrieval instruction (GritLM:
+    "Given a question, retrieve passages that answer the question"). Each ranking
+    contributes its top `pool` (default max(50, 2k)) to the fusion.
+    Raises ModelMismatchError if `embedder` is not the model the index was built with,
+    EmptyIndexError if nothing was indexed yet.
+    """
+    if k <= 0 or not query.strip():
+        return []
+    pool = pool or max(50, 2 * k)
+    check_model(db, ModelRecord.of(embedder))
+    if instruction is None:
+        recipe = getattr(embedder, "recipe", None)
+        instruction = getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
+    query_vector = embedder.embed_queries([query], instruction)[0]
+    with read_transaction(db):
+        candidates = max(candidates or default_candidates(db), pool)
+        vector_ranked = nearest_chunks(db, query_vector, pool, candidates=candidates)
+        keyword_ranked = keyword_search(db, query, pool)
+        fused = fuse_rankings([[c for c, _ in vector_ranked], keyword_ranked])[:k]
+        similarity = dict(vector_ranked)
+        keyword_rank = {chunk_id: rank for rank, chunk_id in enumerate(keyword_ranked, 1)}
+        rows = _chunk_rows(db, [chunk_id for chunk_id, _ in fused])
+    terms = query_terms(query)
+    return [
+        Hit(
+            chunk_id=chunk_id,
+            path=str(Path(row.root) / row.rel_path),
+            start_line=row.start_line,
+            end_line=row.end_line,
+            page=row.page,
+            heading_path=row.heading_path,
+            score=score,
+            snippet=make_snippet(row.text, terms),
+            text=row.text,
+            vector_similarity=similarity.get(chunk_id),
+            keyword_rank=keyword_rank.get(chunk_id),
+            text_hash=row.text_hash,
+        )
+        for chunk_id, score in fused
+        if (row := rows.get(chunk_id)) is not None
+    ]
+
+
+def keyword_search(db: apsw.Connection, query: str, limit: int) -> list[int]:
+    """Chunk ids by BM25 over chunk text and headings, best first; any query word may match.
+
+    Words found in a large share of the chunks ("the", "how") are left out: they carry
+    almost no BM25 weight, yet ranking every chunk that holds them is what makes an
+    FTS query slow on a big index. If every word is that common, there is no keyword
+    ranking (the vector search still answers).
+    """
+    terms = informative_terms(db, list(dict.fromkeys(query_terms(query))))
+    match = fts_match_expression(" ".join(terms))
+    if match is None:
+        return []
+    return [
+        chunk_id
+        for (chunk_id,) in db.execute(
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit),
+        )
+    ]
+
+
+def informative_terms(db: apsw.Connection, terms: list[str]) -> list[str]:
+    """The terms found in at most COMMON_TERM_SHARE of the chunks (counted cheaply, capped)."""
+    (highest_id,) = db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
+    cap = max(COMMON_TERM_MIN_CHUNKS, int(highest_id * COMMON_TERM_SHARE))
+    if highest_id <= cap:
+        return terms  # a small index: every term is cheap
+    kept = []
+    for term in terms[:MAX_QUERY_TERMS]:
+        (matches,) = db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+            (f'"{term}"', cap + 1),
+        ).fetchone()
+        if matches <= cap:
+            kept.append(term)
+    return kept
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a query, as FTS5's unicode61 tokenizer would split them."""
+    return [term for term in re.findall(r"\w+", query.lower()) if term]
+
+
+def fts_match_expression(query: str) -> str | None:
+    """An FTS5 MATCH expression that user text cannot break.
+
+    Every word becomes a quoted string ("c++" -> "c", AND/NOT/NEAR lose their meaning,
+    quotes and parentheses vanish) and the words are OR-ed, so BM25 ranks chunks by how
+    many rare query words they hold instead of demanding all of them.
+    """
+    terms = list(dict.fromkeys(query_terms(query)))
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
+
+
+def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, 1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """About `width` characters of `text` around the first query word it contains."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    lowered = flat.lower()
+    positions = [
+        match.start()
+        for term in terms
+        if (match := re.search(rf"\b{re.escape(term)}", lowered)) is not None
+    ]
+    start = max(0, min(positions) - width // 4) if positions else 0
+    if start:
+        space = flat.find(" ", start)
+        start = space + 1 if 0 <= space < start + 20 else start
+    end = min(len(flat), start + width)
+    return ("…" if start else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
+
+
+class _StoredChunk(NamedTuple):
+    root: str
+    rel_path: str
+    start_line: int | None
+    end_line: int | None
+    page: int | None
+    heading_path: str
+    text: str
+    text_hash: str
+
+
+def _chunk_rows(db: apsw.Connection, chunk_ids: list[int]) -> dict[int, _StoredChunk]:
+    if not chunk_ids:
+        return {}
+    placeholders = ", ".join("?" * len(chunk_ids))
+    return {
+        row[0]: _StoredChunk(*row[1:])
+        for row in db.execute(
+            f"""
+            SELECT c.id, r.path, s.rel_path, c.start_line, c.end_line, c.page,
+                   c.heading_path, c.text, c.text_hash
+            FROM chunks AS c
+            JOIN sources AS s ON s.id = c.source_id
+            JOIN roots AS r ON r.id = s.root_id
+            WHERE c.id IN ({placeholders})
+            """,
+            chunk_ids,
+        )
+    }

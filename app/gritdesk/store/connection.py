@@ -1,0 +1,86 @@
+"""The one place a gritdesk database is opened, so every process gets the same settings.
+
+WAL plus a busy timeout lets a chat or search process read while an indexer writes;
+writes go through `write_transaction` (BEGIN IMMEDIATE, short) so two writers queue on
+the busy timeout instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import apsw
+import sqlite_vec
+
+from gritdesk.errors import GritdeskError
+from gritdesk.store.migrations import migrate
+
+BUSY_TIMEOUT_MS = 10_000
+# 16 KiB pages (SQLite's default is 4 KiB): the vector search reads every quantized
+# vector of the index per query, and bigger pages make that scan about 20% faster
+# (benchmarks/search_latency.py). Takes effect only when the file is created.
+PAGE_SIZE = 16_384
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this after a checkpoint
+
+
+class DatabaseOpenError(GritdeskError):
+    """The index database could not be opened (not a database, unreadable, corrupt...)."""
+
+
+def open_database(path: str | Path) -> apsw.Connection:
+    """Open (creating if needed) the index database at `path` and bring its schema up to date."""
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        load_sqlite_vec(conn)
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a no-op once the file has content
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL mode
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except (apsw.Error, OSError) as exc:
+        raise DatabaseOpenError(f"cannot open the index database {path}: {exc}") from exc
+    return conn
+
+
+def load_sqlite_vec(conn: apsw.Connection) -> None:
+    """Load the sqlite-vec extension that ships inside the `sqlite-vec` wheel."""
+    conn.enable_load_extension(True)
+    try:
+        conn.load_extension(sqlite_vec.loadable_path())
+    finally:
+        conn.enable_load_extension(False)
+
+
+@contextmanager
+def write_transaction(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front (waiting on the busy timeout), so a
+    transaction never fails midway on a lock upgrade.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if not conn.get_autocommit():
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@contextmanager
+def read_transaction(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """One consistent snapshot for a group of reads (WAL readers never block writers)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if not conn.get_autocommit():
+            conn.execute("COMMIT")

@@ -1,0 +1,167 @@
+"""Saved KV caches of chunks: blob files under a cache directory, indexed in SQLite, kept
+under a disk budget by evicting the least recently used.
+
+Blobs are content-addressed by the chunk text's hash and the engine's KV signature
+(model fingerprint, KV type, flash attention, ...): a changed chunk simply has another
+key, and `sweep_orphans` deletes blobs no chunk refers to any more. What the bytes are
+is the runtime's business; this module only stores, checks and evicts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from gritdesk.store.connection import read_transaction, write_transaction
+from gritdesk.store.kv_blob_format import KvBlobRejected, blob_size, read_blob, write_blob
+
+DEFAULT_BUDGET_BYTES = 4 * 2**30  # table: migrations.m002_kv_blobs
+
+
+def signature_key(signature: Mapping[str, object]) -> str:
+    return hashlib.sha256(json.dumps(dict(signature), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KvCacheStats:
+    blobs: int
+    bytes: int
+    budget_bytes: int
+    by_kv_type: dict[str, tuple[int, int, int]]  # kv_type -> (blobs, bytes, tokens)
+
+    def bytes_per_token(self, kv_type: str) -> float | None:
+        _, size, tokens = self.by_kv_type.get(kv_type, (0, 0, 0))
+        return size / tokens if tokens else None
+
+
+class KvCacheStore:
+    """Blob files + an index table; the total on disk stays within `budget_bytes`."""
+
+    def __init__(
+        self, db: apsw.Connection, directory: Path, budget_bytes: int = DEFAULT_BUDGET_BYTES
+    ):
+        if budget_bytes < 0:
+            raise ValueError(f"KV cache budget must be >= 0 bytes, got {budget_bytes}")
+        self.db = db
+        self.directory = Path(directory)
+        self.budget_bytes = budget_bytes
+        self.last_rejection: str | None = None
+
+    def _path(self, text_hash: str, signature: str) -> str:
+        return f"{text_hash[:2]}/{text_hash}-{signature[:16]}.gkv"
+
+    def get(
+        self, text_hash: str, signature: Mapping[str, object], tokens: Sequence[int]
+    ) -> bytes | None:
+        """The saved payload, or None (absent, or rejected: then it is deleted)."""
+        key = signature_key(signature)
+        with read_transaction(self.db):
+            row = self.db.execute(
+                "SELECT id, file FROM kv_blobs WHERE text_hash = ? AND signature = ?",
+                (text_hash, key),
+            ).fetchone()
+        if row is None:
+            return None
+        blob_id, file = row
+        try:
+            payload = read_blob(self.directory / file, signature, tokens)
+        except (KvBlobRejected, FileNotFoundError) as exc:
+            self.last_rejection = str(exc)
+            self._delete([(blob_id, file)])
+            return None
+        with write_transaction(self.db):
+            self.db.execute(
+                "UPDATE kv_blobs SET last_used_at = ? WHERE id = ?", (time.time(), blob_id)
+            )
+        return payload
+
+    def put(
+        self, text_hash: str, signature: Mapping[str, object], tokens: Sequence[int], payload: bytes
+    ) -> bool:
+        """Save a payload, first evicting least recently used blobs so that the total on disk
+        never exceeds the budget. Returns False (saving nothing) when one blob alone is larger
+        than the budget."""
+        key = signature_key(signature)
+        file = self._path(text_hash, key)
+        size = blob_size(signature, tokens, payload)
+        if size > self.budget_bytes:
+            return False
+        evicted: list[tuple[int, str]] = []
+        with write_transaction(self.db):
+            self.db.execute(
+                "DELETE FROM kv_blobs WHERE text_hash = ? AND signature = ?", (text_hash, key)
+            )
+            total = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM kv_blobs").fetchone()[0]
+            for blob_id, blob_file, blob_bytes in self.db.execute(
+                "SELECT id, file, bytes FROM kv_blobs ORDER BY last_used_at, id"
+            ).fetchall():
+                if total + size <= self.budget_bytes:
+                    break
+                evicted.append((blob_id, blob_file))
+                total -= blob_bytes
+            self.db.executemany("DELETE FROM kv_blobs WHERE id = ?", [(i,) for i, _ in evicted])
+        for _, blob_file in evicted:
+            (self.directory / blob_file).unlink(missing_ok=True)
+        written = write_blob(self.directory / file, signature, tokens, payload)
+        now = time.time()
+        with write_transaction(self.db):
+            self.db.execute(
+                "INSERT OR REPLACE INTO kv_blobs (text_hash, signature, kv_type, file, bytes, "
+                "n_tokens, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    text_hash,
+                    key,
+                    str(signature.get("kv_type", "")),
+                    file,
+                    written,
+                    len(tokens),
+                    now,
+                    now,
+                ),
+            )
+        return True
+
+    def _delete(self, rows: Sequence[tuple[int, str]]) -> None:
+        with write_transaction(self.db):
+            self.db.executemany("DELETE FROM kv_blobs WHERE id = ?", [(i,) for i, _ in rows])
+        for _, file in rows:
+            (self.directory / file).unlink(missing_ok=True)
+
+    def sweep_orphans(self) -> int:
+        """Delete blobs whose text no chunk holds any more (changed or removed files)."""
+        with read_transaction(self.db):
+            rows = self.db.execute(
+                "SELECT id, file FROM kv_blobs "
+                "WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
+            ).fetchall()
+        if rows:
+            self._delete(rows)
+        return len(rows)
+
+    def stats(self) -> KvCacheStats:
+        with read_transaction(self.db):
+            total = self.db.execute(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM kv_blobs"
+            ).fetchone()
+            by_type = {
+                kv_type: (n, size, tokens)
+                for kv_type, n, size, tokens in self.db.execute(
+                    "SELECT kv_type, count(*), sum(bytes), sum(n_tokens) "
+                    "FROM kv_blobs GROUP BY kv_type"
+                )
+            }
+        return KvCacheStats(total[0], total[1], self.budget_bytes, by_type)
+
+    def clear(self) -> int:
+        with read_transaction(self.db):
+            rows = self.db.execute("SELECT id, file FROM kv_blobs").fetchall()
+        self._delete(rows)
+        for stray in [*self.directory.glob("*/*.gkv"), *self.directory.glob("*/.*.tmp")]:
+            stray.unlink(missing_ok=True)  # files no row knows: interrupted writes
+        return len(rows)

@@ -1,0 +1,174 @@
+"""The database schema as an ordered list of small migrations.
+
+`PRAGMA user_version` holds how many have been applied; `migrate` applies the rest in
+order, each in its own transaction together with the version bump, so any older
+database upgrades itself and the history reads top to bottom. Append new migrations
+at the end; never edit or reorder one that has shipped.
+
+The sqlite-vec table is not created here: its column needs the embedding dimension,
+which is known only when an index records its model (see `model_record.bind_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import apsw
+
+Migration = Callable[[apsw.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def schema_version(conn: apsw.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: apsw.Connection) -> None:
+    """Apply every migration not yet applied. Safe when several processes open at once."""
+    if schema_version(conn) == len(MIGRATIONS):
+        return
+    for index, fn in enumerate(MIGRATIONS):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) == index:  # re-read under the write lock
+                fn(conn)
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    version = schema_version(conn)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"index database schema version {version} is newer than this gritdesk "
+            f"({len(MIGRATIONS)}); upgrade gritdesk"
+        )
+
+
+@migration
+def m001_index_tables(conn: apsw.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+
+        CREATE TABLE roots (
+            id       INTEGER PRIMARY KEY,
+            path     TEXT NOT NULL UNIQUE,   -- absolute, symlinks resolved
+            added_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
+        );
+
+        CREATE TABLE sources (
+            id           INTEGER PRIMARY KEY,
+            root_id      INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+            rel_path     TEXT NOT NULL,      -- POSIX separators, relative to the root
+            size         INTEGER,
+            mtime_ns     INTEGER,
+            ctime_ns     INTEGER,            -- changes with content even when mtime is kept
+            content_hash TEXT,               -- sha256 of the file bytes
+            chunking     TEXT NOT NULL DEFAULT '',  -- parse/chunk settings used (see chunk.py)
+            status       TEXT NOT NULL CHECK (status IN ('indexed', 'skipped', 'error')),
+            reason       TEXT,               -- why skipped / what failed
+            indexed_at   REAL NOT NULL DEFAULT (unixepoch('subsec')),
+            UNIQUE (root_id, rel_path)
+        );
+        CREATE INDEX sources_content_hash ON sources(content_hash);
+
+        CREATE TABLE chunks (
+            id           INTEGER PRIMARY KEY,
+            source_id    INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            ordinal      INTEGER NOT NULL,   -- 0-based position in the source
+            text         TEXT NOT NULL,
+            start_line   INTEGER,            -- 1-based, inclusive; NULL: format has no lines
+            end_line     INTEGER,
+            page         INTEGER,            -- 1-based PDF page
+            heading_path TEXT NOT NULL DEFAULT '',  -- "Title > Section > Subsection"
+            token_count  INTEGER NOT NULL,
+            text_hash    TEXT NOT NULL,      -- sha256 of the text that was embedded
+            UNIQUE (source_id, ordinal)
+        );
+        CREATE INDEX chunks_text_hash ON chunks(text_hash);
+
+        -- Exact float32 vectors for rescoring the quantized first pass.
+        CREATE TABLE chunk_embeddings (
+            chunk_id  INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            embedding BLOB NOT NULL          -- little-endian float32, L2-normalised
+        );
+
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, heading_path,
+            content = 'chunks', content_rowid = 'id',
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text, heading_path)
+            VALUES (new.id, new.text, new.heading_path);
+        END;
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, heading_path)
+            VALUES ('delete', old.id, old.text, old.heading_path);
+        END;
+        CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text, heading_path ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, heading_path)
+            VALUES ('delete', old.id, old.text, old.heading_path);
+            INSERT INTO chunks_fts(rowid, text, heading_path)
+            VALUES (new.id, new.text, new.heading_path);
+        END;
+        """
+    )
+
+
+@migration
+def m002_kv_blobs(conn: apsw.Connection) -> None:
+    """Saved KV caches of chunks (store/kv_cache.py): files on disk, their index here."""
+    conn.execute(
+        """
+        CREATE TABLE kv_blobs (
+            id           INTEGER PRIMARY KEY,
+            text_hash    TEXT NOT NULL,         -- chunks.text_hash of the text the KV holds
+            signature    TEXT NOT NULL,         -- sha256 of the engine's KV signature JSON
+            kv_type      TEXT NOT NULL,         -- f16, q8_0, q4_0: for per-type statistics
+            file         TEXT NOT NULL UNIQUE,  -- relative to the KV cache directory
+            bytes        INTEGER NOT NULL,
+            n_tokens     INTEGER NOT NULL,
+            created_at   REAL NOT NULL,
+            last_used_at REAL NOT NULL,
+            UNIQUE (text_hash, signature)
+        );
+        CREATE INDEX kv_blobs_lru ON kv_blobs(last_used_at);
+        """
+    )
+
+
+@migration
+def m003_conversations(conn: apsw.Connection) -> None:
+    """Chat history (store/conversations.py): `gritdesk chat` lists, resumes and exports these."""
+    conn.execute(
+        """
+        CREATE TABLE conversations (
+            id         INTEGER PRIMARY KEY,
+            title      TEXT NOT NULL,
+            created_at REAL NOT NULL DEFAULT (unixepoch('subsec')),
+            updated_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
+        );
+        CREATE INDEX conversations_recent ON conversations(updated_at);
+
+        CREATE TABLE messages (
+            id              INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content         TEXT NOT NULL,
+            sources         TEXT NOT NULL DEFAULT '[]',  -- JSON: the chunks an answer used
+            finish_reason   TEXT,                        -- stop, length, context, cancelled, error
+            created_at      REAL NOT NULL DEFAULT (unixepoch('subsec'))
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        """
+    )

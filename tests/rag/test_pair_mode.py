@@ -1,0 +1,71 @@
+"""Pair mode: one GGUF embeds (here with the E5 recipe), another answers; no KV is shared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_ask import CORPUS, QUESTION, gritdesk
+
+
+def test_pair_mode_indexes_and_answers(
+    tiny_model_path: Path, tiny_b_model_path: Path, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "pair.db")
+    proc = gritdesk(
+        "index",
+        str(CORPUS),
+        "--db",
+        db,
+        "--model",
+        str(tiny_b_model_path),
+        "--recipe",
+        "e5-mistral",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["indexed"] == 5 and report["kv_saved"] == 0  # nothing to reuse across models
+
+    proc = gritdesk(
+        "ask",
+        QUESTION,
+        "--db",
+        db,
+        "--recipe",
+        "e5-mistral",
+        "--chat-model",
+        str(tiny_model_path),
+        "--json",
+        "--max-tokens",
+        "8",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["cache_mode"] == "off" and out["answer"]
+    assert out["sources"] and all(s["kv"] == "fresh" for s in out["sources"])
+    assert out["timings"]["prompt_tokens_reused"] == 0
+    assert "pair mode" in proc.stderr
+
+    proc = gritdesk(
+        "ask",
+        QUESTION,
+        "--db",
+        db,
+        "--recipe",
+        "e5-mistral",
+        "--chat-model",
+        str(tiny_model_path),
+        "--cache",
+        "doc",
+    )
+    assert proc.returncode == 2
+    assert (
+        "pair mode uses two models (no shared KV)" in proc.stderr and "Traceback" not in proc.stderr
+    )
+
+    proc = gritdesk("ask", QUESTION, "--db", db)  # the index's recipe (e5-mistral) by default
+    assert proc.returncode == 2 and "--chat-model" in proc.stderr
+
+    proc = gritdesk("search", QUESTION, "--db", db, "--recipe", "gritlm")
+    assert proc.returncode == 2 and "recipe e5-mistral" in proc.stderr  # vectors not comparable
