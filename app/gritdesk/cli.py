@@ -219,11 +219,15 @@ def chat(
     model: ModelOption = None,
     ctx: CtxOption = None,
     kv_type: KvTypeOption = None,
+    recipe: RecipeOption = None,
+    chat_model: ChatModelOption = None,
 ) -> None:
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
     from gritdesk.tui.app import run_chat
 
-    run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type)
+    run_chat(
+        db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model
+    )
 
 
 @cache_app.command("stats")

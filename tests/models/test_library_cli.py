@@ -58,7 +58,7 @@ def test_add_info_list_rm_round_trip(data_home: Path, tiny_model_path: Path) -> 
     assert info["quantization"] == "F32"
     assert info["context_length"] == shape.n_ctx_train
     assert info["vocab_size"] == 32000
-    assert (info["n_layer"], info["n_head_kv"], info["head_dim"]) == (2, 2, 16)
+    assert (info["n_layer"], info["n_head_kv"], info["head_dim"]) == (2, 1, 32)
     # 2 layers x (K and V) x one 32-value row: f16 64 B, q8_0 one 34-byte block, q4_0 18 B
     assert info["kv_bytes_per_token"] == {"f16": 256, "q8_0": 136, "q4_0": 72}
     assert info["recipe"] == "gritlm" and "tiny-test" in info["recipe_source"]

@@ -132,3 +132,60 @@ def test_context_budget_drops_lowest_ranked_chunks(indexed_db: Path) -> None:
     assert out["notices"] and "left out" in out["notices"][0]
     assert 1 <= len(out["sources"]) < 8
     assert out["sources"][0]["path"].endswith(ANSWER_FILE)
+
+
+def test_quantized_kv_type_and_cache_stats(tiny_model_path: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "kv.db")
+    assert (
+        gritdesk("index", str(CORPUS), "--db", db, "--model", str(tiny_model_path)).returncode == 0
+    )
+    proc = gritdesk("ask", QUESTION, "--db", db, "--kv-type", "q8_0", "--json", "--max-tokens", "4")
+    assert proc.returncode == 0, proc.stderr
+    sources = json.loads(proc.stdout)["sources"]
+    assert all(s["kv"] == "computed" for s in sources)  # f16 blobs do not fit a q8_0 cache
+    proc = gritdesk("cache", "stats", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    measured = {
+        line.split(":")[0].strip(): float(line.rsplit(",", 1)[1].split()[0])
+        for line in proc.stdout.splitlines()
+        if line.strip().startswith(("f16:", "q8_0:")) and "measured" in line
+    }
+    assert set(measured) == {"f16", "q8_0"}
+    assert measured["q8_0"] < measured["f16"]
+    assert "q4_0:" in proc.stdout  # the computed size for every KV type
+    proc = gritdesk("cache", "clear", "--db", db)
+    assert proc.returncode == 0 and "removed" in proc.stdout
+    assert "blobs: 0" in gritdesk("cache", "stats", "--db", db).stdout
+
+
+def test_rerank_scores_and_orders_sources(indexed_db: Path, tiny_model_path: Path) -> None:
+    from gritdesk.rag.rerank import relevance_score
+
+    proc = gritdesk(
+        "ask",
+        QUESTION,
+        "--db",
+        str(indexed_db),
+        "--rerank",
+        "--json",
+        "-k",
+        "3",
+        "--max-tokens",
+        "4",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    scores = [s["rerank_score"] for s in out["sources"]]
+    assert all(isinstance(s, float) for s in scores) and len(scores) == 3
+    assert scores == sorted(scores, reverse=True)
+    assert out["timings"]["rerank_ms"] > 0
+    # the score is the model's "yes" logit after the GritLM relevance prompt, recomputed here
+    db = open_database(indexed_db)
+    first = out["sources"][0]
+    (chunk_text,) = db.execute(
+        "SELECT c.text FROM chunks c JOIN sources s ON s.id = c.source_id "
+        "WHERE s.rel_path = ? AND c.start_line = ?",
+        (Path(first["path"]).name, first["start_line"]),
+    ).fetchone()
+    with Engine(tiny_model_path, EngineSettings(n_ctx=4096)) as engine:
+        assert abs(relevance_score(engine, QUESTION, chunk_text) - scores[0]) < 1e-2

@@ -25,7 +25,7 @@ def test_document_prefix_is_seven_tokens(tiny_engine) -> None:
 def test_instructions_change_vector_but_not_pooled_tokens(tiny_engine, tiny_model_path) -> None:
     weights = LlamaWeights.load(tiny_model_path)
     vectors = tiny_engine.embed([TEXT, TEXT], instruction=None)
-    assert np.allclose(vectors[0], vectors[1])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
     samples = []
     for instruction in INSTRUCTIONS:
         prefix = GRITLM.embedding.query(instruction)

@@ -78,3 +78,33 @@ def test_embeddings_identical_with_and_without_lm_head(tiny_model_path: Path) ->
     np.testing.assert_allclose(skipped, kept, atol=1e-3)
     assert runs["1"]["logits_buffer"] is True  # upstream: an n_tokens x n_vocab buffer
     assert runs["0"]["logits_buffer"] is False  # patched: none
+
+
+QUANTIZED_SHIFT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from gritdesk.runtime.engine import Engine, EngineSettings
+    engine = Engine(sys.argv[1], EngineSettings(n_ctx=512, kv_type="q8_0"))
+    docs = ["The Aurora release ships in March after review.", "Invoices need two signatures."]
+    _, states = engine.embed_documents_with_kv(docs)
+    engine.reset()
+    at = 0
+    for state in states:                     # the second one is moved: a K-shift of q8_0 keys
+        at += engine.restore_at(state, at)
+    engine.prefill(engine.tokenize("\\n<|user|>\\nWhen?\\n<|assistant|>\\n"), at)
+    logits = engine.last_logits()
+    print("alive", np.isfinite(logits).all())
+    """
+)
+
+
+def test_quantized_kv_cache_can_be_shifted(tiny_model_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", QUANTIZED_SHIFT, str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode} (-11 = SIGSEGV): {proc.stderr[-500:]}"
+    assert proc.stdout.split() == ["alive", "True"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gritdesk.runtime.kv_size import kv_bytes_per_token
+from gritdesk.models.model_info import kv_bytes_per_token
 from gritdesk.session import Session
 
 
@@ -21,6 +21,7 @@ def print_cache_stats(session: Session) -> None:
     if engine is not None:
         s = engine.summary
         print(f"per token for {s.name} ({s.n_layer} layers, {s.n_head_kv} KV heads):")
-        for kv_type in ("f16", "q8_0", "q4_0"):
-            size = kv_bytes_per_token(s.n_layer, s.n_head_kv, s.n_embd // max(s.n_head, 1), kv_type)
-            print(f"  {kv_type}: {size / 1024:.1f} KiB/token")
+        head_dim = s.n_embd // max(s.n_head, 1)
+        for kv_type, size in kv_bytes_per_token(s.n_layer, s.n_head_kv, head_dim).items():
+            shown = "n/a (rows do not fit its blocks)" if size is None else f"{size / 1024:.1f} KiB"
+            print(f"  {kv_type}: {shown}/token")

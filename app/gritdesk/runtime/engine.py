@@ -51,7 +51,7 @@ _log_verbose = os.environ.get("GRITDESK_LLAMA_LOG", "") not in ("", "0")
 @ll.llama_log_callback
 def _log_callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     message = text.decode("utf-8", errors="replace")
-    if level == 3:  # GGML_LOG_LEVEL_ERROR
+    if level in (2, 3):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
         _recent_errors.append(message.strip())
         del _recent_errors[:-8]
     if _log_verbose:
@@ -101,7 +101,7 @@ class KvState:
     """One sequence's KV cache as llama.cpp serialised it, with the tokens it holds."""
 
     tokens: tuple[int, ...]
-    data: bytes
+    data: bytes | bytearray  # a bytearray is handed to llama.cpp without a copy
 
 
 @dataclass
@@ -158,6 +158,7 @@ class Engine:
             raise ValueError(
                 f"kv_type {self.settings.kv_type!r}: choose one of {', '.join(KV_TYPES)}"
             )
+        self._check_kv_type_fits()
         _init_backend()
 
         mparams = ll.llama_model_default_params()
@@ -211,6 +212,17 @@ class Engine:
         around = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
         self._doc_overhead_tokens = len(self.tokenize(around, add_bos=True)) + fmt.append_eos
         self._doc_copies = 1 if fmt.echo_separator is None else 2
+
+    def _check_kv_type_fits(self) -> None:
+        """llama.cpp refuses a quantized cache whose 32-value blocks do not divide a head."""
+        s = self.summary
+        head_dim = s.n_embd // max(s.n_head, 1)
+        if self.settings.kv_type != "f16" and head_dim % 32:
+            raise ModelFileError(
+                self.path,
+                f"KV type {self.settings.kv_type} needs a head size divisible by 32; "
+                f"this model's is {head_dim}: use --kv-type f16",
+            )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -436,7 +448,11 @@ class Engine:
         n = len(state.tokens)
         if position + n > self.n_ctx:
             raise InputTooLongError("the cached prompt", position + n, self.n_ctx)
-        data = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+        array_type = ctypes.c_uint8 * len(state.data)
+        if isinstance(state.data, bytearray):
+            data = array_type.from_buffer(state.data)
+        else:
+            data = array_type.from_buffer_copy(state.data)
         if ll.llama_state_seq_set_data(self._ctx, data, len(state.data), SCRATCH_SEQ) == 0:
             raise KvStateError(
                 f"llama.cpp refused a saved KV state ({_last_error() or 'no detail'})"

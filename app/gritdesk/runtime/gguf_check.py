@@ -7,8 +7,10 @@ here turns such a file into a `ModelFileError` naming the file and what is wrong
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import stat
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gguf
@@ -45,8 +47,63 @@ def _field(reader: gguf.GGUFReader, key: str) -> object | None:
 
 
 def check_gguf(path: str | Path) -> GgufSummary:
-    """Raise `ModelFileError` unless `path` is a complete GGUF this build can run."""
+    """Raise `ModelFileError` unless `path` is a complete GGUF this build can run.
+
+    The `gguf` reader parses the whole vocabulary in Python (seconds for 32k tokens), so a
+    file that passed once is remembered by (path, size, mtime, inode): any change to the
+    file, such as a truncation, makes it checked again.
+    """
     path = Path(path)
+    key = _stat_key(path)
+    if key is not None and key in _checked:
+        return _checked[key]
+    summary = _check_gguf(path)
+    if key is not None:
+        _checked[key] = summary
+        _save_checked()
+    return summary
+
+
+def _stat_key(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def _checked_file() -> Path:
+    from gritdesk.paths import cache_dir
+
+    return cache_dir() / "gguf-checked.json"
+
+
+def _load_checked() -> dict[str, GgufSummary]:
+    try:
+        raw = json.loads(_checked_file().read_text())
+        return {k: GgufSummary(**{**v, "path": Path(v["path"])}) for k, v in raw.items()}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def _save_checked() -> None:
+    target = _checked_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = {k: {**asdict(v), "path": str(v.path)} for k, v in list(_checked.items())[-64:]}
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a cache: failing to write it only costs the next start a re-check
+
+
+_checked: dict[str, GgufSummary] = _load_checked()
+
+
+def _check_gguf(path: Path) -> GgufSummary:
     try:
         st = path.stat()
     except FileNotFoundError:

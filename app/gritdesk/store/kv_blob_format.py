@@ -109,8 +109,12 @@ def read_header(path: Path) -> tuple[BlobHeader, int]:
     return header, len(MAGIC) + _LEN.size + head_len
 
 
-def read_blob(path: Path, signature: Mapping[str, object], tokens: Sequence[int]) -> bytes:
-    """The payload, only if the blob was made by this model and settings from these tokens."""
+def read_blob(path: Path, signature: Mapping[str, object], tokens: Sequence[int]) -> bytearray:
+    """The payload, only if the blob was made by this model and settings from these tokens.
+
+    Read straight into one writable buffer: the runtime hands it to llama.cpp without
+    another copy (a 4000-token 7B blob is half a gigabyte).
+    """
     header, offset = read_header(path)
     if header.format_version != FORMAT_VERSION:
         raise KvBlobRejected(
@@ -128,13 +132,14 @@ def read_blob(path: Path, signature: Mapping[str, object], tokens: Sequence[int]
         )
     if header.n_tokens != len(tokens) or header.tokens_sha256 != tokens_digest(tokens):
         raise KvBlobRejected(f"{path}: made from other text (token ids differ)")
+    actual = path.stat().st_size - offset
+    if actual != header.payload_len:
+        raise KvBlobRejected(f"{path}: payload is {actual} bytes, header says {header.payload_len}")
+    payload = bytearray(header.payload_len)
     with path.open("rb") as handle:
         handle.seek(offset)
-        payload = handle.read(header.payload_len + 1)
-    if len(payload) != header.payload_len:
-        raise KvBlobRejected(
-            f"{path}: payload is {len(payload)} bytes, header says {header.payload_len}"
-        )
+        if handle.readinto(payload) != header.payload_len:
+            raise KvBlobRejected(f"{path}: shorter than its header says (changed while read)")
     if zlib.crc32(payload) != header.payload_crc32:
         raise KvBlobRejected(f"{path}: checksum mismatch (corrupt)")
     return payload

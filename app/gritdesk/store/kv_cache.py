@@ -58,7 +58,7 @@ class KvCacheStore:
 
     def get(
         self, text_hash: str, signature: Mapping[str, object], tokens: Sequence[int]
-    ) -> bytes | None:
+    ) -> bytearray | None:
         """The saved payload, or None (absent, or rejected: then it is deleted)."""
         key = signature_key(signature)
         with read_transaction(self.db):

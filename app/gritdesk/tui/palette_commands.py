@@ -1,0 +1,68 @@
+"""The chat's entries in the command palette (Ctrl+P), next to Textual's own (theme, quit...).
+
+Built each time the palette opens, so the list of folders to re-index and the current
+cache mode are up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import SystemCommand
+
+from gritdesk.rag.layouts import CacheMode
+
+if TYPE_CHECKING:
+    from gritdesk.tui.app import GritdeskApp
+
+CACHE_MODE_HELP = {
+    CacheMode.OFF: "plain RAG: the chunks are prefilled as text every time",
+    CacheMode.DOC: "reuse each chunk's saved KV (the paper's best answers, fastest on long chunks)",
+    CacheMode.QUERY: "cache the question's KV, chunks as text",
+    CacheMode.QUERY_DOC: "question KV, then the chunks' KV",
+    CacheMode.DOC_QUERY: "the chunks' KV, then the question KV",
+}
+
+
+def chat_commands(app: GritdeskApp) -> Iterator[SystemCommand]:
+    screen = app.chat_screen
+    yield SystemCommand("New chat", "Start a new conversation (Ctrl+N)", screen.action_new_chat)
+    yield SystemCommand(
+        "Conversations", "Resume, rename, delete or export (Ctrl+O)", screen.action_conversations
+    )
+    yield SystemCommand(
+        "Export conversation", "Write this conversation as Markdown", app.export_current
+    )
+    yield SystemCommand("Copy last answer", "To the clipboard (Ctrl+T)", screen.action_copy_answer)
+    yield SystemCommand(
+        "Copy last code block", "From the last answer (Ctrl+R)", screen.action_copy_code
+    )
+    yield SystemCommand(
+        "Switch database", f"Open another index (now {app.db_path})", app.action_switch_database
+    )
+    yield SystemCommand("Index a folder", "Add a folder to this index", app.action_index_folder)
+    if app.roots:
+        yield SystemCommand(
+            "Re-index all folders",
+            f"Bring all {len(app.roots)} folders up to date",
+            lambda: app.start_indexing([], "all folders"),
+        )
+    for root in app.roots:
+        yield SystemCommand(
+            f"Re-index {Path(root).name}",
+            root,
+            lambda root=root: app.start_indexing([Path(root)], Path(root).name),
+            discover=False,
+        )
+    current = app.ask_options.cache_mode
+    for mode in CacheMode:
+        marker = " (current)" if mode is current else ""
+        yield SystemCommand(
+            f"Cache mode: {mode.value}{marker}",
+            CACHE_MODE_HELP[mode],
+            lambda mode=mode: app.set_cache_mode(mode),
+            discover=False,
+        )
+    yield SystemCommand("Help", "Key bindings (F1)", app.action_help)

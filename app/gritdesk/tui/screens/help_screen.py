@@ -1,0 +1,60 @@
+"""The key bindings, one table; F1 or ? from anywhere, Esc closes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich import box
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: tuple[tuple[str, str], ...] = (
+    ("Enter", "send the question"),
+    ("Ctrl+J", "new line in the question (also Shift+Enter or Alt+Enter where reported)"),
+    ("Esc", "stop the answer now, keeping what was written (or stop an index run)"),
+    ("Ctrl+N", "new conversation"),
+    ("Ctrl+O", "conversations: Enter resumes, r renames, d deletes, e exports Markdown"),
+    ("Ctrl+T", "copy the last answer (OSC 52 clipboard)"),
+    ("Ctrl+R", "copy the last code block of the last answer"),
+    ("Tab / Shift+Tab", "move between the question, the conversation and the sources"),
+    ("↑ ↓ in Sources", "show that chunk's text below the list"),
+    ("Ctrl+P", "commands: new chat, switch database, re-index, cache mode, theme…"),
+    ("F1", "this help"),
+    ("Ctrl+Q", "quit"),
+)
+
+INTRO = (
+    "Answers come from your indexed files; the Sources panel lists the chunks each answer "
+    "was given (path:lines, score, whether the chunk's KV cache was reused). Follow-up "
+    "questions see the conversation. Nothing leaves this machine."
+)
+
+
+def key_table() -> Table:
+    table = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False)
+    table.add_column("Key", style="bold", no_wrap=True)
+    table.add_column("What it does", ratio=1)
+    for key, what in KEYS:
+        table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "help_screen.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f1,q,question_mark", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body") as body:
+            body.border_title = "gritdesk chat · keys"
+            yield Static(INTRO, id="help-intro", markup=False)
+            yield Static(key_table(), id="help-keys")
+            yield Static("Esc closes this help.", id="help-close")
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)

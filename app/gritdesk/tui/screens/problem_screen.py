@@ -1,0 +1,53 @@
+"""Why the chat cannot answer (nothing indexed, another model's index, model missing), and
+what to do about it, instead of a traceback or a dead window."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from gritdesk.tui.problem import Problem
+
+HINTS = {
+    "empty": "Press i to index a folder now (or run `gritdesk index PATH` in another terminal).",
+    "mismatch": "Open another database with o, or rebuild this index with the command above.",
+    "model": "Quit (Ctrl+Q) and start again with --model PATH.gguf, or open another database.",
+    "database": "Open another database with o, or quit with Ctrl+Q.",
+    "unexpected": "Open another database with o, or quit with Ctrl+Q.",
+}
+
+
+class ProblemScreen(Screen[None]):
+    CSS_PATH = "problem_screen.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("i", "index_folder", "Index a folder"),
+        Binding("o", "switch_database", "Open another database"),
+        Binding("ctrl+q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, problem: Problem, db_name: str) -> None:
+        super().__init__()
+        self.problem = problem
+        self.db_name = db_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="problem-box"):
+            yield Label(self.problem.title, id="problem-title")
+            yield Label(f"index: {self.db_name}", id="problem-db")
+            yield Static(self.problem.detail, id="problem-detail", markup=False)
+            yield Label(HINTS[self.problem.kind], id="problem-hint")
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "index_folder" or self.problem.can_index
+
+    async def action_index_folder(self) -> None:
+        await self.app.run_action("app.index_folder")
+
+    async def action_switch_database(self) -> None:
+        await self.app.run_action("app.switch_database")

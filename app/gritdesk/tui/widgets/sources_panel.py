@@ -1,0 +1,93 @@
+"""The chunks behind the latest answer: `path:lines`, score, whether its KV was reused.
+
+Moving through the list shows the highlighted chunk's text below it, so a citation can be
+checked without leaving the chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from gritdesk.store.conversations import CitedChunk
+from gritdesk.tui.styles import styles_beside
+
+KV_WORDS = {"cached": "KV cached", "computed": "KV computed", "fresh": "as text"}
+
+
+LOCATION_CHARS = 36  # what fits on one line of the panel after "[n] "
+
+
+def short_location(location: str, width: int = LOCATION_CHARS) -> str:
+    """The location's end (file name and lines matter most) when it is too long."""
+    return location if len(location) <= width else "…" + location[-(width - 1) :]
+
+
+def source_label(source: CitedChunk, kv_known: bool = True) -> Text:
+    label = Text()
+    label.append(f"[{source.number}] ", style="bold")
+    label.append(short_location(source.location))
+    kv = KV_WORDS.get(source.kv, source.kv) if kv_known else "KV …"
+    label.append(f"\n    score {source.score:.4f} · {kv}", style="dim")
+    return label
+
+
+def chunk_text(source: CitedChunk) -> Text:
+    text = Text()
+    if source.heading_path:
+        text.append(f"§ {source.heading_path}\n\n", style="bold")
+    text.append(source.text)
+    return text
+
+
+class SourcesPanel(Vertical):
+    DEFAULT_CSS = styles_beside(__file__)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sources: list[CitedChunk] = []
+        self.border_title = "Sources"
+
+    def compose(self) -> ComposeResult:
+        yield OptionList(id="source-list")
+        with VerticalScroll(id="chunk-view"):
+            yield Static("Ask a question: its sources show here.", id="chunk-text", markup=False)
+
+    def show(self, sources: Sequence[CitedChunk], *, kv_known: bool = True) -> None:
+        """List `sources`, keeping the highlighted one when only their KV state changed."""
+        options = self.query_one("#source-list", OptionList)
+        keep = (
+            options.highlighted
+            if [s.number for s in sources] == [s.number for s in self.sources]
+            else None
+        )
+        self.sources = list(sources)
+        options.clear_options()
+        options.add_options(
+            [Option(source_label(s, kv_known), id=str(s.number)) for s in self.sources]
+        )
+        chunk = self.query_one("#chunk-text", Static)
+        if not self.sources:
+            chunk.update("No sources for this answer.")
+            return
+        options.highlighted = keep if keep is not None else 0
+        self._show_chunk(options.highlighted or 0)
+
+    def _show_chunk(self, index: int) -> None:
+        if 0 <= index < len(self.sources):
+            self.query_one("#chunk-text", Static).update(chunk_text(self.sources[index]))
+            self.query_one("#chunk-view", VerticalScroll).scroll_home(animate=False)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self._show_chunk(event.option_index)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._show_chunk(event.option_index)
+        self.query_one("#chunk-view", VerticalScroll).focus()
