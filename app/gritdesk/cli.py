@@ -225,9 +225,7 @@ def chat(
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
     from gritdesk.tui.app import run_chat
 
-    run_chat(
-        db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model
-    )
+    run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model)
 
 
 @cache_app.command("stats")

@@ -85,9 +85,7 @@ class Catalog:
         family = name.partition(":")[0].lower()
         if family in self.models:
             quants = ", ".join(f.quant for f in self.models[family].files)
-            raise UnknownModelError(
-                f"{name!r}: no such quantization of {family}; known: {quants}"
-            )
+            raise UnknownModelError(f"{name!r}: no such quantization of {family}; known: {quants}")
         raise UnknownModelError(
             f"{name!r} is not a known model; known: {', '.join(self.models)} "
             "(`gritdesk models list` shows every build)"

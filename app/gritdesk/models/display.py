@@ -108,8 +108,10 @@ def info_table(info: ModelInfo) -> Table:
         ("recipe", f"{info.recipe} ({info.recipe_source})"),
     ]
     for kv_type, per_token in info.kv_bytes_per_token.items():
-        value = "n/a (row not a whole number of blocks)" if per_token is None else (
-            f"{human_bytes(per_token)} ({per_token:,} B)"
+        value = (
+            "n/a (row not a whole number of blocks)"
+            if per_token is None
+            else (f"{human_bytes(per_token)} ({per_token:,} B)")
         )
         rows.append((f"KV per token, {kv_type}", value))
     rows.append(("fingerprint", info.fingerprint))
