@@ -8,6 +8,7 @@ get a real one.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from rich.console import Console
@@ -16,7 +17,7 @@ from gritdesk.config import resolve_model
 from gritdesk.paths import data_dir
 
 CORPUS = Path(__file__).resolve().parent / "demo_corpus"
-QUESTION = "Hotel costs are refunded up to how much a night in Europe?"
+QUESTION = "Hotel costs are refunded up to how many euros a night in Europe?"
 
 
 def run_demo(model: Path | None) -> None:
@@ -37,7 +38,9 @@ def run_demo(model: Path | None) -> None:
             "[/yellow]\n"
             "Get GritLM-7B (about 4.4 GB, once): [bold]gritdesk models pull gritlm-7b[/bold]"
         )
-    db = data_dir() / ("demo-synthetic.db" if synthetic else "demo.db")
+    # one demo index per checkout and model kind, so another clone's paths never show up
+    key = hashlib.sha256(f"{CORPUS}|{synthetic}".encode()).hexdigest()[:8]
+    db = data_dir() / f"demo-{key}.db"
     console.print(f"[bold]1. index[/bold] {CORPUS} -> {db}")
     session = open_session(SessionOptions(db=db, model=path, n_ctx=2048))
     try:
