@@ -32,6 +32,8 @@ cxx="${CXX:-$(command -v c++ || command -v g++ || command -v clang++ || true)}"
 [ -n "$cxx" ] ||
   die "no C/C++ compiler found. Debian/Ubuntu: sudo apt-get install build-essential; macOS: xcode-select --install"
 command -v patch >/dev/null 2>&1 || die "'patch' not found. Debian/Ubuntu: sudo apt-get install patch"
+command -v tmux >/dev/null 2>&1 ||
+  say "note: tmux not found; gritdesk does not need it, but one test drives the chat under tmux (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
 
 # --- the virtual environment --------------------------------------------------------
 venv="$here/.venv"

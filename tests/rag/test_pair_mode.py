@@ -12,34 +12,14 @@ def test_pair_mode_indexes_and_answers(
     tiny_model_path: Path, tiny_b_model_path: Path, tmp_path: Path
 ) -> None:
     db = str(tmp_path / "pair.db")
-    proc = gritdesk(
-        "index",
-        str(CORPUS),
-        "--db",
-        db,
-        "--model",
-        str(tiny_b_model_path),
-        "--recipe",
-        "e5-mistral",
-        "--json",
-    )
+    embed_model = ("--model", str(tiny_b_model_path), "--recipe", "e5-mistral")
+    proc = gritdesk("index", str(CORPUS), "--db", db, *embed_model, "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["indexed"] == 5 and report["kv_saved"] == 0  # nothing to reuse across models
 
-    proc = gritdesk(
-        "ask",
-        QUESTION,
-        "--db",
-        db,
-        "--recipe",
-        "e5-mistral",
-        "--chat-model",
-        str(tiny_model_path),
-        "--json",
-        "--max-tokens",
-        "8",
-    )
+    pair = ("--db", db, "--recipe", "e5-mistral", "--chat-model", str(tiny_model_path))
+    proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["cache_mode"] == "off" and out["answer"]
@@ -47,22 +27,10 @@ def test_pair_mode_indexes_and_answers(
     assert out["timings"]["prompt_tokens_reused"] == 0
     assert "pair mode" in proc.stderr
 
-    proc = gritdesk(
-        "ask",
-        QUESTION,
-        "--db",
-        db,
-        "--recipe",
-        "e5-mistral",
-        "--chat-model",
-        str(tiny_model_path),
-        "--cache",
-        "doc",
-    )
+    proc = gritdesk("ask", QUESTION, *pair, "--cache", "doc")
     assert proc.returncode == 2
-    assert (
-        "pair mode uses two models (no shared KV)" in proc.stderr and "Traceback" not in proc.stderr
-    )
+    assert "pair mode uses two models (no shared KV)" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
     proc = gritdesk("ask", QUESTION, "--db", db)  # the index's recipe (e5-mistral) by default
     assert proc.returncode == 2 and "--chat-model" in proc.stderr
