@@ -33,6 +33,10 @@ class SessionOptions:
     chat_model: str | os.PathLike[str] | None = None  # pair mode: a separate model answers
 
 
+class EmbeddingOnlyModelError(GritdeskError):
+    """The model's recipe only embeds and no chat model was given to answer."""
+
+
 @dataclass
 class Session:
     db_path: Path
@@ -45,6 +49,15 @@ class Session:
     @property
     def pair_mode(self) -> bool:
         return self.chat_engine is not None
+
+    def require_answering_model(self) -> None:
+        """An embedding-only recipe (E5, LLM2Vec...) answers only with a chat model beside it."""
+        engine = self.engine
+        if engine is not None and not self.pair_mode and not engine.recipe.generates:
+            raise EmbeddingOnlyModelError(
+                f"{engine.path.name} uses the embedding-only recipe {engine.recipe.name!r}: "
+                "give a model to answer with --chat-model PATH"
+            )
 
     def close(self) -> None:
         for engine in (self.engine, self.chat_engine):

@@ -33,11 +33,7 @@ def run_ask(
     as_json: bool = False,
 ) -> None:
     assert session.engine is not None
-    if not session.pair_mode and not session.engine.recipe.generates:
-        raise GritdeskError(
-            f"{session.engine.path.name} uses the embedding-only recipe "
-            f"{session.engine.recipe.name!r}: give a model to answer with --chat-model PATH"
-        )
+    session.require_answering_model()
     for notice in session.notices:
         err.print(f"[yellow]note:[/yellow] {notice}")
     options = AskOptions(

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import gguf
 
-from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback, index_known_roots, index_paths
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
@@ -36,10 +35,6 @@ class ModelLabel:
 
     def __str__(self) -> str:
         return f"{self.name} {self.quantization}"
-
-
-class EmbeddingOnlyModelError(GritdeskError):
-    """The model's recipe only embeds and no chat model was given to answer."""
 
 
 class ChatBackend(Protocol):
@@ -114,11 +109,7 @@ class IndexBackend:
 
     def check_index(self) -> None:
         check_model(self.session.db, ModelRecord.of(self.engine))
-        if not self.pair_mode and not self.engine.recipe.generates:
-            raise EmbeddingOnlyModelError(
-                f"{self.engine.path.name} uses the embedding-only recipe "
-                f"{self.engine.recipe.name!r}: start the chat with --chat-model PATH to answer"
-            )
+        self.session.require_answering_model()
 
     def prepare(
         self,

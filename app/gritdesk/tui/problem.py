@@ -8,8 +8,8 @@ from typing import Literal
 from gritdesk.config import ConfigError
 from gritdesk.errors import GritdeskError
 from gritdesk.runtime.errors import ModelFileError
+from gritdesk.session import EmbeddingOnlyModelError
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
-from gritdesk.tui.backend import EmbeddingOnlyModelError
 
 ProblemKind = Literal["empty", "mismatch", "model", "database", "unexpected"]
 
