@@ -68,6 +68,10 @@ key="$(
     cat native/patches/*.patch
     echo "$cmake_args"
     uname -sm
+    # GGML_NATIVE tunes the wheel for this CPU: key it by the ISA the compiler sees here,
+    # so a cache shared between machines (a synced home, a container image) never hands
+    # this wheel to a CPU that lacks one of its instructions (SIGILL).
+    "$cxx" -march=native -dM -E -x c /dev/null 2>/dev/null | LC_ALL=C sort || true
     "$PYTHON" -c 'import sysconfig; print(sysconfig.get_platform())'
   } | "$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])'
 )"

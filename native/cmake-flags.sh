@@ -10,7 +10,8 @@ flags=(
   -DLLAMA_BUILD_EXAMPLES=OFF
   -DLLAMA_BUILD_TOOLS=OFF
   -DLLAMA_BUILD_SERVER=OFF
-  -DGGML_NATIVE=ON             # the wheel is cached per machine, so tune for this CPU
+  -DGGML_NATIVE=ON             # tuned for this CPU; build.sh keys the cached wheel by its ISA;
+                               # patch 0004 keeps AMX out (it crashes quantized models)
 )
 
 case "$(uname -s)" in
