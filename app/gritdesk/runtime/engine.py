@@ -34,6 +34,7 @@ from gritdesk.runtime.errors import (
     InputTooLongError,
     KvStateError,
     ModelFileError,
+    NonFiniteOutputError,
     RuntimeFailure,
 )
 from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
@@ -409,6 +410,8 @@ class Engine:
             hidden = np.ctypeslib.as_array(
                 ll.llama_get_embeddings(self._ctx), shape=(n, self._n_embd)
             )
+            if not np.isfinite(hidden).all():
+                raise NonFiniteOutputError(self.path, "hidden states (embedding)")
             row = 0
             for seq, index in enumerate(group):
                 tokens, start, end = prepared[index]
@@ -505,9 +508,12 @@ class Engine:
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
-        return np.ctypeslib.as_array(
+        logits = np.ctypeslib.as_array(
             ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
         ).copy()
+        if not np.isfinite(logits).all():
+            raise NonFiniteOutputError(self.path, "next-token logits")
+        return logits
 
     def _sampler(self, options: GenerationOptions) -> ll.llama_sampler_p:
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
@@ -539,6 +545,7 @@ class Engine:
         if not fresh_tokens:
             raise EmptyInputError("the prompt is empty")
         self.prefill(fresh_tokens, position)
+        self.last_logits()  # NaN/inf logits: broken weights, not an answer
         pos = position + len(fresh_tokens)
         sampler = self._sampler(options)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
