@@ -44,7 +44,7 @@ def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qty
     params = ll.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[key]
     params.nthread = os.cpu_count() or 2
-    tmp = dst.with_name(dst.name + ".partial")
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")  # two writers never share one
     dst.parent.mkdir(parents=True, exist_ok=True)
     rc = ll.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:
