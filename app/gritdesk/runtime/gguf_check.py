@@ -16,6 +16,7 @@ from pathlib import Path
 import gguf
 
 from gritdesk.runtime.errors import ModelFileError
+from gritdesk.runtime.gguf_header import check_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -115,13 +116,16 @@ def _check_gguf(path: Path) -> GgufSummary:
     try:
         with path.open("rb") as handle:
             head = handle.read(8)
+            if len(head) < 8 or head[:4] != GGUF_MAGIC:
+                raise ModelFileError(path, "not a GGUF file (bad magic bytes)")
+            version = int.from_bytes(head[4:8], "little")
+            if version not in SUPPORTED_VERSIONS:
+                raise ModelFileError(path, f"unsupported GGUF version {version}")
+            # every declared count and length against the file size, before the reader
+            # allocates anything on the header's word
+            check_gguf_header(path, handle, st.st_size)
     except OSError as exc:
         raise ModelFileError(path, f"cannot read: {exc.strerror}") from None
-    if len(head) < 8 or head[:4] != GGUF_MAGIC:
-        raise ModelFileError(path, "not a GGUF file (bad magic bytes)")
-    version = int.from_bytes(head[4:8], "little")
-    if version not in SUPPORTED_VERSIONS:
-        raise ModelFileError(path, f"unsupported GGUF version {version}")
 
     try:
         reader = gguf.GGUFReader(path)
