@@ -59,7 +59,13 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-def print_index_summary(report: IndexReport, kv_saved: int, kv_skipped: int) -> None:
+def print_index_summary(
+    report: IndexReport,
+    kv_saved: int,
+    kv_skipped: int,
+    kv_failed: int = 0,
+    kv_failure: str | None = None,
+) -> None:
     print(
         f"indexed {report.indexed}, unchanged {report.unchanged}, renamed {report.renamed}, "
         f"removed {report.removed}, skipped {len(report.skipped)}, ignored {report.ignored}; "
@@ -67,6 +73,11 @@ def print_index_summary(report: IndexReport, kv_saved: int, kv_skipped: int) -> 
         f"{report.tokens_embedded} tokens) in {report.elapsed_s:.1f} s; "
         f"KV caches saved {kv_saved}" + (f" ({kv_skipped} over budget)" if kv_skipped else "")
     )
+    if kv_failed:
+        print(
+            f"  KV caches not saved: {kv_failed} (the chunks are indexed; answers recompute "
+            f"their KV): {kv_failure}"
+        )
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
         for skip in report.skipped[:50]:
@@ -133,5 +144,6 @@ def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
             "generated_tokens_per_s": t.tokens_per_second,
             "kv_cache_hits": t.kv_hits,
             "kv_cache_misses": t.kv_misses,
+            "kv_cache_save_failures": t.kv_save_failures,
         },
     }

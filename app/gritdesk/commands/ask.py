@@ -49,12 +49,15 @@ def run_ask(
     prepared = answerer.prepare(question, options)
     for notice in prepared.notices:
         err.print(f"[yellow]note:[/yellow] {notice}")
+    said = len(prepared.notices)
     pieces: list[str] = []
     for piece in answerer.stream(prepared):
         pieces.append(piece)
         if not as_json:
             sys.stdout.write(piece)
             sys.stdout.flush()
+    for notice in prepared.notices[said:]:  # while answering (a KV cache not saved...)
+        err.print(f"[yellow]note:[/yellow] {notice}")
     if as_json:
         json.dump(answer_json(prepared, "".join(pieces)), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -27,7 +27,7 @@ from gritdesk.runtime.engine import (
     KvState,
 )
 from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
-from gritdesk.store.kv_cache import KvCacheStore
+from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
 
 
 @dataclass
@@ -66,6 +66,7 @@ class AnswerTimings:
     tokens_per_second: float = 0.0
     kv_hits: int = 0
     kv_misses: int = 0
+    kv_save_failures: int = 0  # computed KV that could not be saved (disk full...)
 
 
 @dataclass
@@ -205,8 +206,10 @@ class Answerer:
             text = chat.turn_sep + text
         return tokens + engine.tokenize(text)
 
-    def _kv_state(self, text_hash: str | None, tokens: list[int], text: str) -> tuple[KvState, str]:
-        """The saved KV of a segment, or compute (and save) it now."""
+    def _kv_state(
+        self, text_hash: str | None, tokens: list[int], text: str, prepared: PreparedAnswer
+    ) -> tuple[KvState, str]:
+        """The saved KV of a segment, or compute (and save, best effort) it now."""
         signature = self.engine.kv_signature
         if self.kv_store is not None and text_hash is not None:
             payload = self.kv_store.get(text_hash, signature, tokens)
@@ -217,7 +220,12 @@ class Answerer:
         if state.tokens != tuple(tokens):
             raise RuntimeError("document tokenization differs between embedding and caching")
         if self.kv_store is not None and text_hash is not None:
-            self.kv_store.put(text_hash, signature, tokens, state.data)
+            try:
+                self.kv_store.put(text_hash, signature, tokens, state.data)
+            except KvCacheWriteError as exc:  # the answer goes on; the next one recomputes
+                prepared.timings.kv_save_failures += 1
+                if prepared.timings.kv_save_failures == 1:
+                    prepared.notices.append(str(exc))
         return state, "computed"
 
     # --- phase 2 --------------------------------------------------------------------------
@@ -237,10 +245,10 @@ class Answerer:
             t0 = time.perf_counter()
             if part.kind == "doc":
                 source = prepared.sources[part.index]
-                state, how = self._kv_state(text_digest(text), tokens, text)
+                state, how = self._kv_state(text_digest(text), tokens, text, prepared)
                 source.kv = how
             else:
-                state, how = self._kv_state(None, tokens, text)  # queries are not kept
+                state, how = self._kv_state(None, tokens, text, prepared)  # queries are not kept
             if how == "cached":
                 timings.kv_hits += 1
             else:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import apsw
 
+from gritdesk.errors import GritdeskError
 from gritdesk.store.connection import read_transaction, write_transaction
 from gritdesk.store.kv_blob_format import KvBlobRejected, blob_size, read_blob, write_blob
 
@@ -26,6 +27,11 @@ DEFAULT_BUDGET_BYTES = 4 * 2**30  # table: migrations.m002_kv_blobs
 
 def signature_key(signature: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(dict(signature), sort_keys=True).encode()).hexdigest()
+
+
+class KvCacheWriteError(GritdeskError):
+    """A blob could not be written (disk full, quota, permissions). Nothing was recorded and
+    no partial file is left: the KV is a cache, so callers go on without it."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ class KvCacheStore:
     ) -> bool:
         """Save a payload, first evicting least recently used blobs so that the total on disk
         never exceeds the budget. Returns False (saving nothing) when one blob alone is larger
-        than the budget."""
+        than the budget; raises KvCacheWriteError when the file cannot be written."""
         key = signature_key(signature)
         file = self._path(text_hash, key)
         size = blob_size(signature, tokens, payload)
@@ -108,7 +114,12 @@ class KvCacheStore:
             self.db.executemany("DELETE FROM kv_blobs WHERE id = ?", [(i,) for i, _ in evicted])
         for _, blob_file in evicted:
             (self.directory / blob_file).unlink(missing_ok=True)
-        written = write_blob(self.directory / file, signature, tokens, payload)
+        try:
+            written = write_blob(self.directory / file, signature, tokens, payload)
+        except OSError as exc:
+            raise KvCacheWriteError(
+                f"could not save a KV cache in {self.directory}: {exc.strerror or exc}"
+            ) from exc
         now = time.time()
         with write_transaction(self.db):
             self.db.execute(
