@@ -89,7 +89,8 @@ def test_index_keeps_every_file_when_no_kv_cache_can_be_written(
     assert "No space left on device" in report["kv_save_failure"]
     assert leftovers(cache) == []  # no temp file left behind
 
-    proc = gritdesk("search", "euros a night", "--db", str(db), "--json", full_disk=False, cache=cache)
+    args = ("search", "euros a night", "--db", str(db), "--json")
+    proc = gritdesk(*args, full_disk=False, cache=cache)
     assert proc.returncode == 0, proc.stderr
     assert any(h["path"].endswith("travel-policy.md") for h in json.loads(proc.stdout))
 
