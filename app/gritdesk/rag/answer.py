@@ -18,7 +18,7 @@ from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text
 from gritdesk.rag.layouts import CachedPart, CacheMode, Layout, Placement, build_layout
 from gritdesk.rag.rerank import rerank_hits
-from gritdesk.rag.retrieve import Hit, search
+from gritdesk.rag.retrieve import Hit, retrieval_instruction, search
 from gritdesk.runtime.engine import (
     ChatTurn,
     Engine,
@@ -28,6 +28,10 @@ from gritdesk.runtime.engine import (
 )
 from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
 from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
+
+# The retrieval query of a follow-up carries earlier questions, but at most this many tokens
+# in all (and never more than the model embeds in one pass): the oldest go first.
+RETRIEVAL_QUERY_TOKENS = 512
 
 
 @dataclass
@@ -121,9 +125,12 @@ class Answerer:
         question: str,
         options: AskOptions | None = None,
         history: Sequence[ChatTurn] = (),
-        retrieval_query: str | None = None,
+        earlier_questions: Sequence[str] = (),
     ) -> PreparedAnswer:
-        """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits."""
+        """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits.
+
+        `earlier_questions` (oldest first) join the question in the retrieval query as far
+        as `retrieval_query` lets them."""
         options = options or AskOptions()
         if self.pair_mode and options.cache_mode is not CacheMode.OFF:
             raise PairModeCacheError(
@@ -136,7 +143,8 @@ class Answerer:
         prepared = PreparedAnswer(question, options, [], history)
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        hits = search(self.db, self.engine, retrieval_query or question, wanted)
+        query = self.retrieval_query(question, earlier_questions)
+        hits = search(self.db, self.engine, query, wanted)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:
@@ -152,6 +160,20 @@ class Answerer:
         ]
         self._fit_context(prepared)
         return prepared
+
+    def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
+        """The question after as many of the latest earlier questions as fit in
+        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line. An earlier question
+        that was too long (it failed) is dropped instead of failing every question after it.
+        """
+        engine = self.engine
+        prefix = engine.recipe.embedding.query(retrieval_instruction(engine))
+        room = engine.max_document_tokens - engine.count_tokens(prefix)
+        limit = min(RETRIEVAL_QUERY_TOKENS, room)
+        kept = list(earlier)
+        while kept and engine.count_tokens("\n".join([*kept, question])) > limit:
+            kept.pop(0)
+        return "\n".join([*kept, question])
 
     def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
         docs = [_embedded_text(s.hit) for s in prepared.sources]

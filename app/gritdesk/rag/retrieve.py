@@ -79,8 +79,7 @@ def search(
     pool = pool or max(50, 2 * k)
     check_model(db, ModelRecord.of(embedder))
     if instruction is None:
-        recipe = getattr(embedder, "recipe", None)
-        instruction = getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
+        instruction = retrieval_instruction(embedder)
     query_vector = embedder.embed_queries([query], instruction)[0]
     with read_transaction(db):
         candidates = max(candidates or default_candidates(db), pool)
@@ -110,6 +109,12 @@ def search(
         for chunk_id, score in fused
         if (row := rows.get(chunk_id)) is not None
     ]
+
+
+def retrieval_instruction(embedder: object) -> str:
+    """The embedder recipe's query instruction, else DEFAULT_INSTRUCTION."""
+    recipe = getattr(embedder, "recipe", None)
+    return getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
 
 
 def keyword_search(db: apsw.Connection, query: str, limit: int) -> list[int]:
