@@ -32,6 +32,10 @@ class KvSavingEmbedder:
         return self.engine.fingerprint
 
     @property
+    def legacy_fingerprint(self) -> str:
+        return self.engine.legacy_fingerprint
+
+    @property
     def embedding_dim(self) -> int:
         return self.engine.embedding_dim
 
