@@ -10,8 +10,15 @@ from gritdesk.terminal_text import printable_line
 def print_cache_stats(session: Session) -> None:
     store, engine = session.kv_store, session.engine
     assert store is not None
+    fixed = store.reconcile()
     stats = store.stats()
     print(f"KV cache directory: {printable_line(str(store.directory))}")
+    if fixed.rows_dropped or fixed.files_deleted:
+        print(
+            f"reconciled: {fixed.rows_dropped} records without a file dropped, "
+            f"{fixed.files_deleted} files without a record deleted "
+            f"({fixed.bytes_freed / 2**20:.1f} MiB)"
+        )
     print(
         f"blobs: {stats.blobs}, on disk: {stats.bytes / 2**20:.1f} MiB "
         f"of a {stats.budget_bytes / 2**30:.2f} GiB budget"

@@ -36,6 +36,7 @@ def run_index(
 
     def report_done(report: IndexReport) -> None:
         store.sweep_orphans()  # blobs of chunks that changed or went away
+        store.reconcile()  # files no row knows (a crash mid-save), rows whose file is gone
         saved, skipped = getattr(embedder, "saved", 0), getattr(embedder, "skipped", 0)
         failed, failure = getattr(embedder, "failed", 0), getattr(embedder, "last_failure", None)
         if as_json:

@@ -152,6 +152,7 @@ class IndexBackend:
         else:
             report = index_known_roots(self.session.db, embedder, progress=progress, **options)
         store.sweep_orphans()
+        store.reconcile()
         return report
 
     def close(self) -> None:
