@@ -240,7 +240,7 @@ def kv_folder(db: apsw.Connection, db_path: Path, parent: Path) -> Path:
     The id travels with the database, so a moved database, or one reached through two mount
     paths, finds its blobs. A *copy* carries the id too: when the folder was last used by
     another database file that still exists and holds the same id, this one takes a new id
-    and forgets the rows it copied (they name the original's files). A folder
+    and a folder of its own, starting with hard links to the blobs its rows name. A folder
     named after the database path (gritdesk before store ids) is moved into place.
     """
     here = Path(db_path).expanduser().resolve()
@@ -253,9 +253,9 @@ def kv_folder(db: apsw.Connection, db_path: Path, parent: Path) -> Path:
         owner = None
     if owner is not None and owner != str(here) and _is_live_copy(Path(owner), here, ident):
         ident = secrets.token_hex(16)
-        with write_transaction(db):  # the rows name the original's files: not ours
+        _link_blobs(db, folder, parent / ident)
+        with write_transaction(db):
             db.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (ident,))
-            db.execute("DELETE FROM kv_blobs")
         folder, owner = parent / ident, None
         owner_file = folder / OWNER_FILE
     if not folder.exists():
@@ -274,6 +274,26 @@ def kv_folder(db: apsw.Connection, db_path: Path, parent: Path) -> Path:
         except OSError:
             pass  # only copy detection needs it; a read-only cache still works
     return folder
+
+
+def _link_blobs(db: apsw.Connection, source: Path, target: Path) -> None:
+    """Give `target` the blobs `db`'s rows name in `source`, as hard links: blob files are
+    never changed in place (written whole, then renamed), so two folders can share them at
+    no cost in space. Rows whose file cannot be linked are dropped."""
+    with read_transaction(db):
+        rows = db.execute("SELECT id, file FROM kv_blobs").fetchall()
+    lost = []
+    for blob_id, file in rows:
+        try:
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            os.link(source / file, target / file)
+        except FileExistsError:
+            pass
+        except OSError:
+            lost.append((blob_id,))
+    if lost:
+        with write_transaction(db):
+            db.executemany("DELETE FROM kv_blobs WHERE id = ?", lost)
 
 
 def _is_live_copy(other: Path, here: Path, ident: str) -> bool:
