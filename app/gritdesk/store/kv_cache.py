@@ -252,12 +252,16 @@ def kv_folder(db: apsw.Connection, db_path: Path, parent: Path) -> Path:
     except OSError:
         owner = None
     if owner is not None and owner != str(here) and _is_live_copy(Path(owner), here, ident):
-        ident = secrets.token_hex(16)
-        _link_blobs(db, folder, parent / ident)
-        with write_transaction(db):
-            db.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (ident,))
-        folder, owner = parent / ident, None
-        owner_file = folder / OWNER_FILE
+        new_ident = secrets.token_hex(16)
+        try:
+            _link_blobs(db, folder, parent / new_ident)
+            with write_transaction(db):
+                db.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (new_ident,))
+        except apsw.Error:
+            pass  # a read-only copy keeps sharing the original's folder
+        else:
+            ident, folder, owner = new_ident, parent / new_ident, None
+            owner_file = folder / OWNER_FILE
     if not folder.exists():
         legacy = parent / hashlib.sha256(str(here).encode()).hexdigest()[:16]
         try:
