@@ -224,8 +224,9 @@ def fingerprint(path: str | Path) -> str:
     """Identity of a model file: BLAKE2b of every byte, hex.
 
     Two files differing anywhere get different fingerprints, so a saved KV cache or an
-    index is never reused with another model's weights. Hashing takes about a second per
-    GB, paid once per file identity (path, size, mtime, inode): the result is cached on disk.
+    index is never reused with another model's weights. Hashing reads about 730 MiB/s (6 s
+    for a 4.4 GB model), paid once per file identity (path, size, mtime, inode): the result
+    is cached on disk.
     """
     path = Path(path)
     key = _stat_key(path)
