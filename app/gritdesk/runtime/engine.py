@@ -37,7 +37,12 @@ from gritdesk.runtime.errors import (
     NonFiniteOutputError,
     RuntimeFailure,
 )
-from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
+from gritdesk.runtime.gguf_check import (
+    GgufSummary,
+    check_gguf,
+    fingerprint,
+    sampled_fingerprint,
+)
 from gritdesk.runtime.recipes import Recipe, get_recipe
 
 KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
@@ -160,6 +165,7 @@ class Engine:
         # no recipe given: the one the GGUF names in `gritdesk.recipe`, else GritLM
         self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
+        self._legacy_fingerprint: str | None = None
         if self.settings.kv_type not in KV_TYPES:
             raise ValueError(
                 f"kv_type {self.settings.kv_type!r}: choose one of {', '.join(KV_TYPES)}"
@@ -258,6 +264,13 @@ class Engine:
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.path)
         return self._fingerprint
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint older gritdesk recorded (see `gguf_check.sampled_fingerprint`)."""
+        if self._legacy_fingerprint is None:
+            self._legacy_fingerprint = sampled_fingerprint(self.path)
+        return self._legacy_fingerprint
 
     @property
     def kv_signature(self) -> dict[str, object]:
