@@ -172,3 +172,22 @@ def m003_conversations(conn: apsw.Connection) -> None:
         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
         """
     )
+
+
+@migration
+def m004_parse_attempts(conn: apsw.Connection) -> None:
+    """Parses under way (ingest/indexer.py): a row left behind is a parse that never ended
+    (the user stopped gritdesk on it), so the unchanged file is skipped, not retried."""
+    conn.execute(
+        """
+        CREATE TABLE parse_attempts (
+            root_id  INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+            rel_path TEXT NOT NULL,     -- as sources.rel_path (a BLOB when not UTF-8)
+            size     INTEGER,
+            mtime_ns INTEGER,
+            ctime_ns INTEGER,
+            started_at REAL NOT NULL DEFAULT (unixepoch('subsec')),
+            PRIMARY KEY (root_id, rel_path)
+        );
+        """
+    )
