@@ -285,6 +285,8 @@ class _IndexRun:
             jobs.extend(scope_jobs)
             vanished.update({state.id: (scope.root, state) for state in scope_vanished})
         jobs = _dedupe_jobs(jobs)
+        if jobs:
+            self.parser.start()  # boots while the first files are read and hashed
         self.files_total = len(jobs)
         self.bytes_total = sum(job.found.size for job in jobs)
         self._notify("scanning")

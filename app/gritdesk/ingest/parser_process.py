@@ -110,6 +110,11 @@ class ParserProcess:
             raise SkipFile(value)
         raise ParseFailure(value)
 
+    def start(self) -> None:
+        """Start the worker now (it boots while the caller does other work)."""
+        if self._proc is None:
+            self._start()
+
     def close(self) -> None:
         if self._proc is not None:
             self._proc.kill()
