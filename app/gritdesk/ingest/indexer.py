@@ -190,9 +190,25 @@ def _run(
         return run.execute(scopes)
 
 
-def index_known_roots(db: apsw.Connection, embedder: DocumentEmbedder, **options) -> IndexReport:
-    """Update every root the index knows (`gritdesk index` with no path; after --rebuild)."""
-    return index_paths(db, embedder, [root.path for root in list_roots(db)], **options)
+def index_known_roots(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    *,
+    progress: ProgressCallback | None = None,
+    model_path: str | None = None,
+    recipe: str | None = None,
+    policy: ChunkingPolicy | None = None,
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+    limits: ParseLimits | None = None,
+) -> IndexReport:
+    """Update every root the index knows (`gritdesk index` with no path; after --rebuild).
+
+    Each root is taken as recorded, not looked up again by path: a root that is gone
+    (an unmounted drive) is then reported and kept, never an error for the others.
+    """
+    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    scopes = [_Scope(root, None) for root in list_roots(db)]
+    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
 
 
 @dataclass(frozen=True)
@@ -374,8 +390,9 @@ class _IndexRun:
                     f"larger than the {_mib(self.max_file_bytes)} limit ({_mib(found.size)})"
                 )
             attempt = self.attempts.pop((root.id, found.rel_path), None)
+            if attempt is not None:
+                clear_parse_attempt(self.db, root.id, found.rel_path)  # its record replaces it
             if attempt == (found.size, found.mtime_ns, found.ctime_ns):
-                clear_parse_attempt(self.db, root.id, found.rel_path)
                 raise SkipFile(
                     "parsing was interrupted on an earlier run after over "
                     f"{SLOW_PARSE_S:g} s; not retried until the file changes"
