@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.parser_process import describe_bytes
 
 
 def _words(text: str) -> list[str]:
@@ -115,9 +116,9 @@ class _OutputBudget:
 
     def _check(self, size: int) -> None:
         if self.limit is not None and size > self.limit:
-            mib = self.limit / (1024 * 1024)
             raise SkipFile(
-                f"parsed text and lines over the {mib:.3g} MiB limit (limit: parse_output_mib)"
+                f"parsed text and lines over the {describe_bytes(self.limit)} limit "
+                "(limit: parse_output_mib)"
             )
 
 
@@ -389,8 +390,8 @@ def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocu
         inflated = _zip_inflated_size(data)
         if inflated > max_inflated_bytes:
             raise SkipFile(
-                f"DOCX inflates to {inflated / 2**20:.3g} MiB, over the "
-                f"{max_inflated_bytes / 2**20:.3g} MiB limit (a quarter of parse_memory_mib)"
+                f"DOCX inflates to {describe_bytes(inflated)}, over the "
+                f"{describe_bytes(max_inflated_bytes)} limit (a quarter of parse_memory_mib)"
             )
     try:
         document = docx.Document(io.BytesIO(data))

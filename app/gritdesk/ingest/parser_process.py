@@ -49,8 +49,8 @@ class ParseLimits:
 
 
 def describe_bytes(size: int) -> str:
-    if size >= 1024 * MIB and size % (1024 * MIB) == 0:
-        return f"{size // (1024 * MIB)} GiB"
+    if size >= 1024 * MIB:
+        return f"{size / (1024 * MIB):.3g} GiB"
     return f"{size / MIB:.3g} MiB"
 
 
