@@ -21,6 +21,7 @@ from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source, te
 from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions, GenerationStats
+from gritdesk.runtime.recipes import fill
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
 
@@ -215,7 +216,7 @@ def run_rag_bench(
         rag_prompt = answerer._fresh_tokens(
             build_layout(CacheMode.OFF, engine.recipe, QUERY, [doc]), ()
         )
-        suffix = engine.tokenize(engine.recipe.rag.doc_cached_suffix.format(query=QUERY))
+        suffix = engine.prompt_tokens(fill(engine.recipe.rag.doc_cached_suffix, query=QUERY))
         rows["bare loop: RAG"] = bare.rag(rag_prompt, gen_tokens)
         # app and bare Doc Caching alternate, so both see the same machine load
         app_runs, bare_runs = [], []
