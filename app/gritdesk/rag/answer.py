@@ -169,9 +169,10 @@ class Answerer:
         )
         cached = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
         fresh = len(self._fresh_tokens(layout, prepared.history))
+        opening = len(self._opening_tokens(layout))
         if prepared.options.placement is Placement.ORIGINAL:
-            return max(cached, default=0) + fresh
-        return sum(cached) + fresh
+            return opening + max(cached, default=0) + fresh
+        return opening + sum(cached) + fresh
 
     def _fit_context(self, prepared: PreparedAnswer) -> None:
         n_ctx = self.generator.n_ctx
@@ -198,6 +199,11 @@ class Answerer:
 
     def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
         return self.engine.document_tokens(self._segment_text(part, prepared))
+
+    def _opening_tokens(self, layout: Layout) -> list[int]:
+        """Computed before restored segments: a chat template's system turn, if any."""
+        chat = self.generator.recipe.chat
+        return self.generator.prompt_tokens(chat.cached_opening()) if layout.cached else []
 
     def _fresh_tokens(self, layout: Layout, history: Sequence[ChatTurn]) -> list[int]:
         """The uncached tail: earlier turns of the conversation, then this turn, rendered by
@@ -251,9 +257,13 @@ class Answerer:
 
         t0 = time.perf_counter()
         engine.reset()
-        position = reused = computed = 0
+        opening = self._opening_tokens(layout)
+        if opening:
+            engine.prefill(opening, 0)
+        position = computed = len(opening)
+        reused = 0
         for state, how in states:
-            at = 0 if options.placement is Placement.ORIGINAL else position
+            at = len(opening) if options.placement is Placement.ORIGINAL else position
             n = engine.restore_at(state, at)
             position = max(position, at + n)
             if how == "cached":

@@ -50,8 +50,9 @@ class Layout:
 def build_layout(mode: CacheMode, recipe: Recipe, query: str, docs: list[str]) -> Layout:
     """The parts of the prompt for `mode`, in order; `docs` are ranked chunk texts."""
     rag = recipe.rag
-    doc_parts = tuple(CachedPart("doc", i) for i in range(len(docs)))
-    joined = join_texts(docs, rag.doc_separator)
+    order = range(len(docs))[::-1] if rag.best_last else range(len(docs))
+    doc_parts = tuple(CachedPart("doc", i) for i in order)
+    joined = join_texts([docs[i] for i in order], rag.doc_separator)
     if mode is CacheMode.OFF:
         return Layout((), tuple(fill(rag.rag_doc_then_query, doc=joined, query=query)), True)
     if mode is CacheMode.DOC:

@@ -155,6 +155,11 @@ class ChatFormat:
             pieces.append(Markup(self.turn_sep))
         return [p for p in (*pieces, *current) if not isinstance(p, Markup | Text) or p.text]
 
+    def cached_opening(self) -> list[Piece]:
+        """What is computed before restored KV segments: a template's system turn (GritLM:
+        nothing, each segment starts with its own BOS)."""
+        return [Markup(self.system)] if self.system else []
+
     def conversation(self, turns: Sequence[Turn]) -> list[Piece]:
         """A chat from scratch, ready for the model to answer the last (open) turn."""
         if turns and turns[-1].assistant is None:
@@ -175,6 +180,9 @@ class RagPrompts:
     rerank: str  # {query} {passage}
     rerank_yes: str
     answer_lead: str
+    # chunks in the prompt best-ranked last, next to the question (citations keep ranks):
+    # a small model answers from what it read last (measured with SmolLM2, README)
+    best_last: bool = False
 
 
 CACHE_MODES = ("off", "doc", "query", "query-doc", "doc-query")
@@ -342,6 +350,7 @@ SMOLLM2 = Recipe(
         ),
         rerank_yes=" yes",  # GPT-2 BPE: the word after "Answer:" carries its space
         answer_lead="",
+        best_last=True,
     ),
     retrieval_instruction="Given a question, retrieve passages that answer the question",
 )
