@@ -123,9 +123,11 @@ def test_generation_stops_at_the_end_of_turn_token(smol: Engine) -> None:
 
 
 def test_a_gguf_without_its_template_fails_clearly(tiny_model_path: Path, smol: Engine) -> None:
-    with Engine(tiny_model_path, EngineSettings(n_ctx=256), recipe=SMOLLM2) as engine:
-        with pytest.raises(ModelFileError, match="no chat template"):
-            engine.chat_tokens([ChatTurn("hi")])
+    with (
+        Engine(tiny_model_path, EngineSettings(n_ctx=256), recipe=SMOLLM2) as engine,
+        pytest.raises(ModelFileError, match="no chat template"),
+    ):
+        engine.chat_tokens([ChatTurn("hi")])
     zephyr = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
     metadata = {**smol.summary.metadata, "tokenizer.chat_template": zephyr}
     with pytest.raises(ModelFileError, match="is not the chatml format") as caught:
@@ -133,3 +135,31 @@ def test_a_gguf_without_its_template_fails_clearly(tiny_model_path: Path, smol: 
     assert str(smol.path) in str(caught.value)
     check_chat_template(smol.path, smol.summary.metadata, SMOLLM2)  # its own: accepted
     assert GRITLM.chat.template == "text"  # GritLM keeps its plain-text markers
+
+
+def test_causal_embedding_kv_is_exactly_a_causal_prefill(smol: Engine, smollm2_path) -> None:
+    """Why Doc Caching applies to SmolLM2: its embedding pass is causal, so the KV it leaves
+    is what a causal prefill of the same tokens computes (a bidirectional pass's is not)."""
+    import dataclasses
+
+    import numpy as np
+
+    from gritdesk.runtime.recipes import fill
+
+    doc = "Hotel costs are refunded up to 140 euros a night in Europe and 210 dollars elsewhere."
+    suffix = smol.prompt_tokens(fill(SMOLLM2.rag.doc_cached_suffix, query="How much in Europe?"))
+
+    def restored_logits(engine: Engine) -> np.ndarray:
+        _, states = engine.embed_documents_with_kv([doc])
+        engine.reset()
+        n = engine.restore_at(states[0], 0)
+        engine.prefill(suffix, n)
+        return engine.last_logits()
+
+    prefill = smol.next_token_logits(smol.document_tokens(doc) + suffix)
+    np.testing.assert_allclose(restored_logits(smol), prefill, atol=2e-3)
+    bidirectional = dataclasses.replace(
+        SMOLLM2, embedding=dataclasses.replace(SMOLLM2.embedding, attention="bidirectional")
+    )
+    with Engine(smollm2_path, EngineSettings(n_ctx=2048), recipe=bidirectional) as other:
+        assert float(np.abs(restored_logits(other) - prefill).max()) > 0.1

@@ -21,7 +21,7 @@ from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source, te
 from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions, GenerationStats
-from gritdesk.runtime.recipes import fill
+from gritdesk.runtime.recipes import Recipe, fill
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
 
@@ -153,10 +153,13 @@ def run_rag_bench(
     modes: tuple[CacheMode, ...] = tuple(CacheMode),
     repeats: int = 3,
     out: Callable[[str], None] = print,
+    recipe: Recipe | None = None,
 ) -> dict[str, object]:
     n_ctx = doc_tokens + 512
     engine = Engine(
-        model, EngineSettings(n_ctx=n_ctx, n_seq_max=2, kv_type=kv_type, flash_attn=flash_attn)
+        model,
+        EngineSettings(n_ctx=n_ctx, n_seq_max=2, kv_type=kv_type, flash_attn=flash_attn),
+        recipe=recipe,
     )
     gen = GenerationOptions(max_tokens=gen_tokens)
     doc = make_document(engine, doc_tokens - 8)
