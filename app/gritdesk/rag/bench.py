@@ -189,7 +189,8 @@ def run_rag_bench(
             f"{gen_tokens} generated"
         )
         out(
-            f"index the document (bidirectional embed + save KV): {t_index:.2f} s "
+            f"index the document ({engine.recipe.embedding.attention} embed + save KV): "
+            f"{t_index:.2f} s "
             f"(embed {t_embed:.2f} s); blob {blob.stat().st_size / 2**20:.1f} MiB = "
             f"{per_token / 1024:.1f} KiB per token"
         )

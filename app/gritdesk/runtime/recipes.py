@@ -47,10 +47,6 @@ class EmbeddingFormat:
             return self.query_prefix_no_instruction
         return self.query_prefix.format(instruction=instruction)
 
-    def head(self, prefix: str, text: str) -> str:
-        """Everything before the pooled copy of the text."""
-        return prefix if self.echo_separator is None else prefix + text + self.echo_separator
-
 
 # --- prompt pieces: the recipe's own text vs. the user's and documents' text ---------------
 
