@@ -100,14 +100,23 @@ async def wait_until(
 
 
 async def type_question(pilot: Pilot, question: str, *, key_by_key: bool = False) -> None:
-    """Put `question` in the question box (typed key by key if asked: slower), then Enter."""
-    box = pilot.app.screen.query_one(QuestionInput)
+    """Put `question` in the question box (typed key by key if asked: slower), then Enter;
+    returns once the question's answer widget is on screen (mounted by an async handler, so
+    on a loaded machine it can come well after the key press)."""
+    from gritdesk.tui.widgets.conversation_view import AnswerMessage
+
+    screen = pilot.app.screen
+    box = screen.query_one(QuestionInput)
     if key_by_key:
         await pilot.press(*question)
     else:
         box.load_text(question)
     assert box.text == question
+    before = len(screen.query(AnswerMessage))
     await pilot.press("enter")
+    await wait_until(
+        pilot, lambda: len(screen.query(AnswerMessage)) > before, what="the answer to start"
+    )
 
 
 def scripted_app(db_path: Path, **backend_options: Any) -> GritdeskApp:

@@ -23,7 +23,7 @@ from .scripted_backend import ANSWER, ScriptedBackend, fill_index
 async def ask(pilot, question: str) -> AnswerMessage:
     app = pilot.app
     await wait_until(pilot, lambda: app.backend is not None, what="the backend")
-    await type_question(pilot, question)
+    await type_question(pilot, question)  # returns once the answer has started
     await wait_until(pilot, lambda: not app.chat_screen.answering, what="the answer")
     return app.chat_screen.query(AnswerMessage).last()
 

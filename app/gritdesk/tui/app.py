@@ -119,6 +119,7 @@ class GritdeskApp(App[None]):
     async def on_mount(self) -> None:
         self._open_store(self.db_path)
         await self.push_screen(self.chat_screen)  # pushed, not the default: loads its CSS_PATH
+        self.chat_screen.begin_session()
         self.load_backend(self.db_path, None, self._generation)
         self.set_interval(INDEX_SIZE_REFRESH_S, self.refresh_index_size)
         self.call_after_refresh(self._start_chat)
@@ -238,6 +239,7 @@ class GritdeskApp(App[None]):
         self.chat_screen.status.activity = "opening the index…"
         self.chat_screen.status.figures = ""
         self.load_backend(db_path, previous, self._generation)
+        self.chat_screen.begin_session()
         await self._start_chat()
 
     # --- indexing ---------------------------------------------------------------------------

@@ -142,6 +142,7 @@ class ChatScreen(Screen[None]):
         self.history: list[ChatTurn] = []
         self.active: ActiveAnswer | None = None
         self._turns = 0
+        self._turns_at_open = 0
 
     @property
     def desk(self) -> GritdeskApp:
@@ -177,9 +178,19 @@ class ChatScreen(Screen[None]):
 
     # --- conversations -----------------------------------------------------------------
 
+    def begin_session(self) -> None:
+        """A database was opened: open_latest() will resume its last conversation unless a
+        question is asked first."""
+        self._turns_at_open = self._turns
+
     async def open_latest(self) -> None:
-        """Resume the most recent conversation of the current database (or start one)."""
+        """Resume the most recent conversation of the current database (or start one),
+        unless a question was asked since the database was opened: never wipe it."""
+        if self._turns != self._turns_at_open:
+            return
         latest = await self.desk.chat_store.call(latest_conversation)
+        if self._turns != self._turns_at_open:
+            return
         if latest is None:
             await self.new_chat()
         else:
@@ -250,6 +261,7 @@ class ChatScreen(Screen[None]):
             self.notify(desk.backend_wait_message, severity="warning")
             return
         self.query_one(QuestionInput).clear()
+        self._turns += 1  # before any await: open_latest() must see that a question came
         store = desk.chat_store
         if self.conversation is None:
             self.conversation = OpenConversation(title_for(question))
@@ -259,7 +271,6 @@ class ChatScreen(Screen[None]):
         await view.add_question(question)
         answer = await view.add_answer()
         answer.set_activity("waiting for the index run…" if desk.indexing else "retrieving…")
-        self._turns += 1
         self.active = ActiveAnswer(
             self._turns, question, self.conversation, threading.Event(), answer
         )
