@@ -61,7 +61,8 @@ async def test_answer_streams_in_with_its_sources(
         shown.append((time.perf_counter(), self.text))
 
     monkeypatch.setattr(AnswerMessage, "write", recording_write)
-    app = tiny_app(chat_db, tiny_model_path, max_tokens=64)
+    # enough tokens to span several 1/30 s batching periods even on an idle fast machine
+    app = tiny_app(chat_db, tiny_model_path, max_tokens=256)
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.chat_screen
         await wait_until(pilot, lambda: app.backend is not None, what="the model to load")
