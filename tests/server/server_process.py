@@ -75,7 +75,7 @@ class ServerProcess:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], object]:
-        """(status, headers, parsed JSON body)."""
+        """(status, headers with lower-case names, parsed JSON body)."""
         conn = self.connection()
         try:
             data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -83,7 +83,8 @@ class ServerProcess:
             conn.request(method, path, body=data, headers=all_headers)
             response = conn.getresponse()
             payload = response.read()
-            return response.status, dict(response.getheaders()), json.loads(payload or b"null")
+            headers_ = {k.lower(): v for k, v in response.getheaders()}
+            return response.status, headers_, json.loads(payload or b"null")
         finally:
             conn.close()
 

@@ -157,7 +157,10 @@ def test_rag_answers_cite_what_gritdesk_ask_cites(server: ServerProcess, indexed
     assert reply.usage is not None and reply.usage.completion_tokens >= 1
 
     stream = api.chat.completions.create(
-        model="gritdesk-rag", messages=messages, max_tokens=12, stream=True  # type: ignore[arg-type]
+        model="gritdesk-rag",
+        messages=messages,
+        max_tokens=12,
+        stream=True,  # type: ignore[arg-type]
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -168,9 +171,7 @@ def test_rag_answers_cite_what_gritdesk_ask_cites(server: ServerProcess, indexed
     )
 
 
-def test_rag_scoped_to_a_folder_cites_only_that_folder(
-    server: ServerProcess, docs: Path
-) -> None:
+def test_rag_scoped_to_a_folder_cites_only_that_folder(server: ServerProcess, docs: Path) -> None:
     api = client(server)
     messages = [{"role": "user", "content": QUESTION}]
     reply = api.chat.completions.create(

@@ -35,7 +35,8 @@ def chat_turns(messages: Sequence[Message]) -> list[ChatTurn]:
             pending = []
     if not pending:
         raise ApiError(
-            400, "the last message must come from the user (it is the one answered)",
+            400,
+            "the last message must come from the user (it is the one answered)",
             param="messages",
         )
     turns.append(ChatTurn("\n\n".join(pending)))

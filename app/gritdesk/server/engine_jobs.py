@@ -213,5 +213,3 @@ class SearchJob(Job):
         assert session.engine is not None
         hits: list[Hit] = scoped_search(session.db, session.engine, self.query, self.k, self.root)
         self.emit("done", hits)
-
-

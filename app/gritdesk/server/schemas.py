@@ -130,9 +130,7 @@ async def read_body(request: Request, model: type[T], max_bytes: int) -> T:
 
 
 def body_too_large(max_bytes: int) -> ApiError:
-    return ApiError(
-        413, f"the body is larger than {max_bytes} bytes", code="request_too_large"
-    )
+    return ApiError(413, f"the body is larger than {max_bytes} bytes", code="request_too_large")
 
 
 def validation_error(exc: ValidationError) -> ApiError:

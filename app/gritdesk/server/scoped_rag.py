@@ -67,7 +67,7 @@ def prepare_answer(
     if not question.strip():
         raise EmptyInputError("the question is empty")
     if answerer.pair_mode and options.cache_mode is not CacheMode.OFF:
-        raise GritdeskError("pair mode shares no KV between its two models: use cache \"off\"")
+        raise GritdeskError('pair mode shares no KV between its two models: use cache "off"')
     wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
     hits = scoped_search(answerer.db, answerer.engine, question, wanted, root)
     scores: list[float | None] = [None] * len(hits)

@@ -44,8 +44,7 @@ def run_serve(session: Session, settings: ServeSettings) -> None:
         print(f"gritdesk: note: {notice}", file=sys.stderr)
     print(
         f"gritdesk: serving {session.engine.path.name if session.engine else '?'} "
-        f"on http://{shown}:{port}/v1"
-        + (" (API key required)" if settings.api_key else ""),
+        f"on http://{shown}:{port}/v1" + (" (API key required)" if settings.api_key else ""),
         file=sys.stderr,
         flush=True,
     )
