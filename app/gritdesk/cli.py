@@ -243,7 +243,8 @@ def serve(
     ] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
     max_input_tokens: Annotated[
-        int | None, typer.Option(help="Longest chat prompt in tokens (default: the context).")
+        int | None,
+        typer.Option(help="Longest chat prompt or embedding text, in tokens (default: context)."),
     ] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Largest max_tokens a request may ask for.")

@@ -110,13 +110,14 @@ def test_limits_are_clear_errors(keyed: ServerProcess, model_id: str) -> None:
         keyed.request("POST", "/v1/embeddings", raw=huge, headers=AUTH), 413, "65536 bytes"
     )
     assert error["code"] == "request_too_large"
-    long_text = " ".join(f"word{i}" for i in range(400))  # more than the 256-token context
+    long_text = " ".join(f"word{i}" for i in range(60))  # over --max-input-tokens 48
     error = assert_error(
         keyed.request(
-            "POST", "/v1/embeddings", {"model": model_id, "input": long_text}, headers=AUTH
+            "POST", "/v1/embeddings", {"model": model_id, "input": ["ok", long_text]}, headers=AUTH
         ),
         400,
-        "the limit is 256",
+        "text 2 is",
+        "the limit is 48",
     )
     assert error["code"] == "context_length_exceeded"
     long_prompt = " ".join(f"word{i}" for i in range(60))  # over --max-input-tokens 48
@@ -137,6 +138,20 @@ def test_limits_are_clear_errors(keyed: ServerProcess, model_id: str) -> None:
         400,
         "limit of 64",
     )
+
+
+def test_a_text_longer_than_one_decode_is_refused(server: ServerProcess, model_id: str) -> None:
+    """No limit flag: the engine's own bound (the 4096-token context) answers, no crash."""
+    long_text = " ".join(f"word{i}" for i in range(3000))
+    error = assert_error(
+        server.request("POST", "/v1/embeddings", {"model": model_id, "input": long_text}),
+        400,
+        "text 1 is",
+    )
+    assert error["code"] == "context_length_exceeded"
+    limit = int(error["message"].rsplit("the limit is ", 1)[1])
+    assert 4000 < limit < 4096  # one decode holds 4096 tokens, the format's among them
+    assert server.request("POST", "/v1/embeddings", {"model": model_id, "input": "ok"})[0] == 200
 
 
 def test_server_keeps_serving_after_bad_input(keyed: ServerProcess, model_id: str) -> None:

@@ -111,13 +111,13 @@ def test_embedding_requests_queued_together_share_one_batch(
 ) -> None:
     before = server.metrics()
     texts = [[f"request {n} text {i}" for i in range(2)] for n in range(4)]
+    texts[2][1] = " ".join(f"word{i}" for i in range(3000))  # over the context: refused alone
 
-    def embed(n: int) -> np.ndarray:
+    def embed(n: int) -> tuple[int, object]:
         status, _, body = server.request(
             "POST", "/v1/embeddings", {"model": model_id, "input": texts[n]}
         )
-        assert status == 200, body
-        return np.array([d["embedding"] for d in body["data"]], dtype=np.float32)  # type: ignore[index]
+        return status, body
 
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(embed, n) for n in range(4)]
@@ -125,9 +125,14 @@ def test_embedding_requests_queued_together_share_one_batch(
         busy_engine.drop()  # the engine is free: it takes all four at once
         results = [f.result(timeout=120) for f in futures]
     after = server.metrics()
-    assert after["embed_requests"] - before["embed_requests"] == 4
+    assert after["embed_requests"] - before["embed_requests"] == 3
     assert after["embed_batches"] - before["embed_batches"] == 1
-    for n, got in enumerate(results):
+    for n, (status, body) in enumerate(results):
+        if n == 2:
+            assert status == 400 and "text 2 is" in body["error"]["message"]  # type: ignore[index]
+            continue
+        assert status == 200, body
+        got = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)  # type: ignore[index]
         np.testing.assert_allclose(got, tiny_engine.embed(texts[n]), atol=1e-4)
 
 

@@ -15,7 +15,7 @@ from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.rerank import relevance_score
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.engine import ChatTurn, Engine, GenerationOptions, GenerationStats
-from gritdesk.runtime.errors import InputTooLongError
+from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
 from gritdesk.server.engine_worker import Job, WorkerMetrics
 from gritdesk.server.scoped_rag import prepare_answer, scoped_search
 from gritdesk.session import Session
@@ -38,10 +38,35 @@ class Embedded:
 class EmbedJob(Job):
     """Texts to embed in one format: a query instruction, or None for documents."""
 
-    def __init__(self, texts: Sequence[str], instruction: str | None) -> None:
+    def __init__(
+        self, texts: Sequence[str], instruction: str | None, max_input_tokens: int | None = None
+    ) -> None:
         super().__init__()
         self.texts = list(texts)
         self.instruction = instruction
+        self.max_input_tokens = max_input_tokens
+        self.tokens = 0  # of the texts themselves, counted on the engine thread
+
+    def count_tokens(self, engine: Engine) -> None:
+        """Count the texts' tokens, refusing an empty text or one longer than one embedding
+        decode takes (or `max_input_tokens`) before it joins a batch, so a bad request
+        fails alone and the others still share their decodes."""
+        fmt = engine.recipe.embedding
+        limit = engine.max_document_tokens
+        if self.instruction is not None:  # a query's prefix is longer than a document's
+            prefix_tokens = engine.count_tokens(fmt.query(self.instruction))
+            limit -= max(0, prefix_tokens - engine.count_tokens(fmt.document()))
+        if self.max_input_tokens is not None:
+            limit = min(limit, self.max_input_tokens)
+        total = 0
+        for i, text in enumerate(self.texts):
+            if not text.strip():
+                raise EmptyInputError(f"text {i + 1} is empty: nothing to embed")
+            n = engine.count_tokens(text)
+            if n > limit:
+                raise InputTooLongError(f"text {i + 1}", n, limit)
+            total += n
+        self.tokens = total
 
     def batch_key(self) -> Hashable | None:
         return ("embed", self.instruction)
@@ -53,9 +78,20 @@ class EmbedJob(Job):
     def run_batch(cls, jobs: Sequence[Job], session: Session, metrics: WorkerMetrics) -> None:
         """One Engine.embed over every job's texts; a job whose texts fail is retried alone,
         so one bad request does not fail the others merged with it."""
-        embed_jobs = [job for job in jobs if isinstance(job, EmbedJob)]
         engine = session.engine
         assert engine is not None
+        embed_jobs = []
+        for job in jobs:
+            assert isinstance(job, EmbedJob)
+            try:
+                job.count_tokens(engine)
+                embed_jobs.append(job)
+            except GritdeskError as exc:
+                if len(jobs) == 1:
+                    raise
+                job.emit("error", exc)
+        if not embed_jobs:
+            return
         texts = [text for job in embed_jobs for text in job.texts]
         try:
             vectors = engine.embed(texts, instruction=embed_jobs[0].instruction)
@@ -75,8 +111,7 @@ class EmbedJob(Job):
         for job in embed_jobs:
             rows = vectors[start : start + len(job.texts)]
             start += len(job.texts)
-            tokens = sum(engine.count_tokens(text) for text in job.texts)
-            job.emit("done", Embedded(rows, tokens))
+            job.emit("done", Embedded(rows, job.tokens))
 
 
 @dataclass

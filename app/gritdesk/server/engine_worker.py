@@ -27,6 +27,10 @@ class QueueFullError(Exception):
     pass
 
 
+class JobCancelledError(Exception):
+    """The job was cancelled before it ran: its client left, or the server is stopping."""
+
+
 @dataclass
 class WorkerMetrics:
     """Counters the worker keeps; `GET /debug/metrics` shows them (tests read them too)."""
@@ -122,16 +126,17 @@ class EngineWorker:
         self._jobs: deque[Job] = deque()
         self._wake = threading.Condition()
         self._closing = False
+        self._running: list[Job] = []
         self._thread = threading.Thread(target=self._loop, name="gritdesk-engine", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Cancel what waits, let the running job see its cancel flag, join the thread."""
+        """Cancel what waits and what runs (it stops before its next token), join the thread."""
         with self._wake:
             self._closing = True
-            for job in self._jobs:
+            for job in [*self._jobs, *self._running]:
                 job.cancel()
             self._wake.notify_all()
         self._thread.join(timeout)
@@ -165,6 +170,7 @@ class EngineWorker:
                         self._jobs.remove(job)
                         batch.append(job)
             self.metrics.queue_depth = len(self._jobs)
+            self._running = batch
             return batch
 
     def _loop(self) -> None:
@@ -173,7 +179,7 @@ class EngineWorker:
             self.metrics.jobs_skipped_cancelled += len(batch) - len(live)
             for job in batch:
                 if job.cancelled:
-                    job.emit("error", asyncio.CancelledError())
+                    job.emit("error", JobCancelledError("cancelled before it ran"))
             if not live:
                 continue
             self.metrics.busy = True
@@ -191,3 +197,5 @@ class EngineWorker:
                     job.emit("error", exc)
             finally:
                 self.metrics.busy = False
+                with self._wake:
+                    self._running = []

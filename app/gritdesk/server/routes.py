@@ -33,7 +33,7 @@ from gritdesk.server.engine_jobs import (
     RerankJob,
     openai_finish_reason,
 )
-from gritdesk.server.engine_worker import EngineWorker, Job, QueueFullError
+from gritdesk.server.engine_worker import EngineWorker, Job, JobCancelledError, QueueFullError
 from gritdesk.server.errors import ApiError, from_gritdesk_error, queue_full
 from gritdesk.server.schemas import (
     ChatRequest,
@@ -88,8 +88,8 @@ class Api:
         watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
         try:
             return await job.result()
-        except GritdeskError as exc:
-            raise from_gritdesk_error(exc, param) from None
+        except (GritdeskError, JobCancelledError) as exc:
+            raise api_error(exc, param) from None
         finally:
             watcher.cancel()
 
@@ -100,10 +100,7 @@ class Api:
         finally:
             watcher.cancel()
         if kind == "error":
-            if isinstance(value, GritdeskError):
-                raise from_gritdesk_error(value, "messages")
-            assert isinstance(value, BaseException)
-            raise value
+            raise api_error(value, "messages")
         return kind, value
 
     # --- endpoints -------------------------------------------------------------------------
@@ -149,7 +146,7 @@ class Api:
         instruction = None
         if body.input_type == "query":
             instruction = body.instruction or self.embedder.recipe.retrieval_instruction
-        job = self._submit(EmbedJob(texts, instruction))
+        job = self._submit(EmbedJob(texts, instruction, self.settings.max_input_tokens))
         result = await self._await_result(request, job, "input")
         assert isinstance(result, Embedded)
         data = [
@@ -217,7 +214,7 @@ class Api:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return JSONResponse(await reply.whole(request, job, self))
+        return JSONResponse(await reply.whole(request, job))
 
     def _generation_options(self, body: ChatRequest) -> GenerationOptions:
         n_ctx = self.generator.n_ctx
@@ -255,7 +252,7 @@ class ChatReply:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return _event({**self._base("chat.completion.chunk"), "choices": [choice]})
 
-    async def whole(self, request: Request, job: Job, api: Api) -> dict[str, object]:
+    async def whole(self, request: Request, job: Job) -> dict[str, object]:
         pieces: list[str] = []
         watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
         try:
@@ -264,10 +261,7 @@ class ChatReply:
                 if kind == "piece":
                     pieces.append(str(value))
                 elif kind == "error":
-                    if isinstance(value, GritdeskError):
-                        raise from_gritdesk_error(value, "messages")
-                    assert isinstance(value, BaseException)
-                    raise value
+                    raise api_error(value, "messages")
                 elif kind == "done":
                     break
         finally:
@@ -291,12 +285,7 @@ class ChatReply:
                 if kind == "piece":
                     yield self._chunk({"content": str(value)})
                 elif kind == "error":
-                    error = (
-                        from_gritdesk_error(value, "messages")
-                        if isinstance(value, GritdeskError)
-                        else ApiError(500, f"internal error: {value}", type="server_error")
-                    )
-                    yield _event(error.body())
+                    yield _event(api_error(value, "messages").body())
                     return
                 elif kind == "done":
                     break
@@ -310,6 +299,21 @@ class ChatReply:
             yield "data: [DONE]\n\n"
         finally:
             job.cancel()  # no-op when the job is done; stops it when the client left
+
+
+def api_error(exc: object, param: str | None) -> ApiError:
+    """What a failed job tells its client: the user's mistake as a 400, a job cancelled
+    before it ran as a 503, anything else (a bug) as a 500."""
+    if isinstance(exc, GritdeskError):
+        return from_gritdesk_error(exc, param)
+    if isinstance(exc, JobCancelledError):
+        return ApiError(
+            503,
+            "the request was cancelled before it ran (the server is stopping)",
+            type="server_error",
+            code="cancelled",
+        )
+    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error")
 
 
 def _outcome(value: object) -> tuple[dict[str, int], str, dict[str, object]]:

@@ -29,7 +29,7 @@ class ServeSettings:
     queue_size: int = 64  # jobs waiting for the engine; one more gets 503 + Retry-After
     retry_after_s: int = 1
     max_body_bytes: int = 4 * 2**20
-    max_input_tokens: int | None = None  # a chat prompt; None: the model's context
+    max_input_tokens: int | None = None  # a chat prompt or embedding text; None: the context
     max_tokens: int | None = None  # the largest max_tokens a request may ask for; None: context
     default_max_tokens: int = 512  # when a chat request names none
     max_embedding_inputs: int = 2048  # texts in one /v1/embeddings request (OpenAI's limit)
