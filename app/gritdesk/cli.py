@@ -239,15 +239,17 @@ def serve(
         typer.Option(help="Require `Authorization: Bearer KEY` (or set GRITDESK_API_KEY)."),
     ] = None,
     queue_size: Annotated[
-        int | None, typer.Option(help="Requests that may wait for the engine (then 503).")
+        int | None, typer.Option(help="Requests waiting for the engine, then 503 (default 64).")
     ] = None,
-    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body in bytes (default 4 MiB).")
+    ] = None,
     max_input_tokens: Annotated[
         int | None,
         typer.Option(help="Longest chat prompt or embedding text, in tokens (default: context)."),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(help="Largest max_tokens a request may ask for.")
+        int | None, typer.Option(help="Largest max_tokens a request may ask (default: context).")
     ] = None,
     db: DbOption = None,
     model: ModelOption = None,
