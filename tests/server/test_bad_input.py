@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,14 @@ def test_limits_are_clear_errors(keyed: ServerProcess, model_id: str) -> None:
         keyed.request("POST", "/v1/embeddings", raw=huge, headers=AUTH), 413, "65536 bytes"
     )
     assert error["code"] == "request_too_large"
+    # no Content-Length (chunked): the body is counted as it arrives
+    conn = keyed.connection()
+    pieces = iter([b'{"model": "x", "input": "', *[b"a " * 8192] * 8, b'"}'])
+    conn.request("POST", "/v1/embeddings", body=pieces, headers=AUTH, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["error"]["code"] == "request_too_large"
+    conn.close()
     long_text = " ".join(f"word{i}" for i in range(60))  # over --max-input-tokens 48
     error = assert_error(
         keyed.request(
