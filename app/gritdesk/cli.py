@@ -12,6 +12,7 @@ import typer
 from gritdesk.config import require_model
 from gritdesk.errors import GritdeskError
 from gritdesk.models.commands import models_app
+from gritdesk.terminal_text import printable, printable_line
 
 if TYPE_CHECKING:
     from gritdesk.runtime.engine import Engine
@@ -78,7 +79,7 @@ def generate(
         stop=tuple(stop or ()),
     )
     for piece in engine.generate(prompt, options):
-        sys.stdout.write(piece)
+        sys.stdout.write(printable(piece))
         sys.stdout.flush()
     sys.stdout.write("\n")
 
@@ -310,7 +311,8 @@ def cache_clear(db: DbOption = None) -> None:
 
     session = open_session(SessionOptions(db=db), load_model=False)
     assert session.kv_store is not None
-    print(f"removed {session.kv_store.clear()} KV blobs from {session.kv_store.directory}")
+    removed, folder = session.kv_store.clear(), printable_line(str(session.kv_store.directory))
+    print(f"removed {removed} KV blobs from {folder}")
 
 
 @bench_app.command("rag")
@@ -350,7 +352,7 @@ def main() -> None:
     try:
         app()
     except GritdeskError as exc:
-        typer.echo(f"gritdesk: error: {exc}", err=True)
+        typer.echo(f"gritdesk: error: {printable(str(exc))}", err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         typer.echo("gritdesk: interrupted", err=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +24,7 @@ from rich.progress import (
 from gritdesk.ingest.indexer import IndexProgress, IndexReport, ProgressCallback
 from gritdesk.rag.answer import PreparedAnswer
 from gritdesk.rag.retrieve import Hit
+from gritdesk.terminal_text import printable, printable_line
 
 err = Console(stderr=True)
 
@@ -53,13 +55,24 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
                 completed=p.files_done,
                 chunks=p.chunks_done,
                 tps=p.tokens_per_s,
-                current=(p.current_path or "")[-40:],
+                current=escape(printable_line(p.current_path or "")[-40:]),
             )
 
         yield update
 
 
-def print_index_summary(report: IndexReport, kv_saved: int, kv_skipped: int) -> None:
+def print_notice(notice: str) -> None:
+    """A note on stderr; the notice is text (paths, file names), never markup."""
+    err.print(f"[yellow]note:[/yellow] {escape(printable(notice))}")
+
+
+def print_index_summary(
+    report: IndexReport,
+    kv_saved: int,
+    kv_skipped: int,
+    kv_failed: int = 0,
+    kv_failure: str | None = None,
+) -> None:
     print(
         f"indexed {report.indexed}, unchanged {report.unchanged}, renamed {report.renamed}, "
         f"removed {report.removed}, skipped {len(report.skipped)}, ignored {report.ignored}; "
@@ -67,24 +80,29 @@ def print_index_summary(report: IndexReport, kv_saved: int, kv_skipped: int) -> 
         f"{report.tokens_embedded} tokens) in {report.elapsed_s:.1f} s; "
         f"KV caches saved {kv_saved}" + (f" ({kv_skipped} over budget)" if kv_skipped else "")
     )
+    if kv_failed:
+        print(
+            f"  KV caches not saved: {kv_failed} (the chunks are indexed; answers recompute "
+            f"their KV): {printable_line(kv_failure or '')}"
+        )
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
         for skip in report.skipped[:50]:
-            print(f"  {skip.status}: {skip.path}: {skip.reason}")
+            print(f"  {skip.status}: {printable_line(skip.path)}: {printable_line(skip.reason)}")
         if len(report.skipped) > 50:
             print(f"  ... and {len(report.skipped) - 50} more; by reason:")
             for reason, count in reasons.most_common(10):
-                print(f"    {count} x {reason}")
+                print(f"    {count} x {printable_line(reason)}")
 
 
 def print_hits(hits: list[Hit]) -> None:
     if not hits:
         print("no results")
     for rank, hit in enumerate(hits, 1):
-        print(f"{rank:2}. {hit.location}  score {hit.score:.4f}")
+        print(f"{rank:2}. {printable_line(hit.location)}  score {hit.score:.4f}")
         if hit.heading_path:
-            print(f"    § {hit.heading_path}")
-        print("    " + hit.snippet.replace("\n", " "))
+            print(f"    § {printable_line(hit.heading_path)}")
+        print("    " + printable_line(hit.snippet))
 
 
 def print_sources(prepared: PreparedAnswer) -> None:
@@ -94,7 +112,8 @@ def print_sources(prepared: PreparedAnswer) -> None:
     print("\nSources:")
     for source in prepared.sources:
         extra = f", rerank {source.rerank_score:.2f}" if source.rerank_score is not None else ""
-        print(f"{source.citation}  (score {source.hit.score:.4f}{extra}, KV {source.kv})")
+        citation = printable_line(source.citation)
+        print(f"{citation}  (score {source.hit.score:.4f}{extra}, KV {source.kv})")
 
 
 def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
@@ -133,5 +152,6 @@ def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
             "generated_tokens_per_s": t.tokens_per_second,
             "kv_cache_hits": t.kv_hits,
             "kv_cache_misses": t.kv_misses,
+            "kv_cache_save_failures": t.kv_save_failures,
         },
     }

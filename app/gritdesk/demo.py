@@ -12,9 +12,11 @@ import hashlib
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from gritdesk.config import resolve_model
 from gritdesk.paths import data_dir
+from gritdesk.terminal_text import printable_line
 
 CORPUS = Path(__file__).resolve().parent / "demo_corpus"
 QUESTION = "Hotel costs are refunded up to how many euros a night in Europe?"
@@ -41,7 +43,7 @@ def run_demo(model: Path | None) -> None:
     # one demo index per checkout and model kind, so another clone's paths never show up
     key = hashlib.sha256(f"{CORPUS}|{synthetic}".encode()).hexdigest()[:8]
     db = data_dir() / f"demo-{key}.db"
-    console.print(f"[bold]1. index[/bold] {CORPUS} -> {db}")
+    console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{CORPUS} -> {db}'))}")
     session = open_session(SessionOptions(db=db, model=path, n_ctx=2048))
     try:
         run_index(session, [CORPUS])

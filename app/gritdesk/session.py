@@ -4,7 +4,6 @@ KV cache store. One place, so `index`, `search`, `ask`, `chat` and `cache` agree
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from gritdesk.paths import cache_dir
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.runtime.recipes import Recipe, get_recipe
 from gritdesk.store.connection import open_database
-from gritdesk.store.kv_cache import DEFAULT_BUDGET_BYTES, KvCacheStore
+from gritdesk.store.kv_cache import DEFAULT_BUDGET_BYTES, KvCacheStore, kv_folder
 from gritdesk.store.model_record import read_model_record
 
 
@@ -66,10 +65,16 @@ class Session:
         self.db.close()
 
 
-def kv_cache_directory(db_path: Path) -> Path:
-    """Blobs of one index live in their own folder, named after the database's path."""
-    key = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]
-    return cache_dir() / "kv" / key
+def kv_cache_directory(db_path: Path, db: apsw.Connection | None = None) -> Path:
+    """Blobs of one index live in their own folder, named by the id the database holds
+    (see `kv_cache.kv_folder`); `db` is the open database, else it is opened for this."""
+    if db is not None:
+        return kv_folder(db, db_path, cache_dir() / "kv")
+    conn = open_database(db_path)
+    try:
+        return kv_folder(conn, db_path, cache_dir() / "kv")
+    finally:
+        conn.close()
 
 
 def _setting(options_value: object, key: str, default: object) -> object:
@@ -97,7 +102,8 @@ def open_session(options: SessionOptions, *, load_model: bool = True) -> Session
         raise GritdeskError(f"cannot open index database {db_path}: {exc}") from None
     session = Session(db_path, db)
     budget = _setting(options.kv_budget_gib, "kv_budget_gib", DEFAULT_BUDGET_BYTES / 2**30)
-    session.kv_store = KvCacheStore(db, kv_cache_directory(db_path), int(float(budget) * 2**30))  # type: ignore[arg-type]
+    folder = kv_cache_directory(db_path, db)
+    session.kv_store = KvCacheStore(db, folder, int(float(budget) * 2**30))  # type: ignore[arg-type]
     if not load_model:
         return session
     # the flag, then the model the index was built with, then GRITDESK_MODEL / config

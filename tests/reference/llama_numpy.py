@@ -71,11 +71,30 @@ def forward(
     w: LlamaWeights, tokens: list[int], *, causal: bool, positions: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (final-norm hidden states (T, n_embd), logits (T, n_vocab))."""
-    t = w.tensors
     n = len(tokens)
     pos = np.arange(n, dtype=np.float64) if positions is None else positions.astype(np.float64)
+    mask = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
+    hidden, _ = forward_over_cache(w, tokens, pos, mask, past=None)
+    return hidden, hidden @ w.tensors["output.weight"].T
+
+
+def forward_over_cache(
+    w: LlamaWeights,
+    tokens: list[int],
+    positions: np.ndarray,
+    allowed: np.ndarray,
+    past: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """One pass of `tokens` over a KV cache: `past[layer] = (K, V)` for P cached tokens (K
+    already rotated to its positions, shape (P, n_head_kv, head_dim)); `allowed` (T, P + T)
+    says which cached and new tokens each new token attends to. Returns the final-norm hidden
+    states and each layer's (K, V) of the new tokens (K rotated to `positions`)."""
+    t = w.tensors
+    n = len(tokens)
+    pos = positions.astype(np.float64)
+    bias = np.where(allowed, 0.0, -np.inf)
     x = t["token_embd.weight"][tokens]  # (T, n_embd)
-    mask = np.triu(np.full((n, n), -np.inf), k=1) if causal else np.zeros((n, n))
+    new_kv: list[tuple[np.ndarray, np.ndarray]] = []
     for i in range(w.n_layer):
         h = rms_norm(x, t[f"blk.{i}.attn_norm.weight"], w.eps)
         q = h @ t[f"blk.{i}.attn_q.weight"].T
@@ -85,10 +104,14 @@ def forward(
         q = rope(q.reshape(n, w.n_head, head_dim), pos, w.rope_base)
         k = rope(k.reshape(n, w.n_head_kv, head_dim), pos, w.rope_base)
         v = v.reshape(n, w.n_head_kv, head_dim)
+        new_kv.append((k, v))
+        if past is not None:
+            k = np.concatenate([past[i][0], k])
+            v = np.concatenate([past[i][1], v])
         group = w.n_head // w.n_head_kv
         k = np.repeat(k, group, axis=1)
         v = np.repeat(v, group, axis=1)
-        scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(head_dim) + mask
+        scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(head_dim) + bias
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         probs = scores / scores.sum(axis=-1, keepdims=True)
         attn = np.einsum("hqk,khd->qhd", probs, v).reshape(n, -1)
@@ -97,8 +120,7 @@ def forward(
         gate = h @ t[f"blk.{i}.ffn_gate.weight"].T
         up = h @ t[f"blk.{i}.ffn_up.weight"].T
         x = x + ((gate / (1 + np.exp(-gate))) * up) @ t[f"blk.{i}.ffn_down.weight"].T
-    hidden = rms_norm(x, t["output_norm.weight"], w.eps)
-    return hidden, hidden @ t["output.weight"].T
+    return rms_norm(x, t["output_norm.weight"], w.eps), new_kv
 
 
 def mean_pooled(hidden: np.ndarray, n_prefix: int) -> np.ndarray:

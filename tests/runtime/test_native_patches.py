@@ -54,7 +54,9 @@ EMBED = textwrap.dedent(
     engine = Engine(sys.argv[1], EngineSettings(n_ctx=512))
     vectors = engine.embed(["a text to embed", "and a second one"]).tolist()
     has_logits = bool(ll.llama_get_logits(engine._ctx))  # NULL when no logits buffer exists
-    print(json.dumps({"vectors": vectors, "logits_buffer": has_logits}))
+    _, states = engine.embed_documents_with_kv(["a document whose cache is kept"])
+    print(json.dumps({"vectors": vectors, "logits_buffer": has_logits,
+                      "kv": bytes(states[0].data).hex()}))
     """
 )
 
@@ -78,6 +80,9 @@ def test_embeddings_identical_with_and_without_lm_head(tiny_model_path: Path) ->
     np.testing.assert_allclose(skipped, kept, atol=1e-3)
     assert runs["1"]["logits_buffer"] is True  # upstream: an n_tokens x n_vocab buffer
     assert runs["0"]["logits_buffer"] is False  # patched: none
+    # and the pass leaves the same KV cache: keys/values do not depend on the LM head (the
+    # first version of patch 0002 built a graph that never wrote the cache)
+    assert runs["0"]["kv"] == runs["1"]["kv"]
 
 
 QUANTIZED_SHIFT = textwrap.dedent(

@@ -87,7 +87,7 @@ class ScriptedBackend:
         self.delay_s = delay_s
         self.fail_with = fail_with
         self.check = check
-        self.questions: list[tuple[str, list[ChatTurn], str | None]] = []
+        self.questions: list[tuple[str, list[ChatTurn], list[str]]] = []
         self.closed = False
 
     def check_index(self) -> None:
@@ -99,9 +99,9 @@ class ScriptedBackend:
         question: str,
         options: AskOptions,
         history: Sequence[ChatTurn],
-        retrieval_query: str | None,
+        earlier_questions: Sequence[str],
     ) -> PreparedAnswer:
-        self.questions.append((question, list(history), retrieval_query))
+        self.questions.append((question, list(history), list(earlier_questions)))
         return PreparedAnswer(question, options, [], history)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:

@@ -15,7 +15,7 @@ from gritdesk.runtime.engine import ChatTurn
 from gritdesk.runtime.errors import InputTooLongError
 from gritdesk.store.conversations import StoredMessage
 from gritdesk.tui.backend import display_path
-from gritdesk.tui.dialogue import prepare_turn, retrieval_query, turns_from_messages
+from gritdesk.tui.dialogue import earlier_questions, prepare_turn, turns_from_messages
 from gritdesk.tui.markdown_code import code_blocks, last_code_block
 from gritdesk.tui.screens.chat_screen import batched
 from gritdesk.tui.thread_priority import ENGINE_NICENESS, lower_this_thread
@@ -39,10 +39,10 @@ def test_turns_pair_questions_with_answers_and_skip_failed_answers() -> None:
     ]
 
 
-def test_retrieval_query_adds_the_last_two_questions() -> None:
+def test_retrieval_uses_the_last_two_questions() -> None:
     history = [ChatTurn("q1", "a"), ChatTurn("q2", "a"), ChatTurn("q3", "a")]
-    assert retrieval_query(history, "q4") == "q2\nq3\nq4"
-    assert retrieval_query([], "q") == "q"
+    assert earlier_questions(history) == ["q2", "q3"]
+    assert earlier_questions([]) == []
 
 
 class TightBackend(ScriptedBackend):
@@ -52,10 +52,10 @@ class TightBackend(ScriptedBackend):
         super().__init__(Path("index.db"))
         self.room = room
 
-    def prepare(self, question, options, history, retrieval_query):
+    def prepare(self, question, options, history, earlier):
         if len(history) > self.room:
             raise InputTooLongError("the question", 5000, 4000)
-        return super().prepare(question, options, history, retrieval_query)
+        return super().prepare(question, options, history, earlier)
 
 
 def test_oldest_turns_are_dropped_until_the_question_fits() -> None:
@@ -64,7 +64,7 @@ def test_oldest_turns_are_dropped_until_the_question_fits() -> None:
     prepared = prepare_turn(backend, "new", AskOptions(), history)
     assert [t.user for t in prepared.history] == ["q4", "q5"]
     assert "left out the 2 oldest turn(s)" in prepared.notices[0]  # 4 at most were tried
-    assert backend.questions[0][2] == "q5\nfailed\nnew"
+    assert backend.questions[0][2] == ["q5", "failed"]
 
     with pytest.raises(InputTooLongError):
         prepare_turn(TightBackend(room=-1), "new", AskOptions(), history)

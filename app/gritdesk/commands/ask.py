@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from gritdesk.cli_views import answer_json, err, print_sources
+from gritdesk.cli_views import answer_json, print_notice, print_sources
 from gritdesk.errors import GritdeskError
 from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.runtime.engine import GenerationOptions
 from gritdesk.session import Session
+from gritdesk.terminal_text import printable
 
 
 def parse_choice(enum: type, value: str, what: str):
@@ -35,7 +36,7 @@ def run_ask(
     assert session.engine is not None
     session.require_answering_model()
     for notice in session.notices:
-        err.print(f"[yellow]note:[/yellow] {notice}")
+        print_notice(notice)
     options = AskOptions(
         k=k,
         cache_mode=parse_choice(
@@ -48,13 +49,16 @@ def run_ask(
     answerer = Answerer(session.db, session.engine, session.kv_store, session.chat_engine)
     prepared = answerer.prepare(question, options)
     for notice in prepared.notices:
-        err.print(f"[yellow]note:[/yellow] {notice}")
+        print_notice(notice)
+    said = len(prepared.notices)
     pieces: list[str] = []
     for piece in answerer.stream(prepared):
         pieces.append(piece)
         if not as_json:
-            sys.stdout.write(piece)
+            sys.stdout.write(printable(piece))
             sys.stdout.flush()
+    for notice in prepared.notices[said:]:  # while answering (a KV cache not saved...)
+        print_notice(notice)
     if as_json:
         json.dump(answer_json(prepared, "".join(pieces)), sys.stdout, indent=1)
         sys.stdout.write("\n")

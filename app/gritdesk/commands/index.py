@@ -36,15 +36,24 @@ def run_index(
 
     def report_done(report: IndexReport) -> None:
         store.sweep_orphans()  # blobs of chunks that changed or went away
+        store.reconcile()  # files no row knows (a crash mid-save), rows whose file is gone
         saved, skipped = getattr(embedder, "saved", 0), getattr(embedder, "skipped", 0)
+        failed, failure = getattr(embedder, "failed", 0), getattr(embedder, "last_failure", None)
         if as_json:
             json.dump(
-                {**report.as_dict(), "kv_saved": saved, "kv_over_budget": skipped}, sys.stdout
+                {
+                    **report.as_dict(),
+                    "kv_saved": saved,
+                    "kv_over_budget": skipped,
+                    "kv_save_failed": failed,
+                    "kv_save_failure": failure,
+                },
+                sys.stdout,
             )
             sys.stdout.write("\n")
             sys.stdout.flush()
         else:
-            print_index_summary(report, saved, skipped)
+            print_index_summary(report, saved, skipped, failed, failure)
 
     if watch:
         from gritdesk.ingest.watch import watch_paths

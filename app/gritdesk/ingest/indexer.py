@@ -31,6 +31,7 @@ from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunkin
 from gritdesk.ingest.document import SkipFile, UnindexableFile
 from gritdesk.ingest.parse import parse_document, skip_reason_from_name
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
+from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.model_record import ModelRecord, bind_model
 from gritdesk.store.sources import (
@@ -366,6 +367,8 @@ class _IndexRun:
             texts = [self.pending[f].chunks[c].embedding_text for f, c in batch]
             try:
                 vectors = self._embed(texts)
+            except NonFiniteOutputError:
+                raise  # the model is broken, not this file: stop before anything is stored
             except Exception:
                 failed.update(self._embed_one_by_one(batch))
                 continue
@@ -402,6 +405,8 @@ class _IndexRun:
             chunk = self.pending[f].chunks[c]
             try:
                 self.pending[f].vectors[c] = self._embed([chunk.embedding_text])[0]
+            except NonFiniteOutputError:
+                raise
             except Exception as exc:
                 failed[f] = f"embedding failed on chunk {c}: {type(exc).__name__}: {exc}"
                 continue

@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gritdesk.terminal_text import printable, printable_line
+
 models_app = typer.Typer(help="Get, check and quantize GGUF models.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -29,7 +31,7 @@ def _err() -> Console:
 
 def _say(console: Console, text: str) -> None:
     """Plain text on stderr: paths are neither styled, parsed as markup, nor re-wrapped."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_json(payload: object) -> None:
@@ -83,7 +85,7 @@ def models_pull(
         _say(err, f"{model.name}: no sha256 published, the file was not verified")
     else:
         _say(err, f"{model.name}: sha256 verified")
-    print(model.path)
+    print(printable_line(str(model.path)))
     _say(err, _use_hint(Path(model.path)))
 
 
@@ -112,7 +114,7 @@ def models_add(
     elif result.catalog_file is not None:
         verified = "sha256 verified" if result.verified else "no published sha256 to check"
         _say(err, f"recognised as {result.catalog_file.name} ({verified})")
-    print(f"{model.name}\t{model.path}")
+    print(f"{printable_line(model.name)}\t{printable_line(str(model.path))}")
     _say(err, _use_hint(Path(model.path)))
 
 
@@ -186,7 +188,7 @@ def models_quantize(
             }
         )
     else:
-        print(out)
+        print(printable_line(str(out)))
         for line in drift_lines(report) if report else []:
             print(line)
     _say(err, f"register it with: gritdesk models add {out}")
@@ -207,7 +209,7 @@ def models_rm(
         _say(err, f"deleted {path}")
     if result.kept is not None:
         _say(err, f"kept your file {result.kept}")
-    print(f"removed {result.model.name}")
+    print(f"removed {printable_line(result.model.name)}")
 
 
 @models_app.command("synth")

@@ -9,6 +9,12 @@ from gritdesk.models.catalog import Catalog
 from gritdesk.models.drift import DriftReport
 from gritdesk.models.installed import InstalledModels
 from gritdesk.models.model_info import ModelInfo
+from gritdesk.terminal_text import printable_line
+
+
+def cell(text: str) -> str:
+    """A table cell from outside text (names, paths, GGUF metadata): no markup, no controls."""
+    return escape(printable_line(text))
 
 
 def human_bytes(n: int | None) -> str:
@@ -73,7 +79,7 @@ def list_tables(catalog: Catalog, store: InstalledModels) -> list[Table]:
     for f in catalog.files():
         name = f"{f.family} ({f.quant})" if f.is_default else f.name
         known.add_row(
-            escape(name),
+            cell(name),
             f.size_shown or human_bytes(f.size or None),
             "sha256" if f.sha256 else "none published",
             "yes" if f.name in installed else "",
@@ -83,14 +89,14 @@ def list_tables(catalog: Catalog, store: InstalledModels) -> list[Table]:
         mine.add_column(column)
     for m in store.all():
         path = m.path if m.exists() else f"{m.path} (missing)"
-        mine.add_row(escape(m.name), m.origin, human_bytes(m.size), escape(path))
+        mine.add_row(cell(m.name), m.origin, human_bytes(m.size), cell(path))
     if not store.all():
         mine.add_row("(none)", "", "", "")
     return [known, mine]
 
 
 def info_table(info: ModelInfo) -> Table:
-    table = Table(show_header=False, title=escape(info.registered_name or info.path))
+    table = Table(show_header=False, title=cell(info.registered_name or info.path))
     table.add_column("key", style="bold")
     table.add_column("value")
     experts = f" ({info.expert_count} experts)" if info.expert_count else ""
@@ -116,7 +122,7 @@ def info_table(info: ModelInfo) -> Table:
         rows.append((f"KV per token, {kv_type}", value))
     rows.append(("fingerprint", info.fingerprint))
     for key, value in rows:
-        table.add_row(key, escape(value))
+        table.add_row(key, cell(value))
     return table
 
 

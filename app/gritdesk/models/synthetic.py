@@ -134,7 +134,7 @@ def write_synthetic_gguf(
     vocab = _read_vocab()
     dtype = np.dtype(np.float16 if shape.dtype == "f16" else np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")  # concurrent writers never collide
     writer = gguf.GGUFWriter(tmp, architecture)
     writer.add_name(f"gritdesk-synthetic-{shape.name}")
     writer.add_string("gritdesk.synthetic", f"{shape.name} seed={shape.seed}")
@@ -199,7 +199,7 @@ def synthetic_model_path(
     if not final.exists():
         if quantize is None:
             raise ValueError(f"synthetic model {name!r} needs a quantizer for {shape.quantize}")
-        tmp = final.with_name(final.name + ".partial")
+        tmp = final.with_name(f"{final.name}.{os.getpid()}.partial")
         quantize(base, tmp, shape.quantize)
         os.replace(tmp, final)
     return final

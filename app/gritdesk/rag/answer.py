@@ -18,7 +18,7 @@ from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text
 from gritdesk.rag.layouts import CachedPart, CacheMode, Layout, Placement, build_layout
 from gritdesk.rag.rerank import rerank_hits
-from gritdesk.rag.retrieve import Hit, search
+from gritdesk.rag.retrieve import Hit, retrieval_instruction, search
 from gritdesk.runtime.engine import (
     ChatTurn,
     Engine,
@@ -27,7 +27,11 @@ from gritdesk.runtime.engine import (
     KvState,
 )
 from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
-from gritdesk.store.kv_cache import KvCacheStore
+from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
+
+# The retrieval query of a follow-up carries earlier questions, but at most this many tokens
+# in all (and never more than the model embeds in one pass): the oldest go first.
+RETRIEVAL_QUERY_TOKENS = 512
 
 
 @dataclass
@@ -66,6 +70,7 @@ class AnswerTimings:
     tokens_per_second: float = 0.0
     kv_hits: int = 0
     kv_misses: int = 0
+    kv_save_failures: int = 0  # computed KV that could not be saved (disk full...)
 
 
 @dataclass
@@ -120,9 +125,12 @@ class Answerer:
         question: str,
         options: AskOptions | None = None,
         history: Sequence[ChatTurn] = (),
-        retrieval_query: str | None = None,
+        earlier_questions: Sequence[str] = (),
     ) -> PreparedAnswer:
-        """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits."""
+        """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits.
+
+        `earlier_questions` (oldest first) join the question in the retrieval query as far
+        as `retrieval_query` lets them."""
         options = options or AskOptions()
         if self.pair_mode and options.cache_mode is not CacheMode.OFF:
             raise PairModeCacheError(
@@ -135,7 +143,8 @@ class Answerer:
         prepared = PreparedAnswer(question, options, [], history)
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        hits = search(self.db, self.engine, retrieval_query or question, wanted)
+        query = self.retrieval_query(question, earlier_questions)
+        hits = search(self.db, self.engine, query, wanted)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:
@@ -151,6 +160,20 @@ class Answerer:
         ]
         self._fit_context(prepared)
         return prepared
+
+    def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
+        """The question after as many of the latest earlier questions as fit in
+        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line. An earlier question
+        that was too long (it failed) is dropped instead of failing every question after it.
+        """
+        engine = self.engine
+        prefix = engine.recipe.embedding.query(retrieval_instruction(engine))
+        room = engine.max_document_tokens - engine.count_tokens(prefix)
+        limit = min(RETRIEVAL_QUERY_TOKENS, room)
+        kept = list(earlier)
+        while kept and engine.count_tokens("\n".join([*kept, question])) > limit:
+            kept.pop(0)
+        return "\n".join([*kept, question])
 
     def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
         docs = [_embedded_text(s.hit) for s in prepared.sources]
@@ -205,8 +228,10 @@ class Answerer:
             text = chat.turn_sep + text
         return tokens + engine.tokenize(text)
 
-    def _kv_state(self, text_hash: str | None, tokens: list[int], text: str) -> tuple[KvState, str]:
-        """The saved KV of a segment, or compute (and save) it now."""
+    def _kv_state(
+        self, text_hash: str | None, tokens: list[int], text: str, prepared: PreparedAnswer
+    ) -> tuple[KvState, str]:
+        """The saved KV of a segment, or compute (and save, best effort) it now."""
         signature = self.engine.kv_signature
         if self.kv_store is not None and text_hash is not None:
             payload = self.kv_store.get(text_hash, signature, tokens)
@@ -217,7 +242,12 @@ class Answerer:
         if state.tokens != tuple(tokens):
             raise RuntimeError("document tokenization differs between embedding and caching")
         if self.kv_store is not None and text_hash is not None:
-            self.kv_store.put(text_hash, signature, tokens, state.data)
+            try:
+                self.kv_store.put(text_hash, signature, tokens, state.data)
+            except KvCacheWriteError as exc:  # the answer goes on; the next one recomputes
+                prepared.timings.kv_save_failures += 1
+                if prepared.timings.kv_save_failures == 1:
+                    prepared.notices.append(str(exc))
         return state, "computed"
 
     # --- phase 2 --------------------------------------------------------------------------
@@ -237,10 +267,10 @@ class Answerer:
             t0 = time.perf_counter()
             if part.kind == "doc":
                 source = prepared.sources[part.index]
-                state, how = self._kv_state(text_digest(text), tokens, text)
+                state, how = self._kv_state(text_digest(text), tokens, text, prepared)
                 source.kv = how
             else:
-                state, how = self._kv_state(None, tokens, text)  # queries are not kept
+                state, how = self._kv_state(None, tokens, text, prepared)  # queries are not kept
             if how == "cached":
                 timings.kv_hits += 1
             else:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp as ll
 import numpy as np
 
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source, text_digest
 from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
+from gritdesk.runtime.bare_loop import BareLlama
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions, GenerationStats
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
@@ -85,63 +85,6 @@ def _time_no_rag(engine: Engine, gen: GenerationOptions) -> Timing:
     return Timing(total, first if first is not None else total, stats.prompt_tokens_computed, 0)
 
 
-class _BareLoop:
-    """The same work as the app's paths, written as plain llama-cpp-python calls."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.ctx = engine._ctx
-        self.memory = ll.llama_get_memory(self.ctx)
-        self.batch = ll.llama_batch_init(engine.n_ubatch, 0, 1)
-
-    def _decode(self, tokens: list[int], start: int) -> None:
-        for begin in range(0, len(tokens), self.engine.n_ubatch):
-            chunk = tokens[begin : begin + self.engine.n_ubatch]
-            for i, tok in enumerate(chunk):
-                self.batch.token[i] = tok
-                self.batch.pos[i] = start + begin + i
-                self.batch.n_seq_id[i] = 1
-                self.batch.seq_id[i][0] = 0
-                self.batch.logits[i] = begin + i == len(tokens) - 1
-            self.batch.n_tokens = len(chunk)
-            assert ll.llama_decode(self.ctx, self.batch) == 0
-
-    def _generate(self, pos: int, n: int, t0: float) -> float:
-        n_vocab = ll.llama_vocab_n_tokens(ll.llama_model_get_vocab(self.engine._model))
-        first = None
-        for _ in range(n):
-            logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, -1), shape=(n_vocab,))
-            token = int(np.argmax(logits))
-            if first is None:
-                first = time.perf_counter() - t0
-            self._decode([token], pos)
-            pos += 1
-        return first if first is not None else 0.0
-
-    def rag(self, prompt: list[int], n: int) -> Timing:
-        ll.llama_set_embeddings(self.ctx, False)
-        ll.llama_set_causal_attn(self.ctx, True)
-        self.engine._mode = None
-        t0 = time.perf_counter()
-        ll.llama_memory_clear(self.memory, True)
-        self._decode(prompt, 0)
-        first = self._generate(len(prompt), n, t0)
-        return Timing(time.perf_counter() - t0, first, len(prompt), 0)
-
-    def doc_cache(self, blob_file: Path, n_doc: int, suffix: list[int], n: int) -> Timing:
-        ll.llama_set_embeddings(self.ctx, False)
-        ll.llama_set_causal_attn(self.ctx, True)
-        self.engine._mode = None
-        t0 = time.perf_counter()
-        ll.llama_memory_clear(self.memory, True)
-        data = blob_file.read_bytes()
-        buf = (ll.ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        assert ll.llama_state_seq_set_data(self.ctx, buf, len(data), 0) > 0
-        self._decode(suffix, n_doc)
-        first = self._generate(n_doc + len(suffix), n, t0)
-        return Timing(time.perf_counter() - t0, first, len(suffix), n_doc)
-
-
 def run_rag_bench(
     model: Path,
     *,
@@ -205,25 +148,33 @@ def run_rag_bench(
         rows: dict[str, Timing] = {
             "no RAG": _median([_time_no_rag(engine, gen) for _ in range(repeats)])
         }
-        for mode in modes:
-            reps = 1 if mode in (CacheMode.OFF, CacheMode.QUERY) else repeats  # long prefills: once
-            if mode is not CacheMode.DOC:  # measured below, alternating with the bare loop
-                runs = [_time_answer(answerer, mode, hit, gen) for _ in range(reps)]
-                rows[mode.value] = _median(runs)
-
-        bare = _BareLoop(engine)
         rag_prompt = answerer._fresh_tokens(
             build_layout(CacheMode.OFF, engine.recipe, QUERY, [doc]), ()
         )
         suffix = engine.tokenize(engine.recipe.rag.doc_cached_suffix.format(query=QUERY))
-        rows["bare loop: RAG"] = bare.rag(rag_prompt, gen_tokens)
-        # app and bare Doc Caching alternate, so both see the same machine load
-        app_runs, bare_runs = [], []
-        for _ in range(max(1, repeats)):
-            app_runs.append(_time_answer(answerer, CacheMode.DOC, hit, gen))
-            bare_runs.append(bare.doc_cache(raw_blob, n_doc, suffix, gen_tokens))
-        rows["doc"] = _median(app_runs)
-        rows["bare loop: restore + suffix"] = _median(bare_runs)
+        bare = BareLlama(model, engine.settings)
+        bare.answer(engine.tokenize(QUERY, add_bos=True), gen_tokens)  # its warm-up
+        bare_rows: dict[str, list[Timing]] = {
+            "bare loop: RAG": [],
+            "bare loop: restore + suffix": [],
+        }
+        for mode in modes:
+            reps = 1 if mode in (CacheMode.OFF, CacheMode.QUERY) else repeats  # long prefills: once
+            runs = []
+            for _ in range(reps):
+                # the app and the bare loop alternate, so both see the same machine load
+                runs.append(_time_answer(answerer, mode, hit, gen))
+                if mode is CacheMode.OFF:
+                    total, first = bare.answer(rag_prompt, gen_tokens)
+                    bare_rows["bare loop: RAG"].append(Timing(total, first, len(rag_prompt), 0))
+                elif mode is CacheMode.DOC:
+                    total, first = bare.answer_from_state(raw_blob, n_doc, suffix, gen_tokens)
+                    bare_rows["bare loop: restore + suffix"].append(
+                        Timing(total, first, len(suffix), n_doc)
+                    )
+            rows[mode.value] = _median(runs)
+        bare.close()
+        rows.update({name: _median(runs) for name, runs in bare_rows.items() if runs})
         db.close()
 
     out(f"{'layout':32}{'total s':>10}{'first token s':>15}{'computed':>10}{'reused':>8}")
@@ -237,7 +188,7 @@ def run_rag_bench(
         out(f"{name:32}{t.total_s:10.2f}{t.first_token_s:15.3f}{t.computed:10d}{t.reused:8d}")
     rag, doc_row = rows.get("off"), rows.get("doc")
     ratios: dict[str, float] = {}
-    if rag and doc_row:
+    if rag and doc_row and "bare loop: RAG" in rows:
         ratios["doc_over_rag_total"] = doc_row.total_s / rag.total_s
         ratios["doc_over_rag_first_token"] = doc_row.first_token_s / rag.first_token_s
         out(

@@ -13,7 +13,7 @@ import numpy as np
 
 from gritdesk.rag.answer import text_digest
 from gritdesk.runtime.engine import Engine
-from gritdesk.store.kv_cache import KvCacheStore
+from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
 
 
 class KvSavingEmbedder:
@@ -24,10 +24,16 @@ class KvSavingEmbedder:
         self.kv_store = kv_store
         self.saved = 0
         self.skipped = 0  # larger than the whole budget
+        self.failed = 0  # not written (disk full...): the chunks are indexed all the same
+        self.last_failure: str | None = None
 
     @property
     def fingerprint(self) -> str:
         return self.engine.fingerprint
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        return self.engine.legacy_fingerprint
 
     @property
     def embedding_dim(self) -> int:
@@ -47,7 +53,13 @@ class KvSavingEmbedder:
         vectors, states = self.engine.embed_documents_with_kv(texts)
         signature = self.engine.kv_signature
         for text, state in zip(texts, states, strict=True):
-            if self.kv_store.put(text_digest(text), signature, state.tokens, state.data):
+            try:
+                saved = self.kv_store.put(text_digest(text), signature, state.tokens, state.data)
+            except KvCacheWriteError as exc:  # best effort: a cache miss later, not a lost file
+                self.failed += 1
+                self.last_failure = str(exc)
+                continue
+            if saved:
                 self.saved += 1
             else:
                 self.skipped += 1

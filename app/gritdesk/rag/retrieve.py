@@ -79,14 +79,14 @@ def search(
     pool = pool or max(50, 2 * k)
     check_model(db, ModelRecord.of(embedder))
     if instruction is None:
-        recipe = getattr(embedder, "recipe", None)
-        instruction = getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
+        instruction = retrieval_instruction(embedder)
     query_vector = embedder.embed_queries([query], instruction)[0]
     with read_transaction(db):
         candidates = max(candidates or default_candidates(db), pool)
         vector_ranked = nearest_chunks(db, query_vector, pool, candidates=candidates)
         keyword_ranked = keyword_search(db, query, pool)
-        fused = fuse_rankings([[c for c, _ in vector_ranked], keyword_ranked])[:k]
+        # keywords first: on a tie, an exact lexical hit beats a vector neighbour
+        fused = fuse_rankings([keyword_ranked, [c for c, _ in vector_ranked]])[:k]
         similarity = dict(vector_ranked)
         keyword_rank = {chunk_id: rank for rank, chunk_id in enumerate(keyword_ranked, 1)}
         rows = _chunk_rows(db, [chunk_id for chunk_id, _ in fused])
@@ -109,6 +109,12 @@ def search(
         for chunk_id, score in fused
         if (row := rows.get(chunk_id)) is not None
     ]
+
+
+def retrieval_instruction(embedder: object) -> str:
+    """The embedder recipe's query instruction, else DEFAULT_INSTRUCTION."""
+    recipe = getattr(embedder, "recipe", None)
+    return getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
 
 
 def keyword_search(db: apsw.Connection, query: str, limit: int) -> list[int]:
@@ -168,12 +174,20 @@ def fts_match_expression(query: str) -> str | None:
 
 
 def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d)."""
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d).
+
+    Ties (common: first by keywords alone and first by vectors alone both score 1/61) go to
+    the better rank in the earliest ranking given, then the next; the chunk id only last.
+    `search` passes the keyword ranking first: an exact rare term is evidence, while the
+    nearest vector may be noise (a vague or off-topic embedding still has a nearest chunk).
+    """
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    ranks: dict[int, list[int]] = {}
+    for which, ranking in enumerate(rankings):
         for rank, chunk_id in enumerate(ranking, 1):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            ranks.setdefault(chunk_id, [len(r) + 1 for r in rankings])[which] = rank
+    return sorted(scores.items(), key=lambda item: (-item[1], ranks[item[0]], item[0]))
 
 
 def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:

@@ -34,9 +34,15 @@ from gritdesk.runtime.errors import (
     InputTooLongError,
     KvStateError,
     ModelFileError,
+    NonFiniteOutputError,
     RuntimeFailure,
 )
-from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
+from gritdesk.runtime.gguf_check import (
+    GgufSummary,
+    check_gguf,
+    fingerprint,
+    sampled_fingerprint,
+)
 from gritdesk.runtime.recipes import Recipe, get_recipe
 
 KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
@@ -159,6 +165,7 @@ class Engine:
         # no recipe given: the one the GGUF names in `gritdesk.recipe`, else GritLM
         self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
+        self._legacy_fingerprint: str | None = None
         if self.settings.kv_type not in KV_TYPES:
             raise ValueError(
                 f"kv_type {self.settings.kv_type!r}: choose one of {', '.join(KV_TYPES)}"
@@ -257,6 +264,13 @@ class Engine:
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.path)
         return self._fingerprint
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint older gritdesk recorded (see `gguf_check.sampled_fingerprint`)."""
+        if self._legacy_fingerprint is None:
+            self._legacy_fingerprint = sampled_fingerprint(self.path)
+        return self._legacy_fingerprint
 
     @property
     def kv_signature(self) -> dict[str, object]:
@@ -409,6 +423,8 @@ class Engine:
             hidden = np.ctypeslib.as_array(
                 ll.llama_get_embeddings(self._ctx), shape=(n, self._n_embd)
             )
+            if not np.isfinite(hidden).all():
+                raise NonFiniteOutputError(self.path, "hidden states (embedding)")
             row = 0
             for seq, index in enumerate(group):
                 tokens, start, end = prepared[index]
@@ -505,9 +521,12 @@ class Engine:
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
-        return np.ctypeslib.as_array(
+        logits = np.ctypeslib.as_array(
             ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
         ).copy()
+        if not np.isfinite(logits).all():
+            raise NonFiniteOutputError(self.path, "next-token logits")
+        return logits
 
     def _sampler(self, options: GenerationOptions) -> ll.llama_sampler_p:
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
@@ -539,6 +558,7 @@ class Engine:
         if not fresh_tokens:
             raise EmptyInputError("the prompt is empty")
         self.prefill(fresh_tokens, position)
+        self.last_logits()  # NaN/inf logits: broken weights, not an answer
         pos = position + len(fresh_tokens)
         sampler = self._sampler(options)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

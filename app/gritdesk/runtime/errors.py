@@ -39,3 +39,15 @@ class DecodeError(RuntimeFailure):
 
 class KvStateError(RuntimeFailure):
     """A saved KV state could not be restored (llama.cpp refused it)."""
+
+
+class NonFiniteOutputError(RuntimeFailure):
+    """The model computed NaN or infinity: its weights are broken, and nothing it produced
+    may reach an index or an answer."""
+
+    def __init__(self, path: Path | str, what: str) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"{path}: the model produced non-finite values (NaN or infinity) in its {what}; "
+            "its weights are broken. Re-download or re-quantize it."
+        )

@@ -20,6 +20,7 @@ QUANT_TYPES: dict[str, int] = {
     "Q5_0": ll.LLAMA_FTYPE_MOSTLY_Q5_0,
     "Q4_K_M": ll.LLAMA_FTYPE_MOSTLY_Q4_K_M,
     "Q4_K_S": ll.LLAMA_FTYPE_MOSTLY_Q4_K_S,
+    "Q4_1": ll.LLAMA_FTYPE_MOSTLY_Q4_1,
     "Q4_0": ll.LLAMA_FTYPE_MOSTLY_Q4_0,
     "Q3_K_M": ll.LLAMA_FTYPE_MOSTLY_Q3_K_M,
     "Q2_K": ll.LLAMA_FTYPE_MOSTLY_Q2_K,
@@ -43,7 +44,7 @@ def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qty
     params = ll.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[key]
     params.nthread = os.cpu_count() or 2
-    tmp = dst.with_name(dst.name + ".partial")
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")  # two writers never share one
     dst.parent.mkdir(parents=True, exist_ok=True)
     rc = ll.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:

@@ -76,10 +76,14 @@ def write_blob(
     head = _encode_header(signature, tokens, payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as out:
-        out.write(head)
-        out.write(payload)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as out:
+            out.write(head)
+            out.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not also keep the half-written file
+        raise
     return len(head) + len(payload)
 
 

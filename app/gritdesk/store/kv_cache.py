@@ -5,12 +5,18 @@ Blobs are content-addressed by the chunk text's hash and the engine's KV signatu
 (model fingerprint, KV type, flash attention, ...): a changed chunk simply has another
 key, and `sweep_orphans` deletes blobs no chunk refers to any more. What the bytes are
 is the runtime's business; this module only stores, checks and evicts them.
+
+Files and rows can disagree (a crash between writing a blob and recording it, a file
+deleted by hand): `reconcile` makes them agree again. The folder is named by an id stored
+in the database (`kv_folder`), not by its path, so a moved database keeps its blobs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,14 +24,31 @@ from pathlib import Path
 
 import apsw
 
+from gritdesk.errors import GritdeskError
 from gritdesk.store.connection import read_transaction, write_transaction
 from gritdesk.store.kv_blob_format import KvBlobRejected, blob_size, read_blob, write_blob
 
 DEFAULT_BUDGET_BYTES = 4 * 2**30  # table: migrations.m002_kv_blobs
+# A blob file no row knows is deleted only once it is this old: another process may have
+# written it a moment ago and be about to record it.
+RECONCILE_GRACE_S = 600.0
+OWNER_FILE = "database"  # in a KV folder: the path of the database it was last opened as
 
 
 def signature_key(signature: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(dict(signature), sort_keys=True).encode()).hexdigest()
+
+
+class KvCacheWriteError(GritdeskError):
+    """A blob could not be written (disk full, quota, permissions). Nothing was recorded and
+    no partial file is left: the KV is a cache, so callers go on without it."""
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    rows_dropped: int  # rows whose file was gone
+    files_deleted: int  # blob files no row knew, and interrupted writes
+    bytes_freed: int
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,7 @@ class KvCacheStore:
     ) -> bool:
         """Save a payload, first evicting least recently used blobs so that the total on disk
         never exceeds the budget. Returns False (saving nothing) when one blob alone is larger
-        than the budget."""
+        than the budget; raises KvCacheWriteError when the file cannot be written."""
         key = signature_key(signature)
         file = self._path(text_hash, key)
         size = blob_size(signature, tokens, payload)
@@ -108,7 +131,12 @@ class KvCacheStore:
             self.db.executemany("DELETE FROM kv_blobs WHERE id = ?", [(i,) for i, _ in evicted])
         for _, blob_file in evicted:
             (self.directory / blob_file).unlink(missing_ok=True)
-        written = write_blob(self.directory / file, signature, tokens, payload)
+        try:
+            written = write_blob(self.directory / file, signature, tokens, payload)
+        except OSError as exc:
+            raise KvCacheWriteError(
+                f"could not save a KV cache in {self.directory}: {exc.strerror or exc}"
+            ) from exc
         now = time.time()
         with write_transaction(self.db):
             self.db.execute(
@@ -144,6 +172,36 @@ class KvCacheStore:
             self._delete(rows)
         return len(rows)
 
+    def reconcile(self, *, grace_s: float = RECONCILE_GRACE_S) -> Reconciled:
+        """Make rows and files agree: drop rows whose file is gone (the budget counted bytes
+        that are not there), delete files no row knows and temp files of interrupted
+        writes, once older than `grace_s` (a concurrent `put` records its file right after
+        writing it)."""
+        with read_transaction(self.db):
+            rows = self.db.execute("SELECT id, file FROM kv_blobs").fetchall()
+        known = {file for _, file in rows}
+        gone = [(i, file) for i, file in rows if not (self.directory / file).is_file()]
+        if gone:
+            with write_transaction(self.db):
+                self.db.executemany(
+                    "DELETE FROM kv_blobs WHERE id = ? AND file = ?", [(i, f) for i, f in gone]
+                )
+        deleted = freed = 0
+        cutoff = time.time() - grace_s
+        for path in [*self.directory.glob("*/*.gkv"), *self.directory.glob("*/.*.tmp")]:
+            if path.relative_to(self.directory).as_posix() in known:
+                continue
+            try:
+                st = path.stat()
+                if st.st_mtime > cutoff:
+                    continue
+                path.unlink()
+            except OSError:
+                continue  # gone meanwhile, or not ours to delete: the next run looks again
+            deleted += 1
+            freed += st.st_size
+        return Reconciled(len(gone), deleted, freed)
+
     def stats(self) -> KvCacheStats:
         with read_transaction(self.db):
             total = self.db.execute(
@@ -165,3 +223,96 @@ class KvCacheStore:
         for stray in [*self.directory.glob("*/*.gkv"), *self.directory.glob("*/.*.tmp")]:
             stray.unlink(missing_ok=True)  # files no row knows: interrupted writes
         return len(rows)
+
+
+def store_id(db: apsw.Connection) -> str:
+    """The random id this database holds (migrations.m004_store_id)."""
+    with read_transaction(db):
+        row = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+    if row is None:
+        raise RuntimeError("database without a store_id: its migrations did not run")
+    return str(row[0])
+
+
+def kv_folder(db: apsw.Connection, db_path: Path, parent: Path) -> Path:
+    """The folder under `parent` holding this database's KV blobs: `parent/<store id>`.
+
+    The id travels with the database, so a moved database, or one reached through two mount
+    paths, finds its blobs. A *copy* carries the id too: when the folder was last used by
+    another database file that still exists and holds the same id, this one takes a new id
+    and a folder of its own, starting with hard links to the blobs its rows name. A folder
+    named after the database path (gritdesk before store ids) is moved into place.
+    """
+    here = Path(db_path).expanduser().resolve()
+    ident = store_id(db)
+    folder = parent / ident
+    owner_file = folder / OWNER_FILE
+    try:
+        owner: str | None = owner_file.read_text()
+    except OSError:
+        owner = None
+    if owner is not None and owner != str(here) and _is_live_copy(Path(owner), here, ident):
+        new_ident = secrets.token_hex(16)
+        try:
+            _link_blobs(db, folder, parent / new_ident)
+            with write_transaction(db):
+                db.execute("UPDATE meta SET value = ? WHERE key = 'store_id'", (new_ident,))
+        except apsw.Error:
+            pass  # a read-only copy keeps sharing the original's folder
+        else:
+            ident, folder, owner = new_ident, parent / new_ident, None
+            owner_file = folder / OWNER_FILE
+    if not folder.exists():
+        legacy = parent / hashlib.sha256(str(here).encode()).hexdigest()[:16]
+        try:
+            if legacy.is_dir():
+                os.rename(legacy, folder)
+        except OSError:
+            pass  # another process moved it first, or it cannot be moved: start empty
+    if owner != str(here):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{OWNER_FILE}.{os.getpid()}.tmp"
+            tmp.write_text(str(here))
+            os.replace(tmp, owner_file)
+        except OSError:
+            pass  # only copy detection needs it; a read-only cache still works
+    return folder
+
+
+def _link_blobs(db: apsw.Connection, source: Path, target: Path) -> None:
+    """Give `target` the blobs `db`'s rows name in `source`, as hard links: blob files are
+    never changed in place (written whole, then renamed), so two folders can share them at
+    no cost in space. Rows whose file cannot be linked are dropped."""
+    with read_transaction(db):
+        rows = db.execute("SELECT id, file FROM kv_blobs").fetchall()
+    lost = []
+    for blob_id, file in rows:
+        try:
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            os.link(source / file, target / file)
+        except FileExistsError:
+            pass
+        except OSError:
+            lost.append((blob_id,))
+    if lost:
+        with write_transaction(db):
+            db.executemany("DELETE FROM kv_blobs WHERE id = ?", lost)
+
+
+def _is_live_copy(other: Path, here: Path, ident: str) -> bool:
+    """`other` is another database file (not `here` by another path) holding `ident`."""
+    try:
+        if not other.is_file() or os.path.samefile(other, here):
+            return False
+        conn = apsw.Connection(str(other), flags=apsw.SQLITE_OPEN_READONLY)
+    except (OSError, apsw.Error):
+        return False
+    try:
+        conn.set_busy_timeout(2000)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return row is not None and row[0] == ident
+    except apsw.Error:
+        return False
+    finally:
+        conn.close()

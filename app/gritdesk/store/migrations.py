@@ -172,3 +172,14 @@ def m003_conversations(conn: apsw.Connection) -> None:
         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
         """
     )
+
+
+@migration
+def m004_store_id(conn: apsw.Connection) -> None:
+    """A random id of this database, kept in the file: its KV cache folder is named by it
+    (store/kv_cache.py `kv_folder`), so moving the file or reaching it through another
+    mount path finds the same blobs."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16)))) "
+        "ON CONFLICT (key) DO NOTHING"
+    )

@@ -8,7 +8,7 @@ both and says how to rebuild.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import apsw
@@ -25,6 +25,9 @@ class ModelRecord:
     path: str | None  # the GGUF the index was built with; a search without --model uses it
     embedding_dim: int
     recipe: str
+    # a loaded model's fingerprint as gritdesk computed it before full-file hashes: an index
+    # recorded with it is recognised once and upgraded to the full hash
+    legacy_fingerprint: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -41,12 +44,22 @@ class ModelRecord:
             path = str(found) if found else None
         if recipe is None:
             recipe = getattr(getattr(embedder, "recipe", None), "name", None) or "gritlm"
-        return cls(embedder.fingerprint, path, embedder.embedding_dim, recipe)
+        legacy = getattr(embedder, "legacy_fingerprint", None)
+        return cls(embedder.fingerprint, path, embedder.embedding_dim, recipe, legacy)
 
     def same_embeddings_as(self, other: ModelRecord) -> bool:
         """Vectors are comparable only from the same file, dimension and embedding recipe."""
         mine = (self.fingerprint, self.embedding_dim, self.recipe)
         return mine == (other.fingerprint, other.embedding_dim, other.recipe)
+
+    def recorded_by_older_gritdesk(self, recorded: ModelRecord) -> bool:
+        """`recorded` is this model under the sampled fingerprint of gritdesk before full
+        hashes (the same file, dimension and recipe as far as that fingerprint can tell)."""
+        return (
+            self.legacy_fingerprint is not None
+            and recorded.fingerprint == self.legacy_fingerprint
+            and (recorded.embedding_dim, recorded.recipe) == (self.embedding_dim, self.recipe)
+        )
 
 
 class ModelMismatchError(GritdeskError):
@@ -102,9 +115,22 @@ def check_model(conn: apsw.Connection, loaded: ModelRecord) -> ModelRecord:
         raise EmptyIndexError(
             f"nothing has been indexed into {database_path(conn)} yet: run gritdesk index PATH"
         )
+    if loaded.recorded_by_older_gritdesk(recorded):
+        return _upgrade_fingerprint(conn, recorded, loaded)
     if not recorded.same_embeddings_as(loaded):
         raise ModelMismatchError(database_path(conn), recorded, loaded)
     return recorded
+
+
+def _upgrade_fingerprint(
+    conn: apsw.Connection, recorded: ModelRecord, loaded: ModelRecord
+) -> ModelRecord:
+    with write_transaction(conn):
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'model_fingerprint' AND value = ?",
+            (loaded.fingerprint, recorded.fingerprint),
+        )
+    return replace(recorded, fingerprint=loaded.fingerprint)
 
 
 def bind_model(conn: apsw.Connection, loaded: ModelRecord) -> ModelRecord:
@@ -118,6 +144,11 @@ def bind_model(conn: apsw.Connection, loaded: ModelRecord) -> ModelRecord:
             _write_meta(conn, loaded)
             create_vector_table(conn, loaded.embedding_dim)
             return loaded
+        if loaded.recorded_by_older_gritdesk(recorded):
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'model_fingerprint'", (loaded.fingerprint,)
+            )
+            recorded = replace(recorded, fingerprint=loaded.fingerprint)
         if not recorded.same_embeddings_as(loaded):
             raise ModelMismatchError(database_path(conn), recorded, loaded)
         if loaded.path and loaded.path != recorded.path and Path(loaded.path).exists():

@@ -19,6 +19,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from gritdesk.config import resolve_db
@@ -31,6 +32,7 @@ from gritdesk.store.conversations import conversation_markdown
 from gritdesk.store.index_size import index_size
 from gritdesk.store.model_record import ModelMismatchError
 from gritdesk.store.sources import list_roots
+from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.backend import ChatBackend, IndexBackend
 from gritdesk.tui.chat_store import ChatStore
 from gritdesk.tui.error_log import log_unexpected
@@ -92,6 +94,25 @@ class GritdeskApp(App[None]):
         self.indexing = False
         self._index_stop = threading.Event()
         self._generation = 0  # which database the current backend load is for
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification (screens' too: theirs come here) is plain text: errors and
+        notes carry paths and file names, which are neither markup nor terminal sequences."""
+        super().notify(
+            printable(message),
+            title=printable_line(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # --- opening an index ---------------------------------------------------------------
 

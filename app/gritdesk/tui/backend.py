@@ -53,7 +53,7 @@ class ChatBackend(Protocol):
         question: str,
         options: AskOptions,
         history: Sequence[ChatTurn],
-        retrieval_query: str | None,
+        earlier_questions: Sequence[str],
     ) -> PreparedAnswer: ...
 
     def stream(
@@ -116,9 +116,9 @@ class IndexBackend:
         question: str,
         options: AskOptions,
         history: Sequence[ChatTurn],
-        retrieval_query: str | None,
+        earlier_questions: Sequence[str],
     ) -> PreparedAnswer:
-        return self.answerer.prepare(question, options, history, retrieval_query)
+        return self.answerer.prepare(question, options, history, earlier_questions)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:
         return self.answerer.stream(prepared, should_stop=should_stop)
@@ -152,6 +152,7 @@ class IndexBackend:
         else:
             report = index_known_roots(self.session.db, embedder, progress=progress, **options)
         store.sweep_orphans()
+        store.reconcile()
         return report
 
     def close(self) -> None:

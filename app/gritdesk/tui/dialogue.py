@@ -1,7 +1,8 @@
 """How a conversation becomes one `Answerer` call: the turns it sees, what it retrieves with.
 
 Follow-up questions ("and in Asia?") mean little alone, so retrieval uses the last few
-questions together with the new one; generation sees the earlier turns in GritLM's turn
+questions together with the new one (as many as fit its token bound, see
+`Answerer.retrieval_query`); generation sees the earlier turns in GritLM's turn
 format. Old turns are dropped first when the context is too small for all of them.
 """
 
@@ -31,10 +32,9 @@ def turns_from_messages(messages: Sequence[StoredMessage]) -> list[ChatTurn]:
     return turns
 
 
-def retrieval_query(history: Sequence[ChatTurn], question: str) -> str:
-    """The new question after the last few earlier ones, one per line."""
-    earlier = [turn.user for turn in history[-RETRIEVAL_QUESTIONS:]]
-    return "\n".join([*earlier, question])
+def earlier_questions(history: Sequence[ChatTurn]) -> list[str]:
+    """The last few questions before the new one, oldest first, for the retrieval query."""
+    return [turn.user for turn in history[-RETRIEVAL_QUESTIONS:]]
 
 
 def prepare_turn(
@@ -43,11 +43,11 @@ def prepare_turn(
     """Prepare an answer with as many recent turns as fit the context (at most
     MAX_HISTORY_TURNS); raises InputTooLongError only if the question alone does not fit."""
     turns = [t for t in history if t.assistant is not None][-MAX_HISTORY_TURNS:]
-    query = retrieval_query(history, question)
+    earlier = earlier_questions(history)
     left_out = 0
     while True:
         try:
-            prepared = backend.prepare(question, options, turns, query)
+            prepared = backend.prepare(question, options, turns, earlier)
         except InputTooLongError:
             if not turns:
                 raise

@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -36,6 +37,7 @@ from gritdesk.store.conversations import (
     title_for,
 )
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
+from gritdesk.terminal_text import printable_line
 from gritdesk.tui.backend import ChatBackend
 from gritdesk.tui.dialogue import prepare_turn, turns_from_messages
 from gritdesk.tui.error_log import log_unexpected
@@ -56,6 +58,11 @@ NEW_CONVERSATION = "New conversation"
 # Tokens are sent to the UI thread at most this often (the first one at once): a fast model
 # would otherwise queue a message per token and keystrokes would wait behind them.
 PIECES_EVERY_S = 1 / 30
+
+
+def title_markup(title: str) -> str:
+    """A border title is markup: a conversation's title is the user's first question."""
+    return escape(printable_line(title))
 
 
 def batched(pieces: Iterable[str], every_s: float) -> Iterator[tuple[str, float]]:
@@ -191,7 +198,7 @@ class ChatScreen(Screen[None]):
         answers = [m for m in messages if m.role == "assistant"]
         self.query_one(SourcesPanel).show(answers[-1].sources if answers else [])
         view = self.query_one(ConversationView)
-        view.border_title = conversation.title
+        view.border_title = title_markup(conversation.title)
         await view.show_messages(messages)
 
     async def new_chat(self) -> None:
@@ -223,7 +230,7 @@ class ChatScreen(Screen[None]):
             await self.new_chat()
         elif self.conversation is not None and current in outcome.renamed:
             self.conversation.title = outcome.renamed[current]
-            self.query_one(ConversationView).border_title = self.conversation.title
+            self.query_one(ConversationView).border_title = title_markup(self.conversation.title)
         self.query_one(QuestionInput).focus()
 
     # --- asking ------------------------------------------------------------------------
@@ -246,7 +253,7 @@ class ChatScreen(Screen[None]):
         store = desk.chat_store
         if self.conversation is None:
             self.conversation = OpenConversation(title_for(question))
-            self.query_one(ConversationView).border_title = self.conversation.title
+            self.query_one(ConversationView).border_title = title_markup(self.conversation.title)
         store.submit(_store_question, self.conversation, question)
         view = self.query_one(ConversationView)
         await view.add_question(question)

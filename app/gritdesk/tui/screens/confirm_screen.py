@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from gritdesk.terminal_text import printable
+
 
 class ConfirmScreen(ModalScreen[bool]):
     CSS_PATH = "confirm_screen.tcss"
@@ -24,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(self.question, markup=False)
+            yield Label(printable(self.question), markup=False)
             yield Label("y: yes · n or Esc: no", id="confirm-hint")
 
     def action_answer(self, yes: bool) -> None:

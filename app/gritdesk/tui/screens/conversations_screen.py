@@ -26,6 +26,7 @@ from gritdesk.store.conversations import (
     list_conversations,
     rename_conversation,
 )
+from gritdesk.terminal_text import printable_line
 from gritdesk.tui.chat_store import ChatStore
 from gritdesk.tui.screens.confirm_screen import ConfirmScreen
 from gritdesk.tui.screens.text_prompt_screen import TextPromptScreen
@@ -51,7 +52,7 @@ class ExportRequested(Message):
 def conversation_label(conversation: Conversation, current: bool) -> Text:
     label = Text()
     label.append("● " if current else "  ", style="bold")
-    label.append(conversation.title, style="bold" if current else "")
+    label.append(printable_line(conversation.title), style="bold" if current else "")
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conversation.updated_at))
     label.append(f"\n    {conversation.message_count} messages · {when}", style="dim")
     return label

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
+from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.problem import Problem
 
 HINTS = {
@@ -38,8 +39,8 @@ class ProblemScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="problem-box"):
             yield Label(self.problem.title, id="problem-title")
-            yield Label(f"index: {self.db_name}", id="problem-db")
-            yield Static(self.problem.detail, id="problem-detail", markup=False)
+            yield Label(f"index: {printable_line(self.db_name)}", id="problem-db", markup=False)
+            yield Static(printable(self.problem.detail), id="problem-detail", markup=False)
             yield Label(HINTS[self.problem.kind], id="problem-hint")
         yield Footer()
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from gritdesk.store.conversations import StoredMessage
+from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.styles import styles_beside
 
 FINISH_NOTES = {
@@ -26,15 +28,17 @@ FINISH_NOTES = {
 
 class QuestionMessage(Static):
     def __init__(self, text: str) -> None:
-        super().__init__(text, markup=False)
+        super().__init__(printable(text), markup=False)
         self.text = text
         self.border_title = "You"
 
 
 class AnswerMessage(Markdown):
-    """One answer; `text` is exactly what has been shown so far."""
+    """One answer; `text` is exactly what has been shown so far (model output without
+    terminal control sequences)."""
 
     def __init__(self, text: str = "", finish_reason: str | None = None) -> None:
+        text = printable(text)
         super().__init__(text)
         self.text = text
         self.border_title = "gritdesk"
@@ -46,6 +50,7 @@ class AnswerMessage(Markdown):
         self.border_subtitle = activity
 
     async def write(self, piece: str) -> None:
+        piece = printable(piece)
         if self._stream is None:
             self._stream = Markdown.get_stream(self)
         self.text += piece
@@ -59,7 +64,9 @@ class AnswerMessage(Markdown):
 
     def set_finished(self, finish_reason: str, error: str | None = None) -> None:
         self.set_class(finish_reason in ("cancelled", "error"), "-interrupted")
-        self.border_subtitle = error or FINISH_NOTES.get(finish_reason, "")
+        self.border_subtitle = (
+            escape(printable_line(error)) if error else FINISH_NOTES.get(finish_reason, "")
+        )
         if not self.text and finish_reason != "error":
             self.border_subtitle = (self.border_subtitle + " · no text").strip(" ·")
 

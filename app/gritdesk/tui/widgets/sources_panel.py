@@ -15,6 +15,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from gritdesk.store.conversations import CitedChunk
+from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.styles import styles_beside
 
 KV_WORDS = {"cached": "KV cached", "computed": "KV computed", "fresh": "as text"}
@@ -31,7 +32,7 @@ def short_location(location: str, width: int = LOCATION_CHARS) -> str:
 def source_label(source: CitedChunk, kv_known: bool = True) -> Text:
     label = Text()
     label.append(f"[{source.number}] ", style="bold")
-    label.append(short_location(source.location))
+    label.append(short_location(printable_line(source.location)))
     kv = KV_WORDS.get(source.kv, source.kv) if kv_known else "KV …"
     label.append(f"\n    score {source.score:.4f} · {kv}", style="dim")
     return label
@@ -40,8 +41,8 @@ def source_label(source: CitedChunk, kv_known: bool = True) -> Text:
 def chunk_text(source: CitedChunk) -> Text:
     text = Text()
     if source.heading_path:
-        text.append(f"§ {source.heading_path}\n\n", style="bold")
-    text.append(source.text)
+        text.append(f"§ {printable_line(source.heading_path)}\n\n", style="bold")
+    text.append(printable(source.text))
     return text
 
 

@@ -12,6 +12,7 @@ from textual.widget import Widget
 
 from gritdesk.rag.answer import AnswerTimings
 from gritdesk.store.index_size import IndexSize
+from gritdesk.terminal_text import printable_line
 from gritdesk.tui.styles import styles_beside
 
 
@@ -51,5 +52,5 @@ class StatusLine(Widget):
         ):
             if part:
                 line.append("│ ", style="dim")
-                line.append(part + " ", style=style)
+                line.append(printable_line(part) + " ", style=style)
         return line

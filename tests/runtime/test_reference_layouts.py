@@ -1,0 +1,303 @@
+"""Every cache layout the app answers with, checked against the numpy reference.
+
+The app runs for real: a CLI-built index (its embedding pass saved each chunk's KV), the
+Answerer restoring blobs and moving them into place, llama.cpp prefilling the suffix.
+The expected logits and greedy tokens come from `tests/reference/`, which computes each
+layout from the architecture (documents under a bidirectional mask among their own tokens,
+keys re-rotated when moved, the suffix causal over everything), and the prompt texts come
+from GRITLM_NOTES section 2, not from our recipes. The last tests show the comparison
+fails for a cache from a causal pass and for a cache of another document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gritdesk.rag.answer import Answerer, AskOptions
+from gritdesk.rag.layouts import CacheMode, Placement
+from gritdesk.rag.rerank import relevance_score
+from gritdesk.runtime.engine import Engine, GenerationOptions
+from gritdesk.runtime.recipes import GRITLM
+from gritdesk.session import Session, SessionOptions, open_session
+from reference.cache_layouts import (
+    Segment,
+    cached_segment,
+    greedy_continuation,
+    moved,
+    suffix_logits,
+)
+from reference.llama_numpy import LlamaWeights, forward
+
+CORPUS = {
+    "aurora.txt": "The Aurora project ships its first release on the ninth of March, after a "
+    "security review by the platform team.",
+    "invoices.txt": "Invoices above five thousand euros need two signatures: the team lead "
+    "and someone from finance.",
+    "cafeteria.txt": "The cafeteria on the second floor closes at three on Fridays during "
+    "the summer months.",
+}
+QUESTION = "When does the Aurora project ship its first release?"
+
+# GRITLM_NOTES section 2, written out here so a drift in the recipes shows up too
+ANSWER = "Answer the prior query while optionally using the context prior to it"
+QUERY_FIRST = "Optionally using the prior context answer the query prior to it"
+SUFFIX = {
+    CacheMode.DOC: "\n<|user|>\n{query}\n\n" + ANSWER + "\n<|assistant|>\n",
+    CacheMode.QUERY: "\n<|user|>\n{docs}\n\n" + QUERY_FIRST + "\n<|assistant|>\n",
+    CacheMode.QUERY_DOC: "\n<|user|>\n" + QUERY_FIRST + "\n<|assistant|>\n",
+    CacheMode.DOC_QUERY: "\n<|user|>\n" + ANSWER + "\n<|assistant|>\n",
+}
+RAG_PROMPT = "<|user|>\n{docs}\n\n{query}\n\n" + ANSWER + "\n<|assistant|>\n"
+EMBED_PREFIX = "<|embed|>\n"
+
+GENERATED = 4
+# max |logit difference| allowed, as a share of the largest reference logit. The broken
+# patch-0002 cache was off by 0.4 of the scale; measured here: f16 <= 0.001, q8_0 <= 0.013,
+# a causal-pass cache 0.45, the cache of a one-word-different document 0.16.
+TOLERANCE = {"f16": 0.005, "q8_0": 0.03}
+
+
+@pytest.fixture(scope="module")
+def weights(tiny_model_path: Path) -> LlamaWeights:
+    return LlamaWeights.load(tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def indexed_db(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Path:
+    root = tmp_path_factory.mktemp("layouts")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name, text in CORPUS.items():
+        (corpus / name).write_text(text + "\n")
+    db = root / "index.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from gritdesk.cli import main; main()", "index", str(corpus),
+         "--db", str(db), "--model", str(tiny_model_path)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+@pytest.fixture(scope="module", params=["f16", "q8_0"])
+def session(request: pytest.FixtureRequest, indexed_db: Path, tiny_model_path: Path):
+    s = open_session(
+        SessionOptions(db=indexed_db, model=tiny_model_path, kv_type=request.param, n_ctx=1024)
+    )
+    yield s
+    s.close()
+
+
+@dataclass
+class AppAnswer:
+    docs: list[str]
+    kv: list[str]
+    suffix: list[int]
+    position: int
+    first_logits: np.ndarray
+    tokens: list[int]
+
+
+def app_answer(
+    s: Session, mode: CacheMode, placement: Placement, k: int, monkeypatch: pytest.MonkeyPatch
+) -> AppAnswer:
+    """Answer QUESTION through the app, capturing the suffix it prefilled, the logits right
+    after it and the greedy tokens it sampled."""
+    engine = s.engine
+    assert engine is not None
+    answerer = Answerer(s.db, engine, s.kv_store)
+    options = AskOptions(
+        k=k, cache_mode=mode, placement=placement,
+        generation=GenerationOptions(max_tokens=GENERATED),
+    )  # fmt: skip
+    prepared = answerer.prepare(QUESTION, options)
+    captured: dict[str, object] = {}
+    sampled: list[int] = []
+    real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
+
+    def prefill(tokens: list[int], position: int) -> None:
+        real_prefill(tokens, position)
+        captured.update(suffix=list(tokens), position=position, logits=engine.last_logits())
+
+    def token_bytes(token: int) -> bytes:
+        sampled.append(token)
+        return real_token_bytes(token)
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "prefill", prefill)
+        m.setattr(engine, "token_bytes", token_bytes)
+        "".join(answerer.stream(prepared))
+    for source in prepared.sources:
+        assert not source.hit.heading_path  # plain .txt chunks: the embedded text is the text
+    return AppAnswer(
+        docs=[source.hit.text for source in prepared.sources],
+        kv=[source.kv for source in prepared.sources],
+        suffix=captured["suffix"],  # type: ignore[arg-type]
+        position=captured["position"],  # type: ignore[arg-type]
+        first_logits=captured["logits"],  # type: ignore[arg-type]
+        tokens=sampled,
+    )
+
+
+def reference_layout(
+    w: LlamaWeights, engine: Engine, mode: CacheMode, placement: Placement, docs: list[str]
+) -> tuple[list[Segment], list[int], int]:
+    """Cached segments (in place), suffix tokens and the suffix's first position."""
+
+    def segment(text: str) -> Segment:
+        return cached_segment(w, engine.tokenize(EMBED_PREFIX + text, add_bos=True))
+
+    joined = "\n\n".join(docs)
+    if mode is CacheMode.OFF:
+        prompt = RAG_PROMPT.format(docs=joined, query=QUESTION)
+        return [], engine.tokenize(prompt, add_bos=True), 0
+    order = {
+        CacheMode.DOC: docs,
+        CacheMode.QUERY: [QUESTION],
+        CacheMode.QUERY_DOC: [QUESTION, *docs],
+        CacheMode.DOC_QUERY: [*docs, QUESTION],
+    }[mode]
+    segments: list[Segment] = []
+    end = 0
+    for text in order:
+        seg = segment(text)
+        if placement is Placement.CONSECUTIVE:
+            seg = moved(w, seg, end) if end else seg
+        segments.append(seg)
+        end = max(end, seg.end)
+    suffix = SUFFIX[mode].format(query=QUESTION, docs=joined)
+    return segments, engine.tokenize(suffix), end
+
+
+def assert_matches_reference(
+    got: AppAnswer, w: LlamaWeights, engine: Engine, mode: CacheMode, placement: Placement
+) -> None:
+    segments, suffix, start = reference_layout(w, engine, mode, placement, got.docs)
+    assert got.suffix == suffix, "the fresh suffix is not the paper's text"
+    assert got.position == start
+    logits, _ = greedy_continuation(w, segments, suffix, start, 1)
+    scale = float(np.abs(logits).max())
+    allowed = TOLERANCE[engine.settings.kv_type] * scale
+    diff = float(np.abs(got.first_logits - logits).max())
+    assert diff <= allowed, f"logits off by {diff:.4f} (scale {scale:.2f})"
+    # greedy tokens: the app's must be the reference's argmax at every step, unless the
+    # reference's top two are closer than the tolerance there (then the tie may go either
+    # way and the continuations part)
+    assert len(got.tokens) == GENERATED
+    for step in range(GENERATED):
+        step_logits = suffix_logits(w, segments, suffix + got.tokens[:step], start)[-1]
+        best = int(np.argmax(step_logits))
+        if got.tokens[step] != best:
+            gap = float(step_logits[best] - step_logits[got.tokens[step]])
+            assert gap <= allowed, f"token {step}: {got.tokens[step]} where {best} leads by {gap}"
+            break
+
+
+LAYOUTS = [(CacheMode.OFF, Placement.CONSECUTIVE)] + [
+    (mode, placement)
+    for mode in (CacheMode.DOC, CacheMode.QUERY, CacheMode.QUERY_DOC, CacheMode.DOC_QUERY)
+    for placement in (Placement.CONSECUTIVE, Placement.ORIGINAL)
+]
+
+
+@pytest.mark.parametrize(("mode", "placement"), LAYOUTS, ids=lambda v: v.value)
+def test_layout_matches_reference(
+    session: Session,
+    weights: LlamaWeights,
+    mode: CacheMode,
+    placement: Placement,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = session.engine
+    assert engine is not None
+    got = app_answer(session, mode, placement, 3, monkeypatch)
+    assert len(got.docs) == 3
+    assert_matches_reference(got, weights, engine, mode, placement)
+    if mode in (CacheMode.DOC, CacheMode.DOC_QUERY, CacheMode.QUERY_DOC):
+        # the chunks' KV came from a saved blob: the index pass's for f16, and for q8_0 the
+        # one saved on the first miss; run again to answer from those blobs
+        again = app_answer(session, mode, placement, 3, monkeypatch)
+        assert again.kv == ["cached"] * 3
+        assert_matches_reference(again, weights, engine, mode, placement)
+
+
+def test_one_passage_paper_layout(
+    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paper's Doc Caching: one passage, kept at the positions it was computed at."""
+    engine = session.engine
+    assert engine is not None
+    got = app_answer(session, CacheMode.DOC, Placement.ORIGINAL, 1, monkeypatch)
+    assert len(got.docs) == 1
+    assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.ORIGINAL)
+
+
+def test_rerank_score_matches_reference(session: Session, weights: LlamaWeights) -> None:
+    engine = session.engine
+    assert engine is not None
+    passage = CORPUS["invoices.txt"]
+    prompt = (
+        "<|user|>\nGiven a query and a passage, judge whether the passage is relevant to the "
+        f"query or not.\n\nQuery: {QUESTION}\nPassage: {passage}\n\nAnswer with yes if the "
+        "passage is relevant to the query, and no otherwise.\n<|assistant|>\nAnswer:"
+    )
+    _, logits = forward(weights, engine.tokenize(prompt, add_bos=True), causal=True)
+    yes = engine.tokenize("yes")[-1]
+    expected = float(logits[-1][yes])
+    got = relevance_score(engine, QUESTION, passage)
+    scale = float(np.abs(logits[-1]).max())
+    assert abs(got - expected) <= TOLERANCE[engine.settings.kv_type] * scale
+
+
+# --- the comparison can fail -----------------------------------------------------------------
+
+
+def test_cache_from_a_causal_pass_is_caught(
+    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks embedded with causal attention leave a causal cache: not GritLM's layout."""
+    engine = session.engine
+    assert engine is not None and session.kv_store is not None
+    causal = dataclasses.replace(
+        GRITLM, embedding=dataclasses.replace(GRITLM.embedding, attention="causal")
+    )
+    monkeypatch.setattr(session.kv_store, "get", lambda *a, **k: None)
+    monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
+    monkeypatch.setattr(engine, "recipe", causal)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    assert got.kv == ["computed"] * 3
+    with pytest.raises(AssertionError, match="logits off by"):
+        assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
+
+
+def test_cache_of_another_document_is_caught(
+    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob of a text with one word changed (same token count) restores without error."""
+    engine = session.engine
+    assert engine is not None and session.kv_store is not None
+    real_get = session.kv_store.get
+
+    def other_document(text_hash: str, signature: object, tokens: list[int]) -> bytes | None:
+        payload = real_get(text_hash, signature, tokens)
+        text = engine.detokenize(tokens[len(engine.tokenize(EMBED_PREFIX, add_bos=True)) :])
+        for word, other in (("March", "April"), ("five", "seven"), ("three", "seven")):
+            if word in text:
+                _, states = engine.embed_documents_with_kv([text.replace(word, other)])
+                assert len(states[0].tokens) == len(tokens)
+                return bytes(states[0].data)
+        return payload
+
+    monkeypatch.setattr(session.kv_store, "get", other_document)
+    monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    with pytest.raises(AssertionError, match="logits off by"):
+        assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
