@@ -231,10 +231,12 @@ def chat(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8765,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1, loopback).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Default 8765; 0 picks a free port.")
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(help="Require `Authorization: Bearer KEY` (or set GRITDESK_API_KEY)."),

@@ -38,6 +38,7 @@ from gritdesk.server.errors import ApiError, from_gritdesk_error, queue_full
 from gritdesk.server.schemas import (
     ChatRequest,
     EmbeddingsRequest,
+    RagOptions,
     RerankRequest,
     read_body,
 )
@@ -186,17 +187,15 @@ class Api:
         generation = self._generation_options(body)
         job: Job
         if name == RAG_MODEL_ID:
-            rag = body.gritdesk
-            cache = rag.cache if rag and rag.cache else None
-            pair = self.worker.session.pair_mode
+            rag = body.gritdesk or RagOptions()
+            pair = self.worker.session.pair_mode  # two models share no KV: no cache
             options = AskOptions(
-                k=rag.k if rag else 4,
-                cache_mode=CacheMode(cache or ("off" if pair else "doc")),
-                rerank=bool(rag and rag.rerank),
+                k=rag.k,
+                cache_mode=CacheMode(rag.cache or ("off" if pair else "doc")),
+                rerank=rag.rerank,
                 generation=generation,
             )
-            root = rag.root if rag else None
-            job = self._submit(RagJob(turns[-1].user, turns[:-1], options, root))
+            job = self._submit(RagJob(turns[-1].user, turns[:-1], options, rag.root))
         else:
             if body.gritdesk is not None:
                 raise ApiError(

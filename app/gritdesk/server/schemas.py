@@ -14,6 +14,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
+from gritdesk.rag.answer import AskOptions
 from gritdesk.server.errors import ApiError
 
 
@@ -56,7 +57,7 @@ class RagOptions(Body):
     """The `gritdesk` object of a chat request to the `gritdesk-rag` model."""
 
     root: str | None = None  # answer only from files under this folder
-    k: Annotated[int, Field(ge=1, le=64)] = 4
+    k: Annotated[int, Field(ge=1, le=64)] = AskOptions.k
     rerank: bool = False
     cache: Literal["off", "doc", "query", "query-doc", "doc-query"] | None = None
 
