@@ -192,7 +192,9 @@ def main() -> None:
     print(f"throughput ratio server / in-process: {throughput:.3f}  (target >= 0.9)")
     print(f"chat first token, in-process: {statistics.median(local_ttft) * 1000:9.1f} ms")
     print(f"chat first token, server:     {statistics.median(remote_ttft) * 1000:9.1f} ms")
+    extra_ms = statistics.median(b - a for a, b in zip(local_ttft, remote_ttft, strict=True)) * 1e3
     print(f"first-token overhead of the server: {overhead * 100:+.1f}%  (target <= 5%)")
+    print(f"  in absolute terms: {extra_ms:+.1f} ms (HTTP, queue, engine thread, SSE)")
 
 
 if __name__ == "__main__":
