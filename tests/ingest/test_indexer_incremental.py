@@ -11,6 +11,7 @@ import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
 from gritdesk.ingest.indexer import IndexProgress, IndexReport, index_known_roots, index_paths
+from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.store.connection import open_database
 from gritdesk.store.model_record import ModelMismatchError, clear_index, read_model_record
 from ingest.fake_embedder import BagOfWordsEmbedder
@@ -204,7 +205,7 @@ def test_size_limit_and_database_inside_the_root(tmp_path: Path) -> None:
     (root / "big.txt").write_text("word " * 50_000)
     (root / "small.txt").write_text("small file\n")
     db = open_database(root / "index.db")  # the index lives in the folder it indexes
-    report = run(db, [root], max_file_bytes=100_000)
+    report = run(db, [root], limits=ParseLimits(file_bytes=100_000))
     assert [(Path(s.path).name, s.reason) for s in report.skipped] == [
         ("big.txt", "larger than the 0.0954 MiB limit (0.238 MiB)")
     ]

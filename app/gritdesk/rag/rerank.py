@@ -11,18 +11,24 @@ from collections.abc import Sequence
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.engine import Engine
 from gritdesk.runtime.errors import InputTooLongError
+from gritdesk.runtime.recipes import fill
+
+
+def _prompt(engine: Engine, query: str, passage: str) -> list[int]:
+    rerank = fill(engine.recipe.rag.rerank, query=query, passage=passage)
+    return engine.prompt_tokens(engine.recipe.chat.render((), rerank, opening=True))
 
 
 def relevance_score(engine: Engine, query: str, passage: str) -> float:
     rag = engine.recipe.rag
-    tokens = engine.tokenize(rag.rerank.format(query=query, passage=passage), add_bos=True)
+    tokens = _prompt(engine, query, passage)
     if len(tokens) > engine.n_ctx:  # trim the passage, keep the question and the verdict lines
         passage_tokens = engine.tokenize(passage)
         overflow = len(tokens) - engine.n_ctx + 8
         if overflow >= len(passage_tokens):
             raise InputTooLongError("the rerank prompt", len(tokens), engine.n_ctx)
         passage = engine.detokenize(passage_tokens[: len(passage_tokens) - overflow])
-        tokens = engine.tokenize(rag.rerank.format(query=query, passage=passage), add_bos=True)
+        tokens = _prompt(engine, query, passage)
     yes = engine.tokenize(rag.rerank_yes)[-1]
     return float(engine.next_token_logits(tokens[: engine.n_ctx])[yes])
 

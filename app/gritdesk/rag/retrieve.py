@@ -19,6 +19,7 @@ import apsw
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.connection import read_transaction
 from gritdesk.store.model_record import ModelRecord, check_model
+from gritdesk.store.sources import display_path
 from gritdesk.store.vectors import default_candidates, nearest_chunks
 
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the question"
@@ -225,7 +226,7 @@ def _chunk_rows(db: apsw.Connection, chunk_ids: list[int]) -> dict[int, _StoredC
         return {}
     placeholders = ", ".join("?" * len(chunk_ids))
     return {
-        row[0]: _StoredChunk(*row[1:])
+        row[0]: _StoredChunk(display_path(row[1]), display_path(row[2]), *row[3:])
         for row in db.execute(
             f"""
             SELECT c.id, r.path, s.rel_path, c.start_line, c.end_line, c.page,

@@ -43,7 +43,7 @@ from gritdesk.runtime.gguf_check import (
     fingerprint,
     sampled_fingerprint,
 )
-from gritdesk.runtime.recipes import Recipe, get_recipe
+from gritdesk.runtime.recipes import BOS, Markup, Piece, Recipe, SpecialToken, Text, get_recipe
 
 KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
 SCRATCH_SEQ = 1  # sequence ids >= 1 are scratch space while assembling a prompt in seq 0
@@ -220,9 +220,12 @@ class Engine:
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
         self._n_embd = ll.llama_model_n_embd(self._model)
         self._mode: tuple[bool, bool] | None = None
+        self._adds_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
+        self._stop_tokens: frozenset[int] = frozenset()
+        self._chat_checked = False
         fmt = self.recipe.embedding
-        around = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
-        self._doc_overhead_tokens = len(self.tokenize(around, add_bos=True)) + fmt.append_eos
+        around = [BOS, Markup(fmt.document() + (fmt.echo_separator or "") + fmt.suffix)]
+        self._doc_overhead_tokens = len(self.tokenize_prompt(around)) + fmt.append_eos
         self._doc_copies = 1 if fmt.echo_separator is None else 2
 
     def _check_kv_type_fits(self) -> None:
@@ -316,17 +319,66 @@ class Engine:
         if self._ctx is None:
             raise RuntimeFailure(f"the engine for {self.path} is closed")
 
-    def tokenize(self, text: str, *, add_bos: bool = False) -> list[int]:
-        """Plain-text tokens: marker strings such as `<|user|>` are text, not special tokens."""
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        """Plain-text tokens: marker strings such as `<|user|>` are text, not special tokens,
+        unless `special` (only ever for a recipe's own markup, never for user text)."""
         self._check_open()
         data = text.encode("utf-8", errors="replace")
         capacity = len(data) + 8
         while True:
             buf = (ll.llama_token * capacity)()
-            n = ll.llama_tokenize(self._vocab, data, len(data), buf, capacity, add_bos, False)
+            n = ll.llama_tokenize(self._vocab, data, len(data), buf, capacity, add_bos, special)
             if n >= 0:
                 return list(buf[:n])
             capacity = -n
+
+    def tokenize_prompt(self, pieces: Sequence[Piece]) -> list[int]:
+        """Tokens of a prompt the recipe assembled. With a chat template (ChatML) each piece is
+        tokenized alone: the recipe's Markup with special-token parsing, Text without, so a
+        `<|im_end|>` typed by a user or found in a document stays text. A text-marker recipe
+        (GritLM) tokenizes each run of text between BOS/EOS as one string, as it was trained."""
+        special = self.recipe.chat.special_markers
+        tokens: list[int] = []
+        run = ""
+        for piece in pieces:
+            if isinstance(piece, SpecialToken):
+                tokens += self.tokenize(run) if run else []
+                run = ""
+                if piece.which == "eos":
+                    tokens.append(self.eos)
+                elif self._adds_bos:
+                    tokens.append(self.bos)
+            elif special:
+                tokens += self.tokenize(piece.text, special=isinstance(piece, Markup))
+            else:
+                run += piece.text
+        return tokens + (self.tokenize(run) if run else [])
+
+    def prompt_tokens(self, pieces: Sequence[Piece]) -> list[int]:
+        """Tokens of a generation prompt; the first one checks the GGUF's chat template."""
+        if not self._chat_checked:
+            self._check_chat_template()
+        return self.tokenize_prompt(pieces)
+
+    def _check_chat_template(self) -> None:
+        """A chat-template recipe runs only on a GGUF whose own template renders turns exactly
+        as the recipe does, and whose markers are single special tokens; the end-of-turn
+        marker becomes a stop token."""
+        chat = self.recipe.chat
+        if chat.special_markers:
+            from gritdesk.runtime.chat_template import check_chat_template
+
+            check_chat_template(self.path, self.summary.metadata, self.recipe)
+            for marker in chat.markers:
+                if len(self.tokenize(marker, special=True)) != 1:
+                    raise ModelFileError(
+                        self.path,
+                        f"{marker!r} is not one special token in its vocabulary, as the "
+                        f"{self.recipe.name!r} recipe's chat template needs",
+                    )
+            stop = self.tokenize(chat.end_of_turn, special=True)
+            self._stop_tokens = frozenset(stop)
+        self._chat_checked = True
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -372,23 +424,37 @@ class Engine:
 
     # --- embedding -------------------------------------------------------------------------
 
+    def _format(self, text: str, prefix: str) -> tuple[list[int], list[Piece], list[Piece]]:
+        """Tokens of one text in the recipe's embedding format, with the pieces before the
+        pooled copy of the text (`head`) and up to its end (`body`)."""
+        fmt = self.recipe.embedding
+        head: list[Piece] = [BOS, Markup(prefix)]
+        if fmt.echo_separator is not None:
+            head += [Text(text), Markup(fmt.echo_separator)]
+        body = [*head, Text(text)]
+        tokens = self.tokenize_prompt([*body, Markup(fmt.suffix)])
+        if fmt.append_eos:
+            tokens.append(self.eos)
+        return tokens, head, body
+
+    def document_tokens(self, text: str) -> list[int]:
+        """The tokens an embedding pass over document `text` computes KV for."""
+        return self._format(text, self.recipe.embedding.document())[0]
+
     def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int, int]:
         """Tokens of one text in the recipe's format, and the [start, end) span to pool."""
         if not text or not text.strip():
             raise EmptyInputError(f"{what} is empty: nothing to embed")
         fmt = self.recipe.embedding
-        head = fmt.head(prefix, text)
-        tokens = self.tokenize(head + text + fmt.suffix, add_bos=True)
-        if fmt.append_eos:
-            tokens.append(self.eos)
+        tokens, head, body = self._format(text, prefix)
         if len(tokens) > self.n_ubatch:
             raise InputTooLongError(what, len(tokens), self.n_ubatch)
         if fmt.pooling == "last":
             return tokens, len(tokens) - 1, len(tokens)
-        text_end = len(self.tokenize(head + text, add_bos=True)) if fmt.suffix else len(tokens)
+        text_end = len(self.tokenize_prompt(body)) if fmt.suffix else len(tokens)
         if fmt.pooled == "suffix":
             return tokens, text_end, len(tokens)
-        return tokens, len(self.tokenize(head, add_bos=True)), text_end
+        return tokens, len(self.tokenize_prompt(head)), text_end
 
     def _groups(self, prepared: list[tuple[list[int], int, int]]) -> Iterator[list[int]]:
         """Indices of texts packed into decodes: at most `pack_tokens` tokens (a longer text
@@ -492,21 +558,9 @@ class Engine:
     # --- generation ------------------------------------------------------------------------
 
     def chat_tokens(self, turns: Sequence[ChatTurn]) -> list[int]:
-        """BOS + `<|user|>\\n{q}\\n<|assistant|>\\n{a}</s>\\n<|user|>...` ending ready to answer."""
-        fmt = self.recipe.chat
-        tokens = [self.bos]
-        text = ""
-        for i, turn in enumerate(turns):
-            text += (fmt.turn_sep if i else "") + fmt.user_prefix + turn.user + fmt.assistant_prefix
-            if turn.assistant is not None:
-                text += turn.assistant
-                tokens += self.tokenize(text)
-                if fmt.answer_ends_with_eos:
-                    tokens.append(self.eos)
-                text = ""
-        if text:
-            tokens += self.tokenize(text)
-        return tokens
+        """The recipe's chat format, ready to answer (GritLM: BOS + `<|user|>\\n{q}\\n
+        <|assistant|>\\n{a}</s>\\n<|user|>...`; ChatML: system, `<|im_start|>user\\n{q}...`)."""
+        return self.prompt_tokens(self.recipe.chat.conversation(turns))
 
     def prefill(self, tokens: Sequence[int], position: int) -> None:
         """Causal decode of `tokens` into sequence 0 at `position`; logits for the last one."""
@@ -579,7 +633,7 @@ class Engine:
                 stats.generated_tokens += 1
                 if stats.seconds_to_first_token is None:
                     stats.seconds_to_first_token = time.perf_counter() - stats._t0
-                if ll.llama_vocab_is_eog(self._vocab, token):
+                if ll.llama_vocab_is_eog(self._vocab, token) or token in self._stop_tokens:
                     stats.finish_reason = "stop"
                     break
                 text, hit = stops.feed(decoder.decode(self.token_bytes(token)))

@@ -183,3 +183,22 @@ def m004_store_id(conn: apsw.Connection) -> None:
         "INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16)))) "
         "ON CONFLICT (key) DO NOTHING"
     )
+
+
+@migration
+def m005_parse_attempts(conn: apsw.Connection) -> None:
+    """Parses under way (ingest/indexer.py): a row left behind is a parse that never ended
+    (the user stopped gritdesk on it), so the unchanged file is skipped, not retried."""
+    conn.execute(
+        """
+        CREATE TABLE parse_attempts (
+            root_id  INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+            rel_path TEXT NOT NULL,     -- as sources.rel_path (a BLOB when not UTF-8)
+            size     INTEGER,
+            mtime_ns INTEGER,
+            ctime_ns INTEGER,
+            started_at REAL NOT NULL DEFAULT (unixepoch('subsec')),
+            PRIMARY KEY (root_id, rel_path)
+        );
+        """
+    )

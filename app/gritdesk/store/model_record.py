@@ -170,6 +170,7 @@ def clear_index(conn: apsw.Connection) -> None:
             DELETE FROM chunk_embeddings;
             DELETE FROM chunks;
             DELETE FROM sources;
+            DELETE FROM parse_attempts;
             INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
             DELETE FROM meta
             WHERE key IN ('model_fingerprint', 'model_path', 'embedding_dim', 'recipe');

@@ -20,6 +20,31 @@ from gritdesk.store.connection import write_transaction
 from gritdesk.store.vectors import insert_vectors
 
 SourceStatus = Literal["indexed", "skipped", "error"]
+StoredPath = str | bytes
+
+
+def stored_path(path: str) -> StoredPath:
+    """How a path is bound to SQLite: as text when it is UTF-8, else as its raw bytes.
+
+    A file name that is not UTF-8 (an old disk, a Windows zip) arrives surrogate-escaped
+    (PEP 383) and cannot be TEXT; kept as a BLOB of `os.fsencode` bytes it stays exact,
+    so the file can be found, compared and removed like any other.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def loaded_path(value: StoredPath) -> str:
+    """The inverse of `stored_path`: the str the file system calls the path."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def display_path(path: StoredPath) -> str:
+    """A path fit to show or print: bytes that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -71,7 +96,8 @@ class ChunkRow:
 
 
 def list_roots(conn: apsw.Connection) -> list[Root]:
-    return [Root(*row) for row in conn.execute("SELECT id, path FROM roots ORDER BY path")]
+    rows = conn.execute("SELECT id, path FROM roots ORDER BY path")
+    return [Root(root_id, loaded_path(path)) for root_id, path in rows]
 
 
 def root_containing(conn: apsw.Connection, path: str) -> Root | None:
@@ -93,16 +119,22 @@ def add_root(conn: apsw.Connection, path: str) -> Root:
         row = conn.execute(
             "INSERT INTO roots (path) VALUES (?) ON CONFLICT (path) DO UPDATE SET path = path "
             "RETURNING id",
-            (path,),
+            (stored_path(path),),
         ).fetchone()
         root = Root(row[0], path)
         for inner in list_roots(conn):
             if inner.id == root.id or not inner.path.startswith(prefix):
                 continue
             sub = Path(inner.path).relative_to(path).as_posix() + "/"
-            conn.execute(
-                "UPDATE sources SET root_id = ?, rel_path = ? || rel_path WHERE root_id = ?",
-                (root.id, sub, inner.id),
+            conn.execute(  # || makes text: bytes that are not UTF-8 go back to a BLOB
+                """
+                UPDATE sources SET root_id = ?, rel_path = CASE
+                    WHEN typeof(rel_path) = 'blob' OR typeof(?2) = 'blob'
+                    THEN CAST(CAST(?2 AS BLOB) || rel_path AS BLOB)
+                    ELSE ?2 || rel_path END
+                WHERE root_id = ?3
+                """,
+                (root.id, stored_path(sub), inner.id),
             )
             conn.execute("DELETE FROM roots WHERE id = ?", (inner.id,))
     return root
@@ -126,10 +158,16 @@ def sources_in_scope(
         FROM sources WHERE root_id = ?
     """
     params: tuple = (root_id,)
-    if scope:
-        query += " AND (rel_path = ? OR substr(rel_path, 1, ?) = ?)"
-        params = (root_id, scope, len(scope) + 1, scope + "/")
-    return {row[1]: SourceState(*row) for row in conn.execute(query, params)}
+    if scope:  # compared as bytes, so text and BLOB paths (see stored_path) both match
+        query += """
+            AND (CAST(rel_path AS BLOB) = ?2
+                 OR substr(CAST(rel_path AS BLOB), 1, length(?3)) = ?3)
+        """
+        prefix = os.fsencode(scope)
+        params = (root_id, prefix, prefix + b"/")
+    rows = conn.execute(query, params)
+    states = (SourceState(row[0], loaded_path(row[1]), *row[2:]) for row in rows)
+    return {state.rel_path: state for state in states}
 
 
 def replace_source_chunks(
@@ -211,7 +249,7 @@ def move_source(
             UPDATE sources SET root_id = ?, rel_path = ?, size = ?, mtime_ns = ?, ctime_ns = ?
             WHERE id = ?
             """,
-            (root_id, rel_path, stamp.size, stamp.mtime_ns, stamp.ctime_ns, source_id),
+            (root_id, stored_path(rel_path), stamp.size, stamp.mtime_ns, stamp.ctime_ns, source_id),
         )
 
 
@@ -223,6 +261,46 @@ def remove_sources(conn: apsw.Connection, source_ids: Sequence[int], batch: int 
             conn.executemany(
                 "DELETE FROM sources WHERE id = ?", [(i,) for i in ids[start : start + batch]]
             )
+
+
+# --- parse attempts (see ingest/indexer.py: a parse still running is recorded) ----------
+
+
+def parse_attempts(
+    conn: apsw.Connection, root_id: int
+) -> list[tuple[str, tuple[int | None, int | None, int | None]]]:
+    """Files of a root whose parse began and never ended: (rel_path, (size, mtime, ctime))."""
+    rows = conn.execute(
+        "SELECT rel_path, size, mtime_ns, ctime_ns FROM parse_attempts WHERE root_id = ?",
+        (root_id,),
+    )
+    return [(loaded_path(rel), (size, mtime, ctime)) for rel, size, mtime, ctime in rows]
+
+
+def mark_parse_attempt(
+    conn: apsw.Connection,
+    root_id: int,
+    rel_path: str,
+    size: int | None,
+    mtime_ns: int | None,
+    ctime_ns: int | None,
+) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            """
+            INSERT OR REPLACE INTO parse_attempts (root_id, rel_path, size, mtime_ns, ctime_ns)
+            VALUES (?, ?, ?, ?, ?)
+            """,
+            (root_id, stored_path(rel_path), size, mtime_ns, ctime_ns),
+        )
+
+
+def clear_parse_attempt(conn: apsw.Connection, root_id: int, rel_path: str) -> None:
+    with write_transaction(conn):
+        conn.execute(
+            "DELETE FROM parse_attempts WHERE root_id = ? AND rel_path = ?",
+            (root_id, stored_path(rel_path)),
+        )
 
 
 def _upsert_source(
@@ -251,13 +329,13 @@ def _upsert_source(
         """,
         (
             root_id,
-            rel_path,
+            stored_path(rel_path),
             stamp.size,
             stamp.mtime_ns,
             stamp.ctime_ns,
             stamp.content_hash,
             stamp.chunking,
             status,
-            reason,
+            None if reason is None else display_path(reason),  # names in it may be bytes
         ),
     ).fetchone()[0]

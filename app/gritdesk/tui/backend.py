@@ -15,6 +15,7 @@ from typing import Protocol
 
 import gguf
 
+from gritdesk.config import load_index_limits
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback, index_known_roots, index_paths
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
@@ -146,7 +147,11 @@ class IndexBackend:
         store = self.session.kv_store
         assert store is not None
         embedder = KvSavingEmbedder(self.engine, store)
-        options = {"model_path": str(self.engine.path), "recipe": self.engine.recipe.name}
+        options = {
+            "model_path": str(self.engine.path),
+            "recipe": self.engine.recipe.name,
+            "limits": load_index_limits(),
+        }
         if paths:
             report = index_paths(self.session.db, embedder, paths, progress=progress, **options)
         else:
