@@ -229,6 +229,73 @@ def chat(
     run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1, loopback).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Default 8765; 0 picks a free port.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Require `Authorization: Bearer KEY` (or set GRITDESK_API_KEY)."),
+    ] = None,
+    queue_size: Annotated[
+        int | None, typer.Option(help="Requests waiting for the engine, then 503 (default 64).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body in bytes (default 4 MiB).")
+    ] = None,
+    max_input_tokens: Annotated[
+        int | None,
+        typer.Option(help="Longest chat prompt or embedding text, in tokens (default: context)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Largest max_tokens a request may ask (default: context).")
+    ] = None,
+    db: DbOption = None,
+    model: ModelOption = None,
+    ctx: CtxOption = None,
+    kv_type: KvTypeOption = None,
+    recipe: RecipeOption = None,
+    chat_model: ChatModelOption = None,
+) -> None:
+    """Serve the model and the index over an OpenAI-compatible HTTP API (embeddings, chat,
+    rerank; the model `gritdesk-rag` answers from the index with sources)."""
+    from gritdesk.server.serve import run_serve
+    from gritdesk.server.settings import serve_settings
+
+    settings = serve_settings(
+        host=host,
+        port=port,
+        api_key=api_key,
+        queue_size=queue_size,
+        max_body_bytes=max_body_bytes,
+        max_input_tokens=max_input_tokens,
+        max_tokens=max_tokens,
+    )
+    run_serve(
+        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model),
+        settings,
+    )
+
+
+@app.command()
+def mcp(
+    db: DbOption = None,
+    model: ModelOption = None,
+    ctx: CtxOption = None,
+    kv_type: KvTypeOption = None,
+    recipe: RecipeOption = None,
+    chat_model: ChatModelOption = None,
+) -> None:
+    """Serve the index to an MCP client over stdio: the tools `search` and `ask`."""
+    from gritdesk.server.mcp_tools import run_mcp
+
+    run_mcp(_session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model))
+
+
 @cache_app.command("stats")
 def cache_stats(
     db: DbOption = None, model: ModelOption = None, kv_type: KvTypeOption = None
