@@ -15,6 +15,9 @@ from pathlib import PurePosixPath
 
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.formats.packages import check_package
+from gritdesk.ingest.formats.slides import parse_pptx
+from gritdesk.ingest.formats.spreadsheets import parse_xlsx
 from gritdesk.ingest.parser_process import describe_bytes
 
 
@@ -40,7 +43,7 @@ BINARY_SUFFIXES = frozenset(
 )
 # Documents in formats no parser here reads yet.
 UNSUPPORTED_SUFFIXES = frozenset(
-    _words(".doc .xls .xlsx .ppt .pptx .odt .ods .odp .epub .pages .numbers .key")
+    _words(".doc .xls .ppt .odt .ods .odp .epub .pages .numbers .key")
 )
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -77,6 +80,10 @@ def parse_document(
         document = parse_pdf(data, budget)
     elif suffix == ".docx":
         document = parse_docx(data, max_inflated_bytes)
+    elif suffix == ".pptx":
+        document = parse_pptx(data, budget, max_inflated_bytes)
+    elif suffix == ".xlsx":
+        document = parse_xlsx(data, budget, max_inflated_bytes)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
@@ -386,13 +393,7 @@ def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocu
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
-    if max_inflated_bytes is not None:
-        inflated = _zip_inflated_size(data)
-        if inflated > max_inflated_bytes:
-            raise SkipFile(
-                f"DOCX inflates to {describe_bytes(inflated)}, over the "
-                f"{describe_bytes(max_inflated_bytes)} limit (a quarter of parse_memory_mib)"
-            )
+    check_package(data, "DOCX", max_inflated_bytes)
     try:
         document = docx.Document(io.BytesIO(data))
         content = list(document.iter_inner_content())
@@ -432,15 +433,3 @@ def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocu
             )
         )
     return ParsedDocument("docx", blocks)
-
-
-def _zip_inflated_size(data: bytes) -> int:
-    """The total size a zip's members declare once inflated (0 if it is no zip: the
-    DOCX parser then names the problem)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return sum(item.file_size for item in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return 0
