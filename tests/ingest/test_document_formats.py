@@ -8,13 +8,26 @@ while the run goes on.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 from ingest.cli_runs import gritdesk_command, run_index
-from ingest.document_formats import encrypt_office, make_pptx, make_xlsx
+from ingest.document_formats import (
+    encrypt_office,
+    make_epub,
+    make_mbox,
+    make_message,
+    make_odp,
+    make_ods,
+    make_odt,
+    make_pptx,
+    make_xlsx,
+)
+from ingest.fixture_files import make_pdf
 
 
 def search_json(model: Path, db: Path, query: str) -> list[dict]:
@@ -123,5 +136,128 @@ def test_index_help_lists_the_file_types():
     )
     assert proc.returncode == 0, proc.stderr
     help_text = " ".join(proc.stdout.split())
-    for kind in ("PDF (pages)", "PPTX (cited as file:slide N)", "XLSX (file:Sheet!A1:D20"):
+    for kind in (
+        "PDF (pages)",
+        "PPTX and ODP (cited as file:slide N)",
+        "XLSX and ODS (file:Sheet!A1:D20",
+        "DOCX and ODT (headings)",
+        "EPUB (file:chapter N",
+        "RTF (file)",
+        "EML and MBOX (subject, from and date as the heading; mbox: file:message N",
+    ):
         assert kind in help_text, help_text
+
+
+def test_opendocument_ebooks_rtf_and_mail_are_found_and_cited(
+    tmp_path: Path, tiny_model_path: Path
+):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "report.odt").write_bytes(
+        make_odt([("Summary", "all is well"), ("Findings", "the ocelot escaped twice")])
+    )
+    (root / "talk.odp").write_bytes(
+        make_odp([("Welcome", "hello everyone"), ("Results", "the narwhal count doubled")])
+    )
+    rows: list[list[object]] = [["Species", "Count"]]
+    rows += [[f"common bird {n}", n] for n in range(2, 90)]
+    rows[59] = ["kakapo", 60]  # sheet row 60
+    (root / "census.ods").write_bytes(make_ods({"Birds": rows}))
+    (root / "novel.epub").write_bytes(
+        make_epub(
+            [
+                ("Departure", "they left at dawn"),
+                ("The Storm", "the lighthouse keeper saw the axolotl"),
+                ("Home", "they came back"),
+            ]
+        )
+    )
+    (root / "letter.rtf").write_bytes(
+        rb"{\rtf1\ansi{\fonttbl\f0\fswiss Helvetica;}\f0\pard Dear friend,\par "
+        rb"the {\b chinchilla} arrived safely.\par}"
+    )
+    pdf = make_pdf([["cover page"], ["the tapir invoice total"]])
+    (root / "lunch.eml").write_bytes(
+        make_message("Lunch plans", "Ann <ann@example.org>", "meet by the okapi statue",
+                     attachments=[("invoice.pdf", pdf)])
+    )
+    make_mbox(
+        root / "archive.mbox",
+        [
+            make_message("Hello", "bob@example.org", "an ordinary greeting"),
+            make_message("Trip", "cy@example.org", "From the train\nwe spotted a quetzal"),
+        ],
+    )
+    db = tmp_path / "index.db"
+
+    report, _ = run_index(tiny_model_path, db, root)
+    assert report["indexed"] == 7, report
+
+    def top(query: str) -> dict:
+        hit = search_json(tiny_model_path, db, query)[0]
+        return {**hit, "name": Path(hit["path"]).name}
+
+    hit = top("ocelot")
+    assert (hit["name"], hit["heading_path"], hit["locator"]) == ("report.odt", "Findings", None)
+    hit = top("narwhal")
+    assert (hit["name"], hit["locator"], hit["heading_path"]) == ("talk.odp", "slide 2", "Results")
+    hit = top("kakapo")
+    match = re.fullmatch(r"Birds!A(\d+):B(\d+)", hit["locator"] or "")
+    assert hit["name"] == "census.ods" and match, hit["locator"]
+    assert int(match.group(1)) <= 60 <= int(match.group(2))
+    assert hit["text"].splitlines()[0] == "Species | Count"
+    hit = top("axolotl")
+    assert (hit["name"], hit["locator"], hit["heading_path"]) == (
+        "novel.epub", "chapter 2", "The Storm"  # the empty cover page is no chapter
+    )
+    hit = top("chinchilla")
+    assert hit["name"] == "letter.rtf" and "the chinchilla arrived safely." in hit["text"]
+    hit = top("okapi")
+    assert hit["name"] == "lunch.eml"
+    assert hit["heading_path"] == (
+        "Lunch plans — Ann <ann@example.org>, Tue, 05 Mar 2024 09:30:00 +0000"
+    )
+    hit = top("tapir")
+    assert (hit["name"], hit["locator"]) == ("lunch.eml", "attachment invoice.pdf p2")
+    hit = top("quetzal")
+    assert (hit["name"], hit["locator"]) == ("archive.mbox", "message 2")
+    assert hit["heading_path"].startswith("Trip — cy@example.org")
+    assert "From the train" in hit["text"].splitlines()  # the mbox ">From" escape undone
+
+
+def test_broken_files_of_each_new_kind_are_named_and_the_run_goes_on(
+    tmp_path: Path, tiny_model_path: Path
+):
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name in ("a.odt", "b.odp", "c.ods", "d.epub"):
+        (root / name).write_bytes(b"PK\x03\x04 truncated package " * 10)
+    (root / "e.rtf").write_bytes(b"plain words, no rtf header")
+    (root / "f.eml").write_bytes(b"\x00\x01 binary noise that is no message")
+    (root / "g.mbox").write_bytes(b"not a mailbox at all")
+    (root / "fine.txt").write_text("the run goes on to the gecko\n")
+    drm = io.BytesIO(make_epub([("One", "sealed words")]))
+    with zipfile.ZipFile(drm, "a") as book:  # a content document encrypted with AES
+        book.writestr(
+            "META-INF/encryption.xml",
+            '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+            'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+            '<enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+            '<enc:CipherData><enc:CipherReference URI="OEBPS/text/ch1.xhtml"/>'
+            "</enc:CipherData></enc:EncryptedData></encryption>",
+        )
+    (root / "sealed.epub").write_bytes(drm.getvalue())
+    db = tmp_path / "index.db"
+
+    report, _ = run_index(tiny_model_path, db, root)
+    skipped = reasons_by_name(report)
+    assert report["indexed"] == 1, report
+    for name, kind in (("a.odt", "ODT"), ("b.odp", "ODP"), ("c.ods", "ODS"), ("d.epub", "EPUB")):
+        assert skipped[name] == ("error", f"cannot read {kind}: BadZipFile: File is not a zip file")
+    assert skipped["e.rtf"] == ("error", "cannot read RTF: it does not start with '{\\rtf'")
+    assert skipped["f.eml"][1].startswith("cannot read EML: no mail headers")
+    assert skipped["g.mbox"][1] == "cannot read MBOX: it does not start with a 'From ' line"
+    assert skipped["sealed.epub"] == (
+        "skipped", "DRM-protected EPUB (encrypted; gritdesk cannot read it)"
+    )
+    assert Path(search_json(tiny_model_path, db, "gecko")[0]["path"]).name == "fine.txt"

@@ -5,9 +5,11 @@ Kept apart from parse.py (no imports) so the CLI shows it without loading the pa
 
 FILE_TYPES_HELP = (
     "Read: text and code (cited by lines), Markdown and HTML (lines, headings), "
-    "PDF (pages), DOCX (headings), PPTX (cited as file:slide N), "
-    "XLSX (file:Sheet!A1:D20, header row repeated in each region). "
-    "Skipped by name: binaries, archives, media, .doc .xls .ppt and other "
-    "unsupported documents; encrypted files are reported as password-protected."
+    "PDF (pages), DOCX and ODT (headings), PPTX and ODP (cited as file:slide N), "
+    "XLSX and ODS (file:Sheet!A1:D20, header row repeated in each region), "
+    "EPUB (file:chapter N, chapter titles as headings), RTF (file), "
+    "EML and MBOX (subject, from and date as the heading; mbox: file:message N; "
+    "attachments of these kinds too). "
+    "Skipped by name: binaries, archives, media, .doc .xls .ppt and Apple iWork files; "
+    "encrypted files are reported as password-protected."
 )
-

@@ -15,7 +15,11 @@ from pathlib import PurePosixPath
 
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.formats.ebooks import parse_epub
+from gritdesk.ingest.formats.mail import parse_mail
+from gritdesk.ingest.formats.opendocument import parse_opendocument
 from gritdesk.ingest.formats.packages import check_package
+from gritdesk.ingest.formats.rtf import parse_rtf
 from gritdesk.ingest.formats.slides import parse_pptx
 from gritdesk.ingest.formats.spreadsheets import parse_xlsx
 from gritdesk.ingest.parser_process import describe_bytes
@@ -43,7 +47,7 @@ BINARY_SUFFIXES = frozenset(
 )
 # Documents in formats no parser here reads yet.
 UNSUPPORTED_SUFFIXES = frozenset(
-    _words(".doc .xls .ppt .odt .ods .odp .epub .pages .numbers .key")
+    _words(".doc .xls .ppt .pages .numbers .key")
 )
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -84,6 +88,14 @@ def parse_document(
         document = parse_pptx(data, budget, max_inflated_bytes)
     elif suffix == ".xlsx":
         document = parse_xlsx(data, budget, max_inflated_bytes)
+    elif suffix in (".odt", ".odp", ".ods"):
+        document = parse_opendocument(data, suffix[1:], budget, max_inflated_bytes)
+    elif suffix == ".epub":
+        document = parse_epub(data, budget, max_inflated_bytes)
+    elif suffix == ".rtf":
+        document = parse_rtf(data)
+    elif suffix in (".eml", ".mbox"):
+        document = parse_mail(data, suffix[1:], budget, max_inflated_bytes)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
