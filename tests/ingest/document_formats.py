@@ -193,3 +193,21 @@ def make_mbox(path, messages: list[bytes]) -> None:
         box.flush()
     finally:
         box.close()
+
+
+def make_scanned_pdf(pages: list[list[str]]) -> bytes:
+    """A PDF of page images with no text layer, as a scanner makes: each page's lines are
+    drawn into a greyscale image by Pillow, which writes the PDF."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=56)
+    images = []
+    for lines in pages:
+        image = Image.new("L", (1275, 1650), 255)  # US Letter at 150 dpi
+        draw = ImageDraw.Draw(image)
+        for number, line in enumerate(lines):
+            draw.text((100, 150 + number * 90), line, fill=0, font=font)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
+    return out.getvalue()

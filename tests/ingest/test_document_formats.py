@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
 
-from ingest.cli_runs import gritdesk_command, run_index
+from ingest.cli_runs import cli_env, gritdesk_command, run_index
 from ingest.document_formats import (
     encrypt_office,
     make_epub,
@@ -25,6 +26,7 @@ from ingest.document_formats import (
     make_ods,
     make_odt,
     make_pptx,
+    make_scanned_pdf,
     make_xlsx,
 )
 from ingest.fixture_files import make_pdf
@@ -137,7 +139,7 @@ def test_index_help_lists_the_file_types():
     assert proc.returncode == 0, proc.stderr
     help_text = " ".join(proc.stdout.split())
     for kind in (
-        "PDF (pages)",
+        "PDF (pages; scanned pages by OCR when tesseract is installed",
         "PPTX and ODP (cited as file:slide N)",
         "XLSX and ODS (file:Sheet!A1:D20",
         "DOCX and ODT (headings)",
@@ -261,3 +263,45 @@ def test_broken_files_of_each_new_kind_are_named_and_the_run_goes_on(
         "skipped", "DRM-protected EPUB (encrypted; gritdesk cannot read it)"
     )
     assert Path(search_json(tiny_model_path, db, "gecko")[0]["path"]).name == "fine.txt"
+
+
+OCR_UNAVAILABLE = "scanned page, OCR unavailable (install tesseract-ocr)"
+
+
+def test_scanned_pdf_is_read_by_ocr_when_tesseract_is_installed(
+    tmp_path: Path, tiny_model_path: Path
+):
+    """Three runs over a scanned PDF: without tesseract on PATH, with `ocr = false`, and
+    as this machine is (OCR when tesseract is installed, else the same named skip)."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "scan.pdf").write_bytes(
+        make_scanned_pdf([["The quarterly minutes", "were approved."],
+                          ["Budget for the", "heliotrope garden party"]])
+    )
+    (root / "typed.txt").write_text("a typed note about the garden\n")
+    no_programs = tmp_path / "empty-bin"
+    no_programs.mkdir()
+
+    env = cli_env(tmp_path / "data-a", PATH=no_programs)
+    report, _ = run_index(tiny_model_path, tmp_path / "a.db", root, env=env)
+    assert report["indexed"] == 1, report
+    assert reasons_by_name(report)["scan.pdf"] == ("skipped", OCR_UNAVAILABLE)
+
+    env = cli_env(tmp_path / "data-b", "[index]\nocr = false\n")
+    report, _ = run_index(tiny_model_path, tmp_path / "b.db", root, env=env)
+    assert reasons_by_name(report)["scan.pdf"] == (
+        "skipped", "scanned page, OCR turned off (ocr = false in config.toml [index])"
+    )
+
+    env = cli_env(tmp_path / "data-c")
+    db = tmp_path / "c.db"
+    report, _ = run_index(tiny_model_path, db, root, env=env)
+    if shutil.which("tesseract") is None:
+        assert reasons_by_name(report)["scan.pdf"] == ("skipped", OCR_UNAVAILABLE)
+        return
+    assert report["indexed"] == 2, report
+    hit = search_json(tiny_model_path, db, "heliotrope")[0]
+    assert (Path(hit["path"]).name, hit["page"], hit["locator"]) == ("scan.pdf", 2, None)
+    assert "heliotrope garden party" in hit["text"]
+    assert "scan.pdf:p2" in search_text(tiny_model_path, db, "heliotrope")
