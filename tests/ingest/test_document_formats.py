@@ -16,6 +16,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+from gritdesk.ingest.formats.mail import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
+from gritdesk.ingest.parse import parse_document
 from ingest.cli_runs import cli_env, gritdesk_command, run_index
 from ingest.document_formats import (
     encrypt_office,
@@ -29,7 +31,7 @@ from ingest.document_formats import (
     make_scanned_pdf,
     make_xlsx,
 )
-from ingest.fixture_files import make_pdf
+from ingest.fixture_files import make_docx, make_pdf
 
 
 def search_json(model: Path, db: Path, query: str) -> list[dict]:
@@ -113,6 +115,7 @@ def test_broken_and_protected_office_files_are_named_skips(
     (root / "noise.xlsx").write_bytes(b"PK\x03\x04 this is not really a workbook" * 20)
     (root / "locked.xlsx").write_bytes(encrypt_office(sheet))
     (root / "locked.pptx").write_bytes(encrypt_office(deck))
+    (root / "locked.docx").write_bytes(encrypt_office(make_docx([(None, "walrus memo")])))
     (root / "good.pptx").write_bytes(deck)
     (root / "good.xlsx").write_bytes(sheet)
     db = tmp_path / "index.db"
@@ -124,6 +127,7 @@ def test_broken_and_protected_office_files_are_named_skips(
     assert "cannot read XLSX" in skipped["noise.xlsx"][1]
     assert skipped["locked.xlsx"] == ("skipped", _protected("XLSX"))
     assert skipped["locked.pptx"] == ("skipped", _protected("PPTX"))
+    assert skipped["locked.docx"] == ("skipped", _protected("DOCX"))
     names = {Path(hit["path"]).name for hit in search_json(tiny_model_path, db, "walrus")}
     assert names == {"good.pptx", "good.xlsx"}
 
@@ -305,3 +309,17 @@ def test_scanned_pdf_is_read_by_ocr_when_tesseract_is_installed(
     assert (Path(hit["path"]).name, hit["page"], hit["locator"]) == ("scan.pdf", 2, None)
     assert "heliotrope garden party" in hit["text"]
     assert "scan.pdf:p2" in search_text(tiny_model_path, db, "heliotrope")
+
+
+def test_mail_attachments_are_bounded_by_count_and_size():
+    """Known kinds are read up to MAX_ATTACHMENTS a message; an oversized one and mail
+    inside mail are passed over, and the message itself is still read."""
+    attachments = [(f"part{n}.txt", f"attachment word{n}\n".encode()) for n in range(15)]
+    attachments.insert(1, ("huge.txt", b"gigantic " * (MAX_ATTACHMENT_BYTES // 9 + 1)))
+    attachments.insert(2, ("forwarded.eml", make_message("Inner", "x@y", "nested words")))
+    raw = make_message("Many parts", "a@b", "the body itself", attachments)
+    blocks = parse_document("many.eml", raw).blocks
+    read = sorted({b.locator for b in blocks if b.locator})
+    assert read == sorted(f"attachment part{n}.txt" for n in range(MAX_ATTACHMENTS)), read
+    assert "the body itself" in [b.text for b in blocks]
+    assert not any("gigantic" in b.text or "nested words" in b.text for b in blocks)
