@@ -16,6 +16,9 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from gritdesk.ingest.document import SkipFile
 from gritdesk.ingest.formats.mail import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from gritdesk.ingest.parse import parse_document
 from ingest.cli_runs import cli_env, gritdesk_command, run_index
@@ -323,3 +326,16 @@ def test_mail_attachments_are_bounded_by_count_and_size():
     assert read == sorted(f"attachment part{n}.txt" for n in range(MAX_ATTACHMENTS)), read
     assert "the body itself" in [b.text for b in blocks]
     assert not any("gigantic" in b.text or "nested words" in b.text for b in blocks)
+
+
+def test_ocr_out_of_time_is_a_named_skip():
+    """No OCR time left: a skip that names the limit (with tesseract), else the install hint."""
+    scan = make_scanned_pdf([["a page nobody will read"]])
+    with pytest.raises(SkipFile) as skip:
+        parse_document("scan.pdf", scan, ocr_seconds=0.5)
+    if shutil.which("tesseract") is None:
+        assert skip.value.reason == OCR_UNAVAILABLE
+    else:
+        assert skip.value.reason == (
+            "scanned PDF: OCR of 1 pages did not finish in 0.5 s (limit: parse_timeout_s)"
+        )

@@ -382,9 +382,12 @@ def parse_pdf(
         by_page[number] = page_blocks
     if failures and failures == len(pages):
         raise ParseFailure(f"cannot extract text from any of the {len(pages)} PDF pages")
+    ocr_unfinished = False
     if scanned and ocr and tesseract_path():
         deadline = time.monotonic() + ocr_seconds
-        for number, text in ocr_pages(data, scanned, deadline).items():
+        read = ocr_pages(data, scanned, deadline)
+        ocr_unfinished = time.monotonic() >= deadline - 1 and len(read) < len(scanned)
+        for number, text in read.items():
             page_blocks = [Block(line, None, page=number) for line in split_lines(text)]
             if budget is not None:
                 budget.add(page_blocks)
@@ -395,6 +398,11 @@ def parse_pdf(
             raise SkipFile(OCR_TURNED_OFF)
         if scanned and not tesseract_path():
             raise SkipFile(OCR_UNAVAILABLE)
+        if scanned and ocr_unfinished:
+            raise SkipFile(
+                f"scanned PDF: OCR of {len(scanned)} pages did not finish in "
+                f"{ocr_seconds:g} s (limit: parse_timeout_s)"
+            )
         if scanned:
             raise SkipFile("scanned PDF: OCR found no text on its pages")
         raise SkipFile("PDF has no extractable text (scanned images?)")
