@@ -34,6 +34,8 @@ cxx="${CXX:-$(command -v c++ || command -v g++ || command -v clang++ || true)}"
 command -v patch >/dev/null 2>&1 || die "'patch' not found. Debian/Ubuntu: sudo apt-get install patch"
 command -v tmux >/dev/null 2>&1 ||
   say "note: tmux not found; gritdesk does not need it, but one test drives the chat under tmux (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)"
+command -v tesseract >/dev/null 2>&1 ||
+  say "note: tesseract not found; gritdesk then skips scanned PDF pages (\"OCR unavailable\") and the OCR test checks that skip instead of reading the page (Debian/Ubuntu: sudo apt-get install tesseract-ocr; macOS: brew install tesseract)"
 
 # --- the virtual environment --------------------------------------------------------
 venv="$here/.venv"

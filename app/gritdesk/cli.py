@@ -11,6 +11,7 @@ import typer
 
 from gritdesk.config import require_model
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.file_types import FILE_TYPES_HELP
 from gritdesk.models.commands import models_app
 from gritdesk.terminal_text import printable, printable_line
 
@@ -116,7 +117,7 @@ def _session(db: Path | None, model: Path | None, **kw: object) -> Session:
     return open_session(SessionOptions(db=db, model=model, **kw))  # type: ignore[arg-type]
 
 
-@app.command()
+@app.command(epilog=FILE_TYPES_HELP)
 def index(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Folders or files (default: every known root).")

@@ -131,6 +131,7 @@ def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
                 "start_line": s.hit.start_line,
                 "end_line": s.hit.end_line,
                 "page": s.hit.page,
+                "locator": s.hit.locator,
                 "heading_path": s.hit.heading_path,
                 "score": s.hit.score,
                 "rerank_score": s.rerank_score,

@@ -101,8 +101,13 @@ def load_index_limits() -> ParseLimits:
         raise ConfigError(f"{config_path()}: [index] must be a table")
     limits = ParseLimits()
     for key, value in table.items():
+        if key == "ocr":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{config_path()}: index.ocr must be true or false")
+            limits = replace(limits, ocr=value)
+            continue
         if key not in INDEX_LIMIT_KEYS:
-            known = ", ".join(INDEX_LIMIT_KEYS)
+            known = ", ".join([*INDEX_LIMIT_KEYS, "ocr"])
             raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{config_path()}: index.{key} must be a positive number")

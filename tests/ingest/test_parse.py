@@ -56,7 +56,8 @@ def test_empty_file_and_name_based_skips() -> None:
     with pytest.raises(SkipFile, match="no text content"):
         parse_document("blank.txt", b"\n\n   \n")
     assert skip_reason_from_name("photo.JPG") == "binary file type (.jpg)"
-    assert skip_reason_from_name("sheet.xlsx") == "unsupported document format (.xlsx)"
+    assert skip_reason_from_name("sheet.xls") == "unsupported document format (.xls)"
+    assert skip_reason_from_name("sheet.xlsx") is None
     assert skip_reason_from_name("notes.md") is None
 
 

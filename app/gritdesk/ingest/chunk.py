@@ -20,7 +20,7 @@ from gritdesk.runtime.protocols import TokenCounter
 HEADING_SEPARATOR = " > "
 # Bump when parsing or chunking would cut the same file differently: every file is then
 # re-chunked on its next index run (embeddings of unchanged chunk texts are reused).
-CHUNKING_VERSION = 1
+CHUNKING_VERSION = 2  # 2: slides, spreadsheets and more formats; chunk locators
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Chunk:
     page: int | None
     heading_path: tuple[str, ...]
     token_count: int  # tokens of `embedding_text`
+    locator: str | None = None  # "slide 3", "Sheet1!A1:D20": see Block.locator
 
     @property
     def heading_label(self) -> str:
@@ -93,6 +94,7 @@ class _Chunker:
     def _chunk_section(self, blocks: list[Block]) -> None:
         heading_path = blocks[-1].heading_path
         page = blocks[0].page
+        locator = blocks[0].locator
         if self._tokens(embedding_text("", heading_path)) > self.target // 2:
             heading_path = ()  # absurdly long headings: keep the budget for the text
         budget = self.target - self._tokens(embedding_text("", heading_path))
@@ -111,7 +113,7 @@ class _Chunker:
                 end += 1
             if end < len(pieces):
                 end = self._prefer_blank_line(pieces, start, end)
-            end = self._emit(pieces[start:end], heading_path, page, end)
+            end = self._emit(pieces[start:end], heading_path, page, end, locator)
             if not any(piece.text.strip() for piece in pieces[end:]):
                 break
             start = self._overlap_start(costs, start, end)
@@ -138,6 +140,7 @@ class _Chunker:
         heading_path: tuple[str, ...],
         page: int | None,
         end: int,
+        locator: str | None = None,
     ) -> int:
         """Append a chunk of `pieces` (trimmed so its exact count fits); return its real end."""
         while pieces and not pieces[-1].text.strip():
@@ -163,6 +166,7 @@ class _Chunker:
                 page=page,
                 heading_path=heading_path,
                 token_count=tokens,
+                locator=locator,
             )
         )
         return end
@@ -172,7 +176,9 @@ class _Chunker:
         if self._tokens(block.text) + 1 <= budget:
             return [block]
         return [
-            Block(piece, block.line, block.page, block.heading_path, block.is_heading)
+            Block(
+                piece, block.line, block.page, block.heading_path, block.is_heading, block.locator
+            )
             for piece in _split_text(block.text, budget - 1, self._tokens)
         ]
 
@@ -184,18 +190,22 @@ class _Chunker:
 
 
 def _sections(blocks: list[Block]) -> list[list[Block]]:
-    """Runs of blocks under one heading path on one page.
+    """Runs of blocks under one heading path on one page (and one slide or sheet region).
 
     A run holding only headings ("# Guide" right before "## Install") joins the run
     after it when that one is its subsection, so the title is cited with its text.
     """
-    runs = [list(run) for _, run in groupby(blocks, key=lambda b: (b.heading_path, b.page))]
+    runs = [
+        list(run)
+        for _, run in groupby(blocks, key=lambda b: (b.heading_path, b.page, b.locator))
+    ]
     sections: list[list[Block]] = []
     carried: list[Block] = []
     for run in runs:
         if carried:
             parent = carried[-1].heading_path
-            if run[0].page == carried[0].page and run[0].heading_path[: len(parent)] == parent:
+            same_place = (run[0].page, run[0].locator) == (carried[0].page, carried[0].locator)
+            if same_place and run[0].heading_path[: len(parent)] == parent:
                 run = carried + run
             else:
                 sections.append(carried)

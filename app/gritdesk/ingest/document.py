@@ -17,11 +17,15 @@ class Block:
     page: int | None = None  # 1-based PDF page
     heading_path: tuple[str, ...] = ()  # headings this block sits under (its own, if a heading)
     is_heading: bool = False
+    # Where the block is in formats cited by something other than lines or PDF pages:
+    # "slide 3", "Budget!A1:D20", "message 2". Blocks with different locators never share a
+    # chunk, and a chunk's citation shows its locator.
+    locator: str | None = None
 
 
 @dataclass(frozen=True)
 class ParsedDocument:
-    format: str  # "text", "markdown", "html", "pdf", "docx"
+    format: str  # "text", "markdown", "html", "pdf", "docx", "pptx", "xlsx", ...
     blocks: list[Block]
 
 

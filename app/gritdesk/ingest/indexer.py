@@ -558,6 +558,7 @@ class _IndexRun:
                 heading_path=chunk.heading_label,
                 token_count=chunk.token_count,
                 text_hash=chunk.text_hash,
+                locator=chunk.locator,
             )
             for chunk in pending.chunks
         ]

@@ -10,11 +10,20 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 import warnings
 from pathlib import PurePosixPath
 
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.formats.ebooks import parse_epub
+from gritdesk.ingest.formats.mail import parse_mail
+from gritdesk.ingest.formats.ocr import OCR_TURNED_OFF, OCR_UNAVAILABLE, ocr_pages, tesseract_path
+from gritdesk.ingest.formats.opendocument import parse_opendocument
+from gritdesk.ingest.formats.packages import check_package
+from gritdesk.ingest.formats.rtf import parse_rtf
+from gritdesk.ingest.formats.slides import parse_pptx
+from gritdesk.ingest.formats.spreadsheets import parse_xlsx
 from gritdesk.ingest.parser_process import describe_bytes
 
 
@@ -40,7 +49,7 @@ BINARY_SUFFIXES = frozenset(
 )
 # Documents in formats no parser here reads yet.
 UNSUPPORTED_SUFFIXES = frozenset(
-    _words(".doc .xls .xlsx .ppt .pptx .odt .ods .odp .epub .pages .numbers .key")
+    _words(".doc .xls .ppt .pages .numbers .key")
 )
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -62,8 +71,13 @@ def parse_document(
     *,
     max_output_bytes: int | None = None,
     max_inflated_bytes: int | None = None,
+    ocr: bool = True,
+    ocr_seconds: float = 60.0,
 ) -> ParsedDocument:
     """Blocks of text from `data`, the bytes of the file at `rel_path`.
+
+    Scanned PDF pages are read by OCR when `ocr` is on and tesseract is installed,
+    for at most `ocr_seconds` per file.
 
     `max_output_bytes` bounds the result (text plus BLOCK_OVERHEAD per block) and
     `max_inflated_bytes` what a compressed format (DOCX) may expand to; past either the
@@ -74,9 +88,21 @@ def parse_document(
     budget = _OutputBudget(max_output_bytes)
     suffix = PurePosixPath(rel_path).suffix.lower()
     if suffix == ".pdf":
-        document = parse_pdf(data, budget)
+        document = parse_pdf(data, budget, ocr=ocr, ocr_seconds=ocr_seconds)
     elif suffix == ".docx":
         document = parse_docx(data, max_inflated_bytes)
+    elif suffix == ".pptx":
+        document = parse_pptx(data, budget, max_inflated_bytes)
+    elif suffix == ".xlsx":
+        document = parse_xlsx(data, budget, max_inflated_bytes)
+    elif suffix in (".odt", ".odp", ".ods"):
+        document = parse_opendocument(data, suffix[1:], budget, max_inflated_bytes)
+    elif suffix == ".epub":
+        document = parse_epub(data, budget, max_inflated_bytes)
+    elif suffix == ".rtf":
+        document = parse_rtf(data)
+    elif suffix in (".eml", ".mbox"):
+        document = parse_mail(data, suffix[1:], budget, max_inflated_bytes)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
@@ -303,8 +329,17 @@ def parse_html(text: str) -> ParsedDocument:
 # --- PDF ----------------------------------------------------------------------------------
 
 
-def parse_pdf(data: bytes, budget: _OutputBudget | None = None) -> ParsedDocument:
+def parse_pdf(
+    data: bytes,
+    budget: _OutputBudget | None = None,
+    *,
+    ocr: bool = True,
+    ocr_seconds: float = 60.0,
+) -> ParsedDocument:
     """Lines of each page's extracted text, with the page number.
+
+    A page with no text but an image is a scanned page: its text comes from OCR
+    (formats/ocr.py) when `ocr` is on and tesseract is installed.
 
     Pages that draw the very same content stream as an earlier page (one stream shared
     by thousands of pages costs thousands of extractions) add no text of their own.
@@ -321,8 +356,9 @@ def parse_pdf(data: bytes, budget: _OutputBudget | None = None) -> ParsedDocumen
     except Exception as exc:  # pypdf raises many types for damaged files
         raise ParseFailure(f"cannot read PDF: {type(exc).__name__}: {exc}") from exc
 
-    blocks: list[Block] = []
+    by_page: dict[int, list[Block]] = {}
     failures = 0
+    scanned: list[int] = []
     drawn: set[tuple] = set()
     for number, page in enumerate(pages, 1):
         contents = _content_streams(page)
@@ -337,15 +373,50 @@ def parse_pdf(data: bytes, budget: _OutputBudget | None = None) -> ParsedDocumen
         except Exception:
             failures += 1  # one bad page does not lose the others
             continue
+        if not text.strip() and _draws_images(page):
+            scanned.append(number)
+            continue
         page_blocks = [Block(line, None, page=number) for line in split_lines(text)]
         if budget is not None:
             budget.add(page_blocks)
-        blocks.extend(page_blocks)
+        by_page[number] = page_blocks
     if failures and failures == len(pages):
         raise ParseFailure(f"cannot extract text from any of the {len(pages)} PDF pages")
+    ocr_unfinished = False
+    if scanned and ocr and tesseract_path():
+        deadline = time.monotonic() + ocr_seconds
+        read = ocr_pages(data, scanned, deadline)
+        ocr_unfinished = time.monotonic() >= deadline - 1 and len(read) < len(scanned)
+        for number, text in read.items():
+            page_blocks = [Block(line, None, page=number) for line in split_lines(text)]
+            if budget is not None:
+                budget.add(page_blocks)
+            by_page[number] = page_blocks
+    blocks = [block for number in sorted(by_page) for block in by_page[number]]
     if not any(block.text.strip() for block in blocks):
+        if scanned and not ocr:
+            raise SkipFile(OCR_TURNED_OFF)
+        if scanned and not tesseract_path():
+            raise SkipFile(OCR_UNAVAILABLE)
+        if scanned and ocr_unfinished:
+            raise SkipFile(
+                f"scanned PDF: OCR of {len(scanned)} pages did not finish in "
+                f"{ocr_seconds:g} s (limit: parse_timeout_s)"
+            )
+        if scanned:
+            raise SkipFile("scanned PDF: OCR found no text on its pages")
         raise SkipFile("PDF has no extractable text (scanned images?)")
     return ParsedDocument("pdf", blocks)
+
+
+def _draws_images(page) -> bool:
+    """Whether the page's resources hold images or forms (what a scan is drawn with)."""
+    try:
+        resources = page.get("/Resources")
+        resources = resources.get_object() if resources is not None else None
+        return bool(resources and resources.get("/XObject"))
+    except Exception:
+        return False
 
 
 def _content_streams(page) -> tuple | None:
@@ -386,13 +457,7 @@ def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocu
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
-    if max_inflated_bytes is not None:
-        inflated = _zip_inflated_size(data)
-        if inflated > max_inflated_bytes:
-            raise SkipFile(
-                f"DOCX inflates to {describe_bytes(inflated)}, over the "
-                f"{describe_bytes(max_inflated_bytes)} limit (a quarter of parse_memory_mib)"
-            )
+    check_package(data, "DOCX", max_inflated_bytes)
     try:
         document = docx.Document(io.BytesIO(data))
         content = list(document.iter_inner_content())
@@ -432,15 +497,3 @@ def parse_docx(data: bytes, max_inflated_bytes: int | None = None) -> ParsedDocu
             )
         )
     return ParsedDocument("docx", blocks)
-
-
-def _zip_inflated_size(data: bytes) -> int:
-    """The total size a zip's members declare once inflated (0 if it is no zip: the
-    DOCX parser then names the problem)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return sum(item.file_size for item in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return 0

@@ -46,6 +46,10 @@ class ParseLimits:
     seconds: float = 30.0  # wall-clock time to parse one file
     memory_bytes: int = 1024 * MIB  # the parser process's address space
     output_bytes: int = 128 * MIB  # parsed text, plus BLOCK_OVERHEAD per line or paragraph
+    ocr: bool = True  # read scanned PDF pages with tesseract when it is installed
+
+
+OCR_SHARE = 0.8  # of a file's parse time, what OCR of its scanned pages may take
 
 
 def describe_bytes(size: int) -> str:
@@ -242,6 +246,8 @@ def _serve(parent_pid: int) -> None:
                 data,
                 max_output_bytes=limits.output_bytes,
                 max_inflated_bytes=limits.memory_bytes // 4,
+                ocr=limits.ocr,
+                ocr_seconds=limits.seconds * OCR_SHARE,
             )
             reply: tuple[str, object] = ("ok", document)
         except MemoryError:

@@ -44,10 +44,14 @@ class Hit:
     vector_similarity: float | None = None  # cosine, when the vector search found it
     keyword_rank: int | None = None  # 1-based BM25 rank, when the keyword search found it
     text_hash: str | None = None  # sha256 of the embedded text (chunks.text_hash)
+    locator: str | None = None  # "slide 3", "Sheet1!A1:D20" (chunks.locator)
 
     @property
     def location(self) -> str:
-        """`path:12-30`, `path:p4` or `path`: what a citation shows."""
+        """`path:12-30`, `path:p4`, `path:slide 3`, `path:Sheet1!A1:D20` or `path`:
+        what a citation shows."""
+        if self.locator:
+            return f"{self.path}:{self.locator}"
         if self.start_line is not None:
             if self.end_line is not None and self.end_line != self.start_line:
                 return f"{self.path}:{self.start_line}-{self.end_line}"
@@ -106,6 +110,7 @@ def search(
             vector_similarity=similarity.get(chunk_id),
             keyword_rank=keyword_rank.get(chunk_id),
             text_hash=row.text_hash,
+            locator=row.locator,
         )
         for chunk_id, score in fused
         if (row := rows.get(chunk_id)) is not None
@@ -219,6 +224,7 @@ class _StoredChunk(NamedTuple):
     heading_path: str
     text: str
     text_hash: str
+    locator: str | None
 
 
 def _chunk_rows(db: apsw.Connection, chunk_ids: list[int]) -> dict[int, _StoredChunk]:
@@ -230,7 +236,7 @@ def _chunk_rows(db: apsw.Connection, chunk_ids: list[int]) -> dict[int, _StoredC
         for row in db.execute(
             f"""
             SELECT c.id, r.path, s.rel_path, c.start_line, c.end_line, c.page,
-                   c.heading_path, c.text, c.text_hash
+                   c.heading_path, c.text, c.text_hash, c.locator
             FROM chunks AS c
             JOIN sources AS s ON s.id = c.source_id
             JOIN roots AS r ON r.id = s.root_id

@@ -34,11 +34,15 @@ class CitedChunk:
     kv: str  # cached, computed or fresh
     text: str
     display_path: str = ""  # relative to its indexed folder, when known
+    locator: str | None = None  # "slide 3", "Sheet1!A1:D20": as rag.retrieve.Hit
 
     @property
     def location(self) -> str:
-        """`path:12-30`, `path:p4` or `path`, with the display path when there is one."""
+        """`path:12-30`, `path:p4`, `path:slide 3` or `path`, with the display path when
+        there is one."""
         path = self.display_path or self.path
+        if self.locator:
+            return f"{path}:{self.locator}"
         if self.start_line is not None:
             if self.end_line is not None and self.end_line != self.start_line:
                 return f"{path}:{self.start_line}-{self.end_line}"

@@ -202,3 +202,10 @@ def m005_parse_attempts(conn: apsw.Connection) -> None:
         );
         """
     )
+
+
+@migration
+def m006_chunk_locator(conn: apsw.Connection) -> None:
+    """Where a chunk is in formats cited by neither lines nor PDF pages: "slide 3",
+    "Budget!A1:D20", "message 2" (ingest/document.py `Block.locator`)."""
+    conn.execute("ALTER TABLE chunks ADD COLUMN locator TEXT")

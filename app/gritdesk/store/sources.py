@@ -90,6 +90,7 @@ class ChunkRow:
     heading_path: str
     token_count: int
     text_hash: str
+    locator: str | None = None  # "slide 3", "Sheet1!A1:D20": cited instead of lines
 
 
 # --- roots ----------------------------------------------------------------------------
@@ -189,8 +190,8 @@ def replace_source_chunks(
             conn.execute(
                 """
                 INSERT INTO chunks (source_id, ordinal, text, start_line, end_line, page,
-                                    heading_path, token_count, text_hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    heading_path, token_count, text_hash, locator)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 RETURNING id
                 """,
                 (
@@ -203,6 +204,7 @@ def replace_source_chunks(
                     chunk.heading_path,
                     chunk.token_count,
                     chunk.text_hash,
+                    chunk.locator,
                 ),
             ).fetchone()[0]
             for chunk in chunks

@@ -138,6 +138,7 @@ class IndexBackend:
                 kv=source.kv,
                 text=source.hit.text,
                 display_path=display_path(source.hit.path, roots),
+                locator=source.hit.locator,
             )
             for source in prepared.sources
         ]
