@@ -135,10 +135,37 @@ def index(
     watch: Annotated[
         bool, typer.Option(help="Keep indexing as files change (Ctrl-C stops).")
     ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Index paths matching this glob (gitignore syntax, repeatable) even where a "
+            "default skips them: data files over their kind's limit, minified, lock or "
+            "generated files, vendored folders (node_modules, virtualenvs, build, dist, "
+            "vendor, caches). E.g. --include '*.csv' --include node_modules.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out paths matching this glob (gitignore syntax, repeatable)."),
+    ] = None,
+    max_file_mib: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Skip files larger than this many MiB (default: index.max_file_mib, 64). "
+            "Data files have smaller limits of their own: CSV/TSV, JSON/JSONL, logs, SQL 1 MiB, "
+            "XML 2 MiB; lock, minified and generated files none (config: index.<kind>_max_mib).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Walk, parse, chunk and embed folders into the index, incrementally and resumably."""
-    from gritdesk.commands.index import run_index
+    """Walk, parse, chunk and embed folders into the index, incrementally and resumably.
+
+    Bulky machine data is skipped by default, each skip listed with its reason: CSV/TSV,
+    JSON, logs, XML and SQL dumps over a small limit, minified JS/CSS, lock files, files
+    marked generated ("@generated", "DO NOT EDIT"), and vendored or generated folders.
+    """
+    from gritdesk.commands.index import RunSelection, run_index
 
     run_index(
         _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe),
@@ -147,6 +174,7 @@ def index(
         save_kv=save_kv,
         watch=watch,
         as_json=as_json,
+        chosen=RunSelection(tuple(include or ()), tuple(exclude or ()), max_file_mib),
     )
 
 

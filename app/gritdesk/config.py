@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.file_selection import DATA_KINDS, FileSelection
 from gritdesk.ingest.parser_process import MIB, ParseLimits
 from gritdesk.paths import data_dir, default_db_path
 
@@ -94,18 +95,62 @@ INDEX_LIMIT_KEYS = {
 }
 
 
-def load_index_limits() -> ParseLimits:
-    """Per-file limits of `gritdesk index`: the defaults, changed by config.toml's [index]."""
+# config.toml keys in [index] read by load_index_selection (the kinds: DATA_KINDS)
+INDEX_SELECTION_KEYS = (
+    *(f"{kind}_max_mib" for kind in DATA_KINDS),
+    "include",
+    "exclude",
+    "skip_vendored",
+)
+
+
+def _index_table() -> dict[str, object]:
     table = load_config().get("index", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{config_path()}: [index] must be a table")
+    for key in table:
+        if key not in INDEX_LIMIT_KEYS and key not in INDEX_SELECTION_KEYS:
+            known = ", ".join((*INDEX_LIMIT_KEYS, *INDEX_SELECTION_KEYS))
+            raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
+    return table
+
+
+def load_index_limits() -> ParseLimits:
+    """Per-file limits of `gritdesk index`: the defaults, changed by config.toml's [index]."""
+    table = _index_table()
     limits = ParseLimits()
     for key, value in table.items():
         if key not in INDEX_LIMIT_KEYS:
-            known = ", ".join(INDEX_LIMIT_KEYS)
-            raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{config_path()}: index.{key} must be a positive number")
         field, unit = INDEX_LIMIT_KEYS[key]
         limits = replace(limits, **{field: value if unit == 1 else int(value * unit)})
     return limits
+
+
+def load_index_selection() -> FileSelection:
+    """What `gritdesk index` skips as bulk data or vendored folders: the defaults, changed
+    by config.toml's [index] (`csv_max_mib = 5`, `include = ["*.csv"]`, ...)."""
+    table = _index_table()
+    selection = FileSelection()
+    limits = dict(selection.kind_limits)
+    patterns: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
+    for key, value in table.items():
+        if key.endswith("_max_mib") and key.removesuffix("_max_mib") in DATA_KINDS:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{config_path()}: index.{key} must be a number >= 0")
+            limits[key.removesuffix("_max_mib")] = int(value * MIB)
+        elif key in patterns:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"{config_path()}: index.{key} must be a list of glob patterns (strings)"
+                )
+            patterns[key] = tuple(value)
+        elif key == "skip_vendored":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{config_path()}: index.skip_vendored must be true or false")
+            selection = replace(selection, skip_vendored=value)
+    return replace(
+        selection, kind_limits=limits, include=patterns["include"], exclude=patterns["exclude"]
+    )

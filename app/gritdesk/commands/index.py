@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gritdesk.cli_views import index_progress, print_index_summary
-from gritdesk.config import load_index_limits
+from gritdesk.config import load_index_limits, load_index_selection
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, index_known_roots, index_paths
+from gritdesk.ingest.parser_process import MIB
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.session import Session
 from gritdesk.store.model_record import clear_index
 from gritdesk.store.sources import list_roots
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """What one run adds to config.toml's [index] rules (`--include`, `--exclude`, ...)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_file_mib: float | None = None
 
 
 def run_index(
@@ -24,9 +35,14 @@ def run_index(
     save_kv: bool = True,
     watch: bool = False,
     as_json: bool = False,
+    chosen: RunSelection = RunSelection(),
 ) -> None:
     engine, store = session.engine, session.kv_store
     assert engine is not None and store is not None
+    limits = load_index_limits()
+    if chosen.max_file_mib is not None:
+        limits = replace(limits, file_bytes=int(chosen.max_file_mib * MIB))
+    selection = load_index_selection().with_patterns(chosen.include, chosen.exclude)
     if rebuild:
         clear_index(session.db)
         store.clear()
@@ -36,7 +52,8 @@ def run_index(
     options = {
         "model_path": str(engine.path),
         "recipe": engine.recipe.name,
-        "limits": load_index_limits(),
+        "limits": limits,
+        "selection": selection,
     }
 
     def report_done(report: IndexReport) -> None:

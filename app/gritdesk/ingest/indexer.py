@@ -29,6 +29,7 @@ import numpy as np
 
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.document import SkipFile, UnindexableFile
+from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
 from gritdesk.ingest.parse import skip_reason_from_name
 from gritdesk.ingest.parser_process import ParseLimits, ParserProcess, describe_bytes
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
@@ -138,17 +139,21 @@ def index_paths(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
 ) -> IndexReport:
     """Index (or bring up to date) each path: a folder becomes a root, a file is indexed in
     its folder's root, a vanished path under a known root is removed from the index.
 
     Raises ModelMismatchError when the index was built with another model, and
     FileNotFoundError for a path that neither exists nor lies under a known root.
-    `limits` bound the size, parse time, memory and output of each file.
+    `limits` bound the size, parse time, memory and output of each file; `selection`
+    says which data files and vendored folders are skipped (see file_selection).
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [_resolve_scope(db, Path(p)) for p in paths]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection
+    )
 
 
 def index_changed_paths(
@@ -162,6 +167,7 @@ def index_changed_paths(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
 ) -> IndexReport:
     """Bring paths reported changed under known roots up to date (`index --watch`).
 
@@ -171,7 +177,9 @@ def index_changed_paths(
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [scope for p in paths if (scope := _scope_in_known_root(db, Path(p))) is not None]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection
+    )
 
 
 def _run(
@@ -183,10 +191,12 @@ def _run(
     policy: ChunkingPolicy | None,
     batch_chunks: int,
     limits: ParseLimits | None,
+    selection: FileSelection | None = None,
 ) -> IndexReport:
     limits = limits or ParseLimits()
     with ParserProcess(limits) as parser:
         run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, parser)
+        run.selection = selection or FileSelection()
         run.progress_callback = progress
         return run.execute(scopes)
 
@@ -201,6 +211,7 @@ def index_known_roots(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
 ) -> IndexReport:
     """Update every root the index knows (`gritdesk index` with no path; after --rebuild).
 
@@ -209,7 +220,9 @@ def index_known_roots(
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [_Scope(root, None) for root in list_roots(db)]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection
+    )
 
 
 @dataclass(frozen=True)
@@ -289,6 +302,7 @@ class _IndexRun:
         self.files_total = self.files_done = self.bytes_total = self.bytes_done = 0
         self.exclude = _database_files(db)
         self.chunking = chunking_signature(policy, embedder)
+        self.selection = FileSelection()
 
     # -- phases --
 
@@ -345,7 +359,10 @@ class _IndexRun:
         unlisted: list[str] = []
         jobs: list[_FileJob] = []
         stats = WalkStats()
-        for item in walk_root(root_path, scope.rel, exclude=self.exclude, stats=stats):
+        walk = walk_root(
+            root_path, scope.rel, exclude=self.exclude, stats=stats, selection=self.selection
+        )
+        for item in walk:
             seen.add(item.rel_path)
             state = known.get(item.rel_path)
             if isinstance(item, SkippedPath):
@@ -360,6 +377,7 @@ class _IndexRun:
                 and (state.size, state.mtime_ns, state.ctime_ns)
                 == (item.size, item.mtime_ns, item.ctime_ns)
                 and state.chunking == self.chunking
+                and not _judged_by_selection(state)  # the patterns or limits may differ now
             ):
                 self.report.unchanged += 1
                 if state.status != "indexed":
@@ -386,6 +404,9 @@ class _IndexRun:
             reason = skip_reason_from_name(found.rel_path)
             if reason:
                 raise SkipFile(reason)
+            reason = self.selection.reason_by_name(found.rel_path, found.size)
+            if reason:
+                raise SkipFile(reason)
             if found.size > self.max_file_bytes:
                 raise SkipFile(
                     f"larger than the {_mib(self.max_file_bytes)} limit ({_mib(found.size)})"
@@ -403,6 +424,9 @@ class _IndexRun:
             stamp = FileStamp(
                 found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
             )
+            reason = self.selection.reason_by_content(found.rel_path, found.size, data)
+            if reason:
+                raise SkipFile(reason)
 
             known = job.known
             if (
@@ -410,6 +434,7 @@ class _IndexRun:
                 and known.content_hash == content_hash
                 and known.status != "error"
                 and known.chunking == self.chunking
+                and not _judged_by_selection(known)
             ):
                 update_source_stamp(self.db, known.id, stamp)  # touched, not changed
                 self.report.unchanged += 1
@@ -625,6 +650,12 @@ class _IndexRun:
                 current_path=None if current is None else display_path(current),
             )
         )
+
+
+def _judged_by_selection(state: SourceState) -> bool:
+    """A file skipped as bulk data or in a vendored folder: judged again on every run, since
+    the limits and --include patterns may have changed (no parse is retried this way)."""
+    return state.status == "skipped" and is_selection_reason(state.reason)
 
 
 def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
