@@ -157,9 +157,26 @@ def index(
             "XML 2 MiB; lock, minified and generated files none (config: index.<kind>_max_mib).",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the estimate (files, chunks, tokens, time, KV disk, biggest "
+            "contributors) and stop.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Do not ask before a long run (index.confirm_above_min, 10)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Walk, parse, chunk and embed folders into the index, incrementally and resumably.
+
+    Before embedding, a quick scan estimates the run's cost; in a terminal, a run estimated
+    over 10 minutes asks first (never with --yes, --json or in a script).
 
     Bulky machine data is skipped by default, each skip listed with its reason: CSV/TSV,
     JSON, logs, XML and SQL dumps over a small limit, minified JS/CSS, lock files, files
@@ -175,6 +192,8 @@ def index(
         watch=watch,
         as_json=as_json,
         chosen=RunSelection(tuple(include or ()), tuple(exclude or ()), max_file_mib),
+        dry_run=dry_run,
+        yes=yes,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
@@ -95,13 +95,22 @@ INDEX_LIMIT_KEYS = {
 }
 
 
-# config.toml keys in [index] read by load_index_selection (the kinds: DATA_KINDS)
+# config.toml keys in [index] read by load_index_settings (the kinds: DATA_KINDS)
 INDEX_SELECTION_KEYS = (
     *(f"{kind}_max_mib" for kind in DATA_KINDS),
     "include",
     "exclude",
     "skip_vendored",
+    "confirm_above_min",
 )
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How `gritdesk index` chooses files, and when it asks before a long run."""
+
+    selection: FileSelection
+    confirm_above_s: float = 600.0  # a terminal run estimated longer asks first
 
 
 def _index_table() -> dict[str, object]:
@@ -129,11 +138,13 @@ def load_index_limits() -> ParseLimits:
     return limits
 
 
-def load_index_selection() -> FileSelection:
-    """What `gritdesk index` skips as bulk data or vendored folders: the defaults, changed
-    by config.toml's [index] (`csv_max_mib = 5`, `include = ["*.csv"]`, ...)."""
+def load_index_settings() -> IndexSettings:
+    """What `gritdesk index` skips as bulk data or vendored folders, and when it asks
+    first: the defaults, changed by config.toml's [index] (`csv_max_mib = 5`,
+    `include = ["*.csv"]`, `confirm_above_min = 30`, ...)."""
     table = _index_table()
     selection = FileSelection()
+    confirm_above_s = IndexSettings(selection).confirm_above_s
     limits = dict(selection.kind_limits)
     patterns: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
     for key, value in table.items():
@@ -151,6 +162,11 @@ def load_index_selection() -> FileSelection:
             if not isinstance(value, bool):
                 raise ConfigError(f"{config_path()}: index.skip_vendored must be true or false")
             selection = replace(selection, skip_vendored=value)
-    return replace(
+        elif key == "confirm_above_min":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{config_path()}: index.confirm_above_min must be a number >= 0")
+            confirm_above_s = float(value) * 60
+    selection = replace(
         selection, kind_limits=limits, include=patterns["include"], exclude=patterns["exclude"]
     )
+    return IndexSettings(selection, confirm_above_s)

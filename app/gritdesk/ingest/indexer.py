@@ -35,6 +35,7 @@ from gritdesk.ingest.parser_process import ParseLimits, ParserProcess, describe_
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.index_throughput import record_throughput
 from gritdesk.store.model_record import ModelRecord, bind_model
 from gritdesk.store.sources import (
     ChunkRow,
@@ -335,6 +336,13 @@ class _IndexRun:
         remove_sources(self.db, list(vanished))
         self.report.removed += len(vanished)
         self.report.elapsed_s = time.monotonic() - self.started
+        record_throughput(  # the next run's estimate (see estimate.py)
+            self.db,
+            self.model.fingerprint,
+            getattr(self.embedder, "saves_kv", False),
+            self.report.tokens_embedded,
+            self.report.elapsed_s,
+        )
         self._notify("done")
         return self.report
 
