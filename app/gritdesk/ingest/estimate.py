@@ -24,6 +24,7 @@ import apsw
 
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
+from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
 from gritdesk.ingest.parse import skip_reason_from_name
 from gritdesk.ingest.parser_process import MIB, ParseLimits, ParserProcess
 from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
@@ -42,7 +43,9 @@ SAMPLE_FILES = 48
 SAMPLE_BYTES = 8 * MIB
 PER_SUFFIX = 6  # sampled files of one suffix at most (more only to fill the budget)
 TIMED_PASS_S = 3.0  # the timed embedding pass stops after this long ...
-TIMED_PASS_CHUNKS = 32  # ... or this many chunks
+TIMED_PASS_CHUNKS = 64  # chunks of the sample it uses
+TIMED_PASS_ROUNDS = 64  # embedding calls at most
+QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, as a run does
 _HEAD_BYTES = 64 * 1024
 
 
@@ -359,10 +362,11 @@ def _contributors(planned: list[_Planned], estimate: IndexEstimate, top: int = 1
 
 
 def _timed_embedding(embedder: DocumentEmbedder, chunks: list[Chunk], saves_kv: bool) -> float:
-    """Tokens per second of embedding sample chunks one at a time, after one untimed warm-up
-    (a bidirectional pass embeds each text on its own, so batching changes little). With
-    `saves_kv`, each pass also hands back its KV state, as a saving run does (the state is
-    then dropped: the estimate writes nothing)."""
+    """Tokens per second of embedding sample chunks the way a run does: batches of
+    DEFAULT_BATCH_CHUNKS where one chunk is quick (a small model, where each call's own
+    overhead counts), one chunk a call where it is slow (a large model: the compute is
+    all there is, and a batch would take minutes). With `saves_kv`, each pass also hands
+    back its KV state, as a saving run does (then dropped: the estimate writes nothing)."""
     embed = embedder.embed_documents
     with_kv = getattr(embedder, "embed_documents_with_kv", None)
     if saves_kv and with_kv is not None:
@@ -370,10 +374,18 @@ def _timed_embedding(embedder: DocumentEmbedder, chunks: list[Chunk], saves_kv: 
     step = max(1, len(chunks) // TIMED_PASS_CHUNKS)  # spread over the sample's files
     texts = [(c.embedding_text, max(c.token_count, 1)) for c in chunks[::step]]
     embed([min(texts, key=lambda t: t[1])[0]])  # warm-up on the smallest
+    started = time.monotonic()
+    embed([texts[0][0]])
+    probe_s = time.monotonic() - started
+    batch = DEFAULT_BATCH_CHUNKS if probe_s < QUICK_CHUNK_S else 1
+    groups = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    if batch > 1:
+        embed([text for text, _ in groups[0]])  # llama.cpp sizes its buffers on a first batch
     tokens, started = 0, time.monotonic()
-    for text, count in texts[:TIMED_PASS_CHUNKS]:
-        embed([text])
-        tokens += count
+    for n in range(TIMED_PASS_ROUNDS):  # round and round while quick: a steadier figure
+        group = groups[n % len(groups)]
+        embed([text for text, _ in group])
+        tokens += sum(count for _, count in group)
         if time.monotonic() - started >= TIMED_PASS_S:
             break
     return tokens / max(time.monotonic() - started, 1e-6)
