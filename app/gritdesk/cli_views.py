@@ -19,7 +19,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from gritdesk.ingest.estimate import IndexEstimate
@@ -43,11 +42,11 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
         MofNCompleteColumn(),
         TextColumn("files · {task.fields[chunks]} chunks · {task.fields[tps]:.0f} tok/s"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         TextColumn("[dim]{task.fields[current]}"),
     )
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("scanning", total=None, chunks=0, tps=0.0, current="")
+        task = bar.add_task("scanning", total=None, chunks=0, tps=0.0, eta="?", current="")
 
         def update(p: IndexProgress) -> None:
             bar.update(
@@ -57,10 +56,19 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
                 completed=p.files_done,
                 chunks=p.chunks_done,
                 tps=p.tokens_per_s,
-                current=escape(printable_line(p.current_path or "")[-40:]),
+                eta="?" if p.eta_s is None else describe_duration(p.eta_s),
+                current=escape(_current_file(p)),
             )
 
         yield update
+
+
+def _current_file(p: IndexProgress) -> str:
+    """The file being worked on and its share of the run's bytes: `docs/big.csv (31%)`."""
+    name = printable_line(p.current_path or "")[-40:]
+    if name and p.current_share is not None:
+        return f"{name} ({p.current_share:.0%})"
+    return name
 
 
 def print_notice(notice: str) -> None:
@@ -87,6 +95,11 @@ def print_index_summary(
             f"  KV caches not saved: {kv_failed} (the chunks are indexed; answers recompute "
             f"their KV): {printable_line(kv_failure or '')}"
         )
+    if report.slowest:
+        print("  slowest: " + ", ".join(
+            f"{printable_line(s.path)} {s.seconds:.1f} s ({s.tokens} tokens)"
+            for s in report.slowest[:5]
+        ))
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
         for skip in report.skipped[:50]:

@@ -127,6 +127,8 @@ def run_index(
             session.db, embedder, targets, on_report=report_done, on_error=report_error, **options
         )
         return
+    if estimate is not None:
+        options["expected_tokens"] = estimate.tokens
     with index_progress(enabled=not as_json) as progress:
         if paths:
             report = index_paths(session.db, embedder, paths, progress=progress, **options)
