@@ -106,8 +106,11 @@ ChatModelOption = Annotated[
 ]
 cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
+roots_app = typer.Typer(help="The indexed folders: what each holds, removing one.",
+                        no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(bench_app, name="bench")
+app.add_typer(roots_app, name="roots")
 
 
 def _session(db: Path | None, model: Path | None, **kw: object) -> Session:
@@ -295,6 +298,30 @@ def cache_clear(db: DbOption = None) -> None:
     assert session.kv_store is not None
     removed, folder = session.kv_store.clear(), printable_line(str(session.kv_store.directory))
     print(f"removed {removed} KV blobs from {folder}")
+
+
+@roots_app.command("list")
+def roots_list(
+    db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Each indexed folder: files, chunks, tokens, skipped, errors, last indexed, disk used."""
+    from gritdesk.commands.roots import list_index_roots
+    from gritdesk.session import SessionOptions, open_session
+
+    list_index_roots(open_session(SessionOptions(db=db), load_model=False), as_json)
+
+
+@roots_app.command("rm")
+def roots_rm(
+    path: Annotated[Path, typer.Argument(help="An indexed folder (as `roots list` shows it).")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Forget a folder: its files, chunks, vectors, search entries and KV caches."""
+    from gritdesk.commands.roots import remove_index_root
+    from gritdesk.session import SessionOptions, open_session
+
+    remove_index_root(open_session(SessionOptions(db=db), load_model=False), path, as_json)
 
 
 @bench_app.command("rag")
