@@ -100,6 +100,10 @@ RecipeOption = Annotated[
         help="Embedding recipe: gritlm, e5-mistral, echo, llm2vec, gem (default: the model's)."
     ),
 ]
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="Only this indexed folder (see `gritdesk roots list`)."),
+]
 ChatModelOption = Annotated[
     Path | None,
     typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
@@ -207,16 +211,19 @@ def search(
     db: DbOption = None,
     model: ModelOption = None,
     recipe: RecipeOption = None,
+    root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hybrid search (GritLM query embedding + BM25, fused) printing path:lines, score, snippet."""
     from dataclasses import asdict
 
     from gritdesk.cli_views import print_hits
+    from gritdesk.commands.roots import resolve_root
     from gritdesk.rag.retrieve import search as run_search
 
     session = _session(db, model, recipe=recipe)
-    hits = run_search(session.db, session.engine, query, k)
+    root_id = resolve_root(session.db, root).id if root is not None else None
+    hits = run_search(session.db, session.engine, query, k, root_id=root_id)
     if as_json:
         json.dump([asdict(h) for h in hits], sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -245,6 +252,7 @@ def ask(
     kv_type: KvTypeOption = None,
     recipe: RecipeOption = None,
     chat_model: ChatModelOption = None,
+    root: RootOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
     ] = False,
@@ -261,6 +269,7 @@ def ask(
         rerank=rerank,
         max_tokens=max_tokens,
         as_json=as_json,
+        root=root,
     )
 
 

@@ -75,6 +75,20 @@ def test_roots_list_and_rm_leave_nothing_behind(tmp_path: Path, tiny_model_path:
     text = gritdesk("roots", "list", "--db", db, env=env).stdout
     assert "3 files" in text and "KV caches" in text
 
+    model = ("--db", db, "--model", tiny_model_path)
+    everywhere = json.loads(gritdesk("search", "zanzibar", *model, "--json", env=env).stdout)
+    assert "first" in Path(everywhere[0]["path"]).parent.name
+    scoped = json.loads(
+        gritdesk("search", "zanzibar", *model, "--root", second, "--json", env=env).stdout
+    )
+    assert scoped and all(Path(hit["path"]).parent == second.resolve() for hit in scoped)
+    answer = json.loads(
+        gritdesk("ask", "zanzibar?", *model, "--root", second, "--max-tokens", "2", "--json",
+                 env=env).stdout
+    )  # fmt: skip
+    assert answer["sources"]
+    assert all(Path(s["path"]).parent == second.resolve() for s in answer["sources"])
+
     kv_dir = cache_dir() / "kv" / store_id(db)  # the child's: it inherits this environment
     blobs_before = sorted(kv_dir.glob("*/*.gkv"))
     assert len(blobs_before) == sum(r["kv_blobs"] for r in by_path.values())

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import apsw
+
 from gritdesk.cli_views import describe_size
 from gritdesk.errors import GritdeskError
 from gritdesk.session import Session
@@ -17,7 +19,7 @@ from gritdesk.store.root_stats import (
     remove_root_contents,
     root_stats,
 )
-from gritdesk.store.sources import display_path, list_roots
+from gritdesk.store.sources import Root, display_path, list_roots
 from gritdesk.terminal_text import printable_line
 
 
@@ -46,15 +48,21 @@ def list_index_roots(session: Session, as_json: bool) -> None:
         )
 
 
+def resolve_root(db: apsw.Connection, path: Path) -> Root:
+    """The indexed folder `path` names (as given, or with symlinks resolved)."""
+    wanted = os.path.realpath(os.path.abspath(path.expanduser()))
+    root = find_root(db, wanted) or find_root(db, os.path.abspath(path.expanduser()))
+    if root is None:
+        known = ", ".join(display_path(r.path) for r in list_roots(db)) or "none"
+        raise GritdeskError(f"{path}: not an indexed folder (indexed: {known})")
+    return root
+
+
 def remove_index_root(session: Session, path: Path, as_json: bool) -> None:
     """Forget a root: its rows go, then the KV blobs no remaining chunk uses."""
     store = session.kv_store
     assert store is not None
-    wanted = os.path.realpath(os.path.abspath(path.expanduser()))
-    root = find_root(session.db, wanted) or find_root(session.db, os.path.abspath(path))
-    if root is None:
-        known = ", ".join(display_path(r.path) for r in list_roots(session.db)) or "none"
-        raise GritdeskError(f"{path}: not an indexed folder (indexed: {known})")
+    root = resolve_root(session.db, path)
     free_before = database_free_bytes(session.db)
     kv_before = store.stats().bytes
     sources, chunks = remove_root_contents(session.db, root)
