@@ -17,7 +17,7 @@ import stat
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import apsw
@@ -35,6 +35,7 @@ from gritdesk.store.sources import (
     SourceState,
     display_path,
     list_roots,
+    parse_attempts,
     root_containing,
     sources_in_scope,
 )
@@ -47,6 +48,7 @@ TIMED_PASS_CHUNKS = 64  # chunks of the sample it uses
 TIMED_PASS_ROUNDS = 64  # embedding calls at most
 QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, as a run does
 _HEAD_BYTES = 64 * 1024
+SAMPLE_PARSE_S = 2.0  # a sampled file parsing longer is left out of the sample
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _scan(
     planned: dict[tuple[str, str], _Planned] = {}
     for root, rel in scopes:
         known = sources_in_scope(db, root.id, rel) if root.id >= 0 and not fresh else {}
+        interrupted = dict(parse_attempts(db, root.id)) if root.id >= 0 else {}
         if not os.path.isdir(root.path):
             continue
         for item in walk_root(Path(root.path), rel, exclude=exclude, selection=selection):
@@ -196,7 +199,8 @@ def _scan(
                 estimate.unchanged += 1
                 continue
             if (
-                skip_reason_from_name(item.rel_path)
+                interrupted.get(item.rel_path) == (item.size, item.mtime_ns, item.ctime_ns)
+                or skip_reason_from_name(item.rel_path)
                 or selection.reason_by_name(item.rel_path, item.size)
                 or item.size > limits.file_bytes
                 or item.size == 0
@@ -291,7 +295,9 @@ def _measure_sample(
     sample = _choose_sample(planned)
     chunks_out: list[Chunk] = []
     parse_s = 0.0
-    with ParserProcess(limits) as parser:
+    # a hostile file must not hold the estimate up: its parse is cut short, and the run
+    # (which records slow parses, see indexer._parse) deals with it as usual
+    with ParserProcess(replace(limits, seconds=min(limits.seconds, SAMPLE_PARSE_S))) as parser:
         for item in sample:
             item.sampled = True
             try:
