@@ -101,14 +101,21 @@ RecipeOption = Annotated[
         help="Embedding recipe: gritlm, e5-mistral, echo, llm2vec, gem (default: the model's)."
     ),
 ]
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="Only this indexed folder (see `gritdesk roots list`)."),
+]
 ChatModelOption = Annotated[
     Path | None,
     typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
 ]
 cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
+roots_app = typer.Typer(help="The indexed folders: what each holds, removing one.",
+                        no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(bench_app, name="bench")
+app.add_typer(roots_app, name="roots")
 
 
 def _session(db: Path | None, model: Path | None, **kw: object) -> Session:
@@ -136,10 +143,54 @@ def index(
     watch: Annotated[
         bool, typer.Option(help="Keep indexing as files change (Ctrl-C stops).")
     ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Index paths matching this glob (gitignore syntax, repeatable) even where a "
+            "default skips them: data files over their kind's limit, minified, lock or "
+            "generated files, vendored folders (node_modules, virtualenvs, build, dist, "
+            "vendor, caches). E.g. --include '*.csv' --include node_modules.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out paths matching this glob (gitignore syntax, repeatable)."),
+    ] = None,
+    max_file_mib: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Skip files larger than this many MiB (default: index.max_file_mib, 64). "
+            "Data files have smaller limits of their own: CSV/TSV, JSON/JSONL, logs, SQL 1 MiB, "
+            "XML 2 MiB; lock, minified and generated files none (config: index.<kind>_max_mib).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the estimate (files, chunks, tokens, time, KV disk, biggest "
+            "contributors) and stop.",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Do not ask before a long run (index.confirm_above_min, 10)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Walk, parse, chunk and embed folders into the index, incrementally and resumably."""
-    from gritdesk.commands.index import run_index
+    """Walk, parse, chunk and embed folders into the index, incrementally and resumably.
+
+    Before embedding, a quick scan estimates the run's cost; in a terminal, a run estimated
+    over 10 minutes asks first (never with --yes, --json or in a script).
+
+    Bulky machine data is skipped by default, each skip listed with its reason: CSV/TSV,
+    JSON, logs, XML and SQL dumps over a small limit, minified JS/CSS, lock files, files
+    marked generated ("@generated", "DO NOT EDIT"), and vendored or generated folders.
+    """
+    from gritdesk.commands.index import RunSelection, run_index
 
     run_index(
         _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe),
@@ -148,6 +199,9 @@ def index(
         save_kv=save_kv,
         watch=watch,
         as_json=as_json,
+        chosen=RunSelection(tuple(include or ()), tuple(exclude or ()), max_file_mib),
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -158,16 +212,19 @@ def search(
     db: DbOption = None,
     model: ModelOption = None,
     recipe: RecipeOption = None,
+    root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hybrid search (GritLM query embedding + BM25, fused) printing path:lines, score, snippet."""
     from dataclasses import asdict
 
     from gritdesk.cli_views import print_hits
+    from gritdesk.commands.roots import resolve_root
     from gritdesk.rag.retrieve import search as run_search
 
     session = _session(db, model, recipe=recipe)
-    hits = run_search(session.db, session.engine, query, k)
+    root_id = resolve_root(session.db, root).id if root is not None else None
+    hits = run_search(session.db, session.engine, query, k, root_id=root_id)
     if as_json:
         json.dump([asdict(h) for h in hits], sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -196,6 +253,7 @@ def ask(
     kv_type: KvTypeOption = None,
     recipe: RecipeOption = None,
     chat_model: ChatModelOption = None,
+    root: RootOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
     ] = False,
@@ -212,6 +270,7 @@ def ask(
         rerank=rerank,
         max_tokens=max_tokens,
         as_json=as_json,
+        root=root,
     )
 
 
@@ -316,6 +375,30 @@ def cache_clear(db: DbOption = None) -> None:
     assert session.kv_store is not None
     removed, folder = session.kv_store.clear(), printable_line(str(session.kv_store.directory))
     print(f"removed {removed} KV blobs from {folder}")
+
+
+@roots_app.command("list")
+def roots_list(
+    db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Each indexed folder: files, chunks, tokens, skipped, errors, last indexed, disk used."""
+    from gritdesk.commands.roots import list_index_roots
+    from gritdesk.session import SessionOptions, open_session
+
+    list_index_roots(open_session(SessionOptions(db=db), load_model=False), as_json)
+
+
+@roots_app.command("rm")
+def roots_rm(
+    path: Annotated[Path, typer.Argument(help="An indexed folder (as `roots list` shows it).")],
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Forget a folder: its files, chunks, vectors, search entries and KV caches."""
+    from gritdesk.commands.roots import remove_index_root
+    from gritdesk.session import SessionOptions, open_session
+
+    remove_index_root(open_session(SessionOptions(db=db), load_model=False), path, as_json)
 
 
 @bench_app.command("rag")

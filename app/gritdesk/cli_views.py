@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,9 +19,9 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
+from gritdesk.ingest.estimate import IndexEstimate
 from gritdesk.ingest.indexer import IndexProgress, IndexReport, ProgressCallback
 from gritdesk.rag.answer import PreparedAnswer
 from gritdesk.rag.retrieve import Hit
@@ -41,11 +42,11 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
         MofNCompleteColumn(),
         TextColumn("files · {task.fields[chunks]} chunks · {task.fields[tps]:.0f} tok/s"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         TextColumn("[dim]{task.fields[current]}"),
     )
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("scanning", total=None, chunks=0, tps=0.0, current="")
+        task = bar.add_task("scanning", total=None, chunks=0, tps=0.0, eta="?", current="")
 
         def update(p: IndexProgress) -> None:
             bar.update(
@@ -55,10 +56,19 @@ def index_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
                 completed=p.files_done,
                 chunks=p.chunks_done,
                 tps=p.tokens_per_s,
-                current=escape(printable_line(p.current_path or "")[-40:]),
+                eta="?" if p.eta_s is None else describe_duration(p.eta_s),
+                current=escape(_current_file(p)),
             )
 
         yield update
+
+
+def _current_file(p: IndexProgress) -> str:
+    """The file being worked on and its share of the run's bytes: `docs/big.csv (31%)`."""
+    name = printable_line(p.current_path or "")[-40:]
+    if name and p.current_share is not None:
+        return f"{name} ({p.current_share:.0%})"
+    return name
 
 
 def print_notice(notice: str) -> None:
@@ -85,6 +95,11 @@ def print_index_summary(
             f"  KV caches not saved: {kv_failed} (the chunks are indexed; answers recompute "
             f"their KV): {printable_line(kv_failure or '')}"
         )
+    if report.slowest:
+        print("  slowest: " + ", ".join(
+            f"{printable_line(s.path)} {s.seconds:.1f} s ({s.tokens} tokens)"
+            for s in report.slowest[:5]
+        ))
     if report.skipped:
         reasons = Counter(s.reason for s in report.skipped)
         for skip in report.skipped[:50]:
@@ -93,6 +108,57 @@ def print_index_summary(
             print(f"  ... and {len(report.skipped) - 50} more; by reason:")
             for reason, count in reasons.most_common(10):
                 print(f"    {count} x {printable_line(reason)}")
+
+
+def describe_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+    return f"{seconds / 86400:.1f} days"
+
+
+def describe_size(size: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:.0f} B"
+
+
+def print_index_estimate(
+    estimate: IndexEstimate, kv_budget: int | None = None, out: TextIO | None = None
+) -> None:
+    """The cost of a run before it starts (`index --dry-run`, and before every run)."""
+
+    def say(line: str) -> None:
+        print(printable_line(line), file=out or sys.stdout)
+
+    e = estimate
+    say(
+        f"estimate: {e.files:,} files to read ({describe_size(e.bytes)}; "
+        f"{e.unchanged:,} unchanged, {e.skipped:,} skipped), ~{e.chunks:,} chunks, "
+        f"~{e.tokens:,} tokens (sampled {e.sample_files} files, "
+        f"{e.tokens_per_byte:.2f} tokens/byte)"
+    )
+    if e.seconds is not None and e.files:
+        speed = f" at {e.tokens_per_s:,.0f} tokens/s ({e.speed_source})" if e.tokens_per_s else ""
+        say(f"  time: ~{describe_duration(e.seconds)}{speed}")
+    if e.kv_bytes is not None and e.files:
+        budget = f"; budget {describe_size(kv_budget)}" if kv_budget is not None else ""
+        say(
+            f"  KV caches: ~{describe_size(e.kv_bytes)} on disk "
+            f"({describe_size(e.kv_bytes_per_token or 0)}/token{budget})"
+        )
+    if e.biggest_files:
+        say("  biggest files: " + ", ".join(
+            f"{c.path} {c.share:.0%}" for c in e.biggest_files[:5]
+        ))
+    if len(e.biggest_folders) > 1:
+        say("  biggest folders: " + ", ".join(
+            f"{c.path} {c.share:.0%}" for c in e.biggest_folders[:5]
+        ))
 
 
 def print_hits(hits: list[Hit]) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.file_selection import DATA_KINDS, FileSelection
 from gritdesk.ingest.parser_process import MIB, ParseLimits
 from gritdesk.paths import data_dir, default_db_path
 
@@ -94,11 +95,38 @@ INDEX_LIMIT_KEYS = {
 }
 
 
-def load_index_limits() -> ParseLimits:
-    """Per-file limits of `gritdesk index`: the defaults, changed by config.toml's [index]."""
+# config.toml keys in [index] read by load_index_settings (the kinds: DATA_KINDS)
+INDEX_SELECTION_KEYS = (
+    *(f"{kind}_max_mib" for kind in DATA_KINDS),
+    "include",
+    "exclude",
+    "skip_vendored",
+    "confirm_above_min",
+)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How `gritdesk index` chooses files, and when it asks before a long run."""
+
+    selection: FileSelection
+    confirm_above_s: float = 600.0  # a terminal run estimated longer asks first
+
+
+def _index_table() -> dict[str, object]:
     table = load_config().get("index", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{config_path()}: [index] must be a table")
+    for key in table:
+        if key not in INDEX_LIMIT_KEYS and key not in INDEX_SELECTION_KEYS and key != "ocr":
+            known = ", ".join((*INDEX_LIMIT_KEYS, "ocr", *INDEX_SELECTION_KEYS))
+            raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
+    return table
+
+
+def load_index_limits() -> ParseLimits:
+    """Per-file limits of `gritdesk index`: the defaults, changed by config.toml's [index]."""
+    table = _index_table()
     limits = ParseLimits()
     for key, value in table.items():
         if key == "ocr":
@@ -107,10 +135,43 @@ def load_index_limits() -> ParseLimits:
             limits = replace(limits, ocr=value)
             continue
         if key not in INDEX_LIMIT_KEYS:
-            known = ", ".join([*INDEX_LIMIT_KEYS, "ocr"])
-            raise ConfigError(f"{config_path()}: unknown key index.{key} (known: {known})")
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{config_path()}: index.{key} must be a positive number")
         field, unit = INDEX_LIMIT_KEYS[key]
         limits = replace(limits, **{field: value if unit == 1 else int(value * unit)})
     return limits
+
+
+def load_index_settings() -> IndexSettings:
+    """What `gritdesk index` skips as bulk data or vendored folders, and when it asks
+    first: the defaults, changed by config.toml's [index] (`csv_max_mib = 5`,
+    `include = ["*.csv"]`, `confirm_above_min = 30`, ...)."""
+    table = _index_table()
+    selection = FileSelection()
+    confirm_above_s = IndexSettings(selection).confirm_above_s
+    limits = dict(selection.kind_limits)
+    patterns: dict[str, tuple[str, ...]] = {"include": (), "exclude": ()}
+    for key, value in table.items():
+        if key.endswith("_max_mib") and key.removesuffix("_max_mib") in DATA_KINDS:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{config_path()}: index.{key} must be a number >= 0")
+            limits[key.removesuffix("_max_mib")] = int(value * MIB)
+        elif key in patterns:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"{config_path()}: index.{key} must be a list of glob patterns (strings)"
+                )
+            patterns[key] = tuple(value)
+        elif key == "skip_vendored":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{config_path()}: index.skip_vendored must be true or false")
+            selection = replace(selection, skip_vendored=value)
+        elif key == "confirm_above_min":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{config_path()}: index.confirm_above_min must be a number >= 0")
+            confirm_above_s = float(value) * 60
+    selection = replace(
+        selection, kind_limits=limits, include=patterns["include"], exclude=patterns["exclude"]
+    )
+    return IndexSettings(selection, confirm_above_s)

@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+from gritdesk.ingest.file_selection import FileSelection
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
 
 
@@ -52,7 +53,7 @@ def test_nested_gitignore_negation_and_gritdeskignore(tmp_path: Path) -> None:
     assert skipped == {}
 
 
-def test_hidden_and_junk_are_left_out_and_counted(tmp_path: Path) -> None:
+def test_hidden_left_out_and_vendored_reported(tmp_path: Path) -> None:
     root = tmp_path / "root"
     write(root / "readme.md")
     write(root / ".env", "SECRET=1")
@@ -68,8 +69,22 @@ def test_hidden_and_junk_are_left_out_and_counted(tmp_path: Path) -> None:
     stats = WalkStats()
     found, skipped = walk(root, stats=stats)
     assert found == ["readme.md", "src/main.py"]
+    assert {path: reason.split(";")[0] for path, reason in skipped.items()} == {
+        "node_modules": "vendored or generated folder (node_modules)",
+        "src/__pycache__": "vendored or generated folder (__pycache__)",
+        "myenv": "vendored or cache folder (holds pyvenv.cfg)",
+        "target": "vendored or cache folder (holds CACHEDIR.TAG)",
+    }
+    assert stats.ignored == 3  # .env, .git, .hidden
+
+    everything = FileSelection(skip_vendored=False)
+    found, skipped = walk(root, selection=everything)
+    assert "node_modules/pkg/index.js" in found and "target/debug/out.txt" in found
     assert skipped == {}
-    assert stats.ignored == 7
+    chosen = FileSelection(include=("node_modules",), exclude=("src/",))
+    found, skipped = walk(root, selection=chosen)
+    assert sorted(found) == ["node_modules/pkg/index.js", "readme.md"]
+    assert set(skipped) == {"myenv", "target"}
 
 
 def test_symlinks_never_leave_the_root_and_loops_end(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from gritdesk.cli_views import answer_json, print_notice, print_sources
+from gritdesk.commands.roots import resolve_root
 from gritdesk.errors import GritdeskError
 from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.layouts import CacheMode, Placement
@@ -32,6 +34,7 @@ def run_ask(
     rerank: bool = False,
     max_tokens: int = 256,
     as_json: bool = False,
+    root: Path | None = None,
 ) -> None:
     assert session.engine is not None
     session.require_answering_model()
@@ -47,6 +50,7 @@ def run_ask(
         placement=parse_choice(Placement, placement, "placement"),
         rerank=rerank,
         generation=GenerationOptions(max_tokens=max_tokens),
+        root_id=resolve_root(session.db, root).id if root is not None else None,
     )
     answerer = Answerer(session.db, session.engine, session.kv_store, session.chat_engine)
     prepared = answerer.prepare(question, options)

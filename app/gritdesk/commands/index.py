@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gritdesk.cli_views import index_progress, print_index_summary
-from gritdesk.config import load_index_limits
+import typer
+
+from gritdesk.cli_views import index_progress, print_index_estimate, print_index_summary
+from gritdesk.config import load_index_limits, load_index_settings
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.estimate import IndexEstimate, estimate_index
 from gritdesk.ingest.indexer import IndexReport, index_known_roots, index_paths
+from gritdesk.ingest.parser_process import MIB
+from gritdesk.models.model_info import kv_bytes_per_token
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.session import Session
 from gritdesk.store.model_record import clear_index
 from gritdesk.store.sources import list_roots
+
+if TYPE_CHECKING:
+    from gritdesk.runtime.engine import Engine
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """What one run adds to config.toml's [index] rules (`--include`, `--exclude`, ...)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_file_mib: float | None = None
 
 
 def run_index(
@@ -24,9 +43,44 @@ def run_index(
     save_kv: bool = True,
     watch: bool = False,
     as_json: bool = False,
+    chosen: RunSelection = RunSelection(),
+    dry_run: bool = False,
+    yes: bool = False,
 ) -> None:
     engine, store = session.engine, session.kv_store
     assert engine is not None and store is not None
+    limits = load_index_limits()
+    if chosen.max_file_mib is not None:
+        limits = replace(limits, file_bytes=int(chosen.max_file_mib * MIB))
+    settings = load_index_settings()
+    selection = settings.selection.with_patterns(chosen.include, chosen.exclude)
+    estimate = None
+    if not watch:
+        if not paths and not list_roots(session.db):
+            raise GritdeskError("the index has no folders yet: gritdesk index PATH")
+        saves_kv = save_kv and engine.recipe.generates
+        estimate = estimate_index(
+            session.db,
+            engine,  # the bare engine: the timed sample saves no KV
+            paths,
+            limits=limits,
+            selection=selection,
+            kv_bytes_per_token=_kv_bytes_per_token(engine) if saves_kv else None,
+            fresh=rebuild,
+        )
+        if dry_run:
+            if as_json:
+                _print_json({"dry_run": True, "estimate": estimate.as_dict()})
+            else:
+                print_index_estimate(estimate, store.budget_bytes)
+            return
+        if not as_json:
+            print_index_estimate(estimate, store.budget_bytes, out=sys.stderr)
+        if not _go_ahead(estimate, settings.confirm_above_s, yes or as_json):
+            print("gritdesk: not started; nothing was changed", file=sys.stderr)
+            return
+    elif dry_run:
+        raise GritdeskError("--dry-run estimates one run: leave out --watch")
     if rebuild:
         clear_index(session.db)
         store.clear()
@@ -36,7 +90,8 @@ def run_index(
     options = {
         "model_path": str(engine.path),
         "recipe": engine.recipe.name,
-        "limits": load_index_limits(),
+        "limits": limits,
+        "selection": selection,
     }
 
     def report_done(report: IndexReport) -> None:
@@ -45,18 +100,16 @@ def run_index(
         saved, skipped = getattr(embedder, "saved", 0), getattr(embedder, "skipped", 0)
         failed, failure = getattr(embedder, "failed", 0), getattr(embedder, "last_failure", None)
         if as_json:
-            json.dump(
+            _print_json(
                 {
                     **report.as_dict(),
                     "kv_saved": saved,
                     "kv_over_budget": skipped,
                     "kv_save_failed": failed,
                     "kv_save_failure": failure,
-                },
-                sys.stdout,
+                    "estimate": estimate.as_dict() if estimate is not None else None,
+                }
             )
-            sys.stdout.write("\n")
-            sys.stdout.flush()
         else:
             print_index_summary(report, saved, skipped, failed, failure)
 
@@ -74,11 +127,33 @@ def run_index(
             session.db, embedder, targets, on_report=report_done, on_error=report_error, **options
         )
         return
+    if estimate is not None:
+        options["expected_tokens"] = estimate.tokens
     with index_progress(enabled=not as_json) as progress:
         if paths:
             report = index_paths(session.db, embedder, paths, progress=progress, **options)
         else:
-            if not list_roots(session.db):
-                raise GritdeskError("the index has no folders yet: gritdesk index PATH")
             report = index_known_roots(session.db, embedder, progress=progress, **options)
     report_done(report)
+
+
+def _print_json(value: dict) -> None:
+    json.dump(value, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _kv_bytes_per_token(engine: Engine) -> int | None:
+    """Disk per token of a saved chunk KV cache, from the model's shape and the KV type."""
+    s = engine.summary
+    head_dim = s.n_embd // max(s.n_head, 1)
+    return kv_bytes_per_token(s.n_layer, s.n_head_kv, head_dim).get(engine.settings.kv_type)
+
+
+def _go_ahead(estimate: IndexEstimate, confirm_above_s: float, yes: bool) -> bool:
+    """Ask before a long run, in a terminal only: --yes, --json and scripts go ahead."""
+    if yes or estimate.seconds is None or estimate.seconds <= confirm_above_s:
+        return True
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return True
+    return typer.confirm("This run is long. Start it?", default=False, err=True)

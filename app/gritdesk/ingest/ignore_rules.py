@@ -1,4 +1,4 @@
-"""Which paths a walk leaves out: .gitignore files (nested), .gritdeskignore, known junk.
+"""Which paths a walk leaves out: .gitignore files (nested) and .gritdeskignore.
 
 Git's precedence is kept: rules in a deeper ignore file beat those above it, and within
 one file the last matching line wins (so `!keep.log` re-includes). A `.gritdeskignore`
@@ -15,22 +15,6 @@ from pathlib import Path
 import pathspec
 
 IGNORE_FILE_NAMES = (".gitignore", ".gritdeskignore")
-
-# Folders that are never worth reading, whatever the ignore files say.
-JUNK_DIR_NAMES = frozenset(
-    {
-        "node_modules",
-        "bower_components",
-        "__pycache__",
-        "site-packages",
-        "build",
-        "dist",
-        "venv",
-    }
-)
-# A folder holding one of these files is a virtualenv or a cache (Rust's target/, ...).
-JUNK_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
-
 
 @dataclass(frozen=True)
 class IgnoreLayer:
@@ -53,7 +37,7 @@ class IgnoreLayer:
             rel_path = rel_path[len(self.base) + 1 :]
         if self.prefix:
             rel_path = f"{self.prefix}/{rel_path}"
-        return self.spec.check_file(_matchable(rel_path + "/" if is_dir else rel_path)).include
+        return self.spec.check_file(matchable(rel_path + "/" if is_dir else rel_path)).include
 
 
 class IgnoreRules:
@@ -80,7 +64,7 @@ class IgnoreRules:
         return False
 
 
-def _matchable(rel_path: str) -> str:
+def matchable(rel_path: str) -> str:
     """A name that is not UTF-8 (surrogate-escaped) with U+FFFD for its odd bytes: RE2
     matches UTF-8 text only, and a wildcard matches U+FFFD like any character."""
     if rel_path.isascii():
@@ -110,12 +94,6 @@ def rules_above(root: Path) -> IgnoreRules:
         is not None
     ]
     return IgnoreRules(tuple(layers))
-
-
-def is_junk_dir(name: str, path: Path) -> bool:
-    if name in JUNK_DIR_NAMES or name.endswith(".egg-info"):
-        return True
-    return any(os.path.lexists(path / marker) for marker in JUNK_DIR_MARKERS)
 
 
 def read_layer(path: Path, base: str = "", prefix: str = "") -> IgnoreLayer | None:

@@ -29,11 +29,13 @@ import numpy as np
 
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.document import SkipFile, UnindexableFile
+from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
 from gritdesk.ingest.parse import skip_reason_from_name
 from gritdesk.ingest.parser_process import ParseLimits, ParserProcess, describe_bytes
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.index_throughput import record_throughput
 from gritdesk.store.model_record import ModelRecord, bind_model
 from gritdesk.store.sources import (
     ChunkRow,
@@ -70,6 +72,17 @@ class SkippedFile:
     status: Literal["skipped", "error"] = "skipped"
 
 
+@dataclass(frozen=True)
+class SlowFile:
+    path: str  # absolute
+    seconds: float  # reading, parsing and chunking it, plus its share of embedding time
+    chunks: int
+    tokens: int
+
+
+SLOWEST_LISTED = 10
+
+
 @dataclass
 class IndexReport:
     roots: list[str] = field(default_factory=list)
@@ -83,6 +96,7 @@ class IndexReport:
     chunks_embedded: int = 0  # chunks_written minus those whose embedding was reused
     tokens_embedded: int = 0
     elapsed_s: float = 0.0
+    slowest: list[SlowFile] = field(default_factory=list)  # the files that took longest
 
     @property
     def errors(self) -> list[SkippedFile]:
@@ -108,6 +122,8 @@ class IndexProgress:
     tokens_done: int
     elapsed_s: float
     current_path: str | None = None
+    current_share: float | None = None  # the current file's share of the run's bytes
+    tokens_expected: int | None = None  # the estimate's tokens for the run, if one was made
 
     @property
     def tokens_per_s(self) -> float:
@@ -115,7 +131,11 @@ class IndexProgress:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left, extrapolated from bytes done so far; None before there is a rate."""
+        """Seconds left: the estimate's tokens still to embed at the tokens/s measured so far
+        (else bytes left at the bytes/s so far); None before there is a rate."""
+        if self.tokens_expected and self.tokens_done > 0 and self.elapsed_s > 0:
+            left = max(self.tokens_expected - self.tokens_done, 0)
+            return left / self.tokens_per_s
         if self.bytes_done <= 0 or self.bytes_total <= self.bytes_done:
             return None if self.bytes_done <= 0 else 0.0
         return self.elapsed_s * (self.bytes_total - self.bytes_done) / self.bytes_done
@@ -138,17 +158,24 @@ def index_paths(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
+    expected_tokens: int | None = None,
 ) -> IndexReport:
     """Index (or bring up to date) each path: a folder becomes a root, a file is indexed in
     its folder's root, a vanished path under a known root is removed from the index.
 
     Raises ModelMismatchError when the index was built with another model, and
     FileNotFoundError for a path that neither exists nor lies under a known root.
-    `limits` bound the size, parse time, memory and output of each file.
+    `limits` bound the size, parse time, memory and output of each file; `selection`
+    says which data files and vendored folders are skipped (see file_selection);
+    `expected_tokens` (the estimate's) gives progress its ETA at the measured tokens/s.
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [_resolve_scope(db, Path(p)) for p in paths]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection,
+        expected_tokens,
+    )
 
 
 def index_changed_paths(
@@ -162,6 +189,7 @@ def index_changed_paths(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
 ) -> IndexReport:
     """Bring paths reported changed under known roots up to date (`index --watch`).
 
@@ -171,7 +199,9 @@ def index_changed_paths(
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [scope for p in paths if (scope := _scope_in_known_root(db, Path(p))) is not None]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection
+    )
 
 
 def _run(
@@ -183,10 +213,14 @@ def _run(
     policy: ChunkingPolicy | None,
     batch_chunks: int,
     limits: ParseLimits | None,
+    selection: FileSelection | None = None,
+    expected_tokens: int | None = None,
 ) -> IndexReport:
     limits = limits or ParseLimits()
     with ParserProcess(limits) as parser:
         run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, parser)
+        run.selection = selection or FileSelection()
+        run.expected_tokens = expected_tokens
         run.progress_callback = progress
         return run.execute(scopes)
 
@@ -201,6 +235,8 @@ def index_known_roots(
     policy: ChunkingPolicy | None = None,
     batch_chunks: int = DEFAULT_BATCH_CHUNKS,
     limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
+    expected_tokens: int | None = None,
 ) -> IndexReport:
     """Update every root the index knows (`gritdesk index` with no path; after --rebuild).
 
@@ -209,7 +245,10 @@ def index_known_roots(
     """
     model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
     scopes = [_Scope(root, None) for root in list_roots(db)]
-    return _run(db, embedder, model, scopes, progress, policy, batch_chunks, limits)
+    return _run(
+        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection,
+        expected_tokens,
+    )
 
 
 @dataclass(frozen=True)
@@ -289,6 +328,9 @@ class _IndexRun:
         self.files_total = self.files_done = self.bytes_total = self.bytes_done = 0
         self.exclude = _database_files(db)
         self.chunking = chunking_signature(policy, embedder)
+        self.selection = FileSelection()
+        self.expected_tokens: int | None = None
+        self.file_seconds: dict[tuple[str, str], float] = {}  # (root, rel) -> seconds so far
 
     # -- phases --
 
@@ -321,6 +363,13 @@ class _IndexRun:
         remove_sources(self.db, list(vanished))
         self.report.removed += len(vanished)
         self.report.elapsed_s = time.monotonic() - self.started
+        record_throughput(  # the next run's estimate (see estimate.py)
+            self.db,
+            self.model.fingerprint,
+            getattr(self.embedder, "saves_kv", False),
+            self.report.tokens_embedded,
+            self.report.elapsed_s,
+        )
         self._notify("done")
         return self.report
 
@@ -345,7 +394,10 @@ class _IndexRun:
         unlisted: list[str] = []
         jobs: list[_FileJob] = []
         stats = WalkStats()
-        for item in walk_root(root_path, scope.rel, exclude=self.exclude, stats=stats):
+        walk = walk_root(
+            root_path, scope.rel, exclude=self.exclude, stats=stats, selection=self.selection
+        )
+        for item in walk:
             seen.add(item.rel_path)
             state = known.get(item.rel_path)
             if isinstance(item, SkippedPath):
@@ -360,6 +412,7 @@ class _IndexRun:
                 and (state.size, state.mtime_ns, state.ctime_ns)
                 == (item.size, item.mtime_ns, item.ctime_ns)
                 and state.chunking == self.chunking
+                and not _judged_by_selection(state)  # the patterns or limits may differ now
             ):
                 self.report.unchanged += 1
                 if state.status != "indexed":
@@ -381,9 +434,26 @@ class _IndexRun:
         vanished_by_hash: dict[tuple[str, str], int],
     ) -> None:
         found, root = job.found, job.scope_root
+        started = time.monotonic()
+        try:
+            self._read_parse_chunk(job, vanished, vanished_by_hash)
+        finally:
+            key = (root.path, found.rel_path)
+            self.file_seconds[key] = self.file_seconds.get(key, 0.0) + time.monotonic() - started
+
+    def _read_parse_chunk(
+        self,
+        job: _FileJob,
+        vanished: dict[int, tuple[Root, SourceState]],
+        vanished_by_hash: dict[tuple[str, str], int],
+    ) -> None:
+        found, root = job.found, job.scope_root
         stamp = FileStamp(found.size, found.mtime_ns, None, found.ctime_ns, self.chunking)
         try:
             reason = skip_reason_from_name(found.rel_path)
+            if reason:
+                raise SkipFile(reason)
+            reason = self.selection.reason_by_name(found.rel_path, found.size)
             if reason:
                 raise SkipFile(reason)
             if found.size > self.max_file_bytes:
@@ -403,6 +473,9 @@ class _IndexRun:
             stamp = FileStamp(
                 found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
             )
+            reason = self.selection.reason_by_content(found.rel_path, found.size, data)
+            if reason:
+                raise SkipFile(reason)
 
             known = job.known
             if (
@@ -410,6 +483,7 @@ class _IndexRun:
                 and known.content_hash == content_hash
                 and known.status != "error"
                 and known.chunking == self.chunking
+                and not _judged_by_selection(known)
             ):
                 update_source_stamp(self.db, known.id, stamp)  # touched, not changed
                 self.report.unchanged += 1
@@ -488,20 +562,24 @@ class _IndexRun:
         for start in range(0, len(missing), self.batch_chunks):
             batch = missing[start : start + self.batch_chunks]
             texts = [self.pending[f].chunks[c].embedding_text for f, c in batch]
+            started = time.monotonic()
             try:
                 vectors = self._embed(texts)
             except NonFiniteOutputError:
                 raise  # the model is broken, not this file: stop before anything is stored
             except Exception:
                 failed.update(self._embed_one_by_one(batch))
+                self._charge(batch, time.monotonic() - started)
                 continue
+            self._charge(batch, time.monotonic() - started)
             for (f, c), vector in zip(batch, vectors, strict=True):
                 self.pending[f].vectors[c] = vector
             self.report.tokens_embedded += sum(
                 self.pending[f].chunks[c].token_count for f, c in batch
             )
             self.report.chunks_embedded += len(batch)
-            self._notify("indexing", self.pending[batch[-1][0]].job.found.rel_path)
+            current = self.pending[batch[-1][0]].job.found
+            self._notify("indexing", current.rel_path, self._share(current))
 
         for file_index, pending in enumerate(self.pending):
             job = pending.job
@@ -518,6 +596,15 @@ class _IndexRun:
                 self._write(pending)
             self._file_done(job.found)
         self.pending = []
+
+    def _charge(self, batch: list[tuple[int, int]], seconds: float) -> None:
+        """Share an embedding call's time among its files, by tokens."""
+        tokens = [max(self.pending[f].chunks[c].token_count, 1) for f, c in batch]
+        total = sum(tokens)
+        for (f, _), count in zip(batch, tokens, strict=True):
+            found = self.pending[f].job
+            key = (found.scope_root.path, found.found.rel_path)
+            self.file_seconds[key] = self.file_seconds.get(key, 0.0) + seconds * count / total
 
     def _embed_one_by_one(self, batch: list[tuple[int, int]]) -> dict[int, str]:
         """After a failed batch, find which files' chunks fail alone; return their reasons."""
@@ -573,6 +660,22 @@ class _IndexRun:
         )
         self.report.indexed += 1
         self.report.chunks_written += len(rows)
+        key = (job.scope_root.path, job.found.rel_path)
+        self._note_slow(
+            SlowFile(
+                display_path(os.path.join(*key)),
+                self.file_seconds.pop(key, 0.0),
+                len(rows),
+                sum(row.token_count for row in rows),
+            )
+        )
+
+    def _note_slow(self, slow: SlowFile) -> None:
+        slowest = self.report.slowest
+        if len(slowest) < SLOWEST_LISTED or slow.seconds > slowest[-1].seconds:
+            slowest.append(slow)
+            slowest.sort(key=lambda s: -s.seconds)
+            del slowest[SLOWEST_LISTED:]
 
     # -- bookkeeping --
 
@@ -608,9 +711,14 @@ class _IndexRun:
     def _file_done(self, found: FoundFile) -> None:
         self.files_done += 1
         self.bytes_done += found.size
-        self._notify("indexing", found.rel_path)
+        self._notify("indexing", found.rel_path, self._share(found))
 
-    def _notify(self, phase: Phase, current: str | None = None) -> None:
+    def _share(self, found: FoundFile) -> float | None:
+        return found.size / self.bytes_total if self.bytes_total else None
+
+    def _notify(
+        self, phase: Phase, current: str | None = None, share: float | None = None
+    ) -> None:
         if self.progress_callback is None:
             return
         self.progress_callback(
@@ -624,8 +732,16 @@ class _IndexRun:
                 tokens_done=self.report.tokens_embedded,
                 elapsed_s=time.monotonic() - self.started,
                 current_path=None if current is None else display_path(current),
+                current_share=share,
+                tokens_expected=self.expected_tokens,
             )
         )
+
+
+def _judged_by_selection(state: SourceState) -> bool:
+    """A file skipped as bulk data or in a vendored folder: judged again on every run, since
+    the limits and --include patterns may have changed (no parse is retried this way)."""
+    return state.status == "skipped" and is_selection_reason(state.reason)
 
 
 def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:

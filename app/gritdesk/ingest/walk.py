@@ -3,7 +3,8 @@
 Never follows a symlink out of the root; survives symlink loops, FIFOs, sockets and
 folders it cannot list (each reported as skipped, with the reason); never opens
 anything, so a FIFO cannot block it. Hidden files and folders, ignored paths and
-known junk folders are left out silently (counted in `WalkStats.ignored`).
+`--exclude` matches are left out silently (counted in `WalkStats.ignored`); vendored
+or generated folders (node_modules, a virtualenv) are reported skipped, unless included.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gritdesk.ingest.ignore_rules import IgnoreRules, is_junk_dir, rules_above
+from gritdesk.ingest.file_selection import FileSelection
+from gritdesk.ingest.ignore_rules import IgnoreRules, rules_above
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _WalkState:
     root: Path
     exclude: frozenset[str]
     stats: WalkStats
+    selection: FileSelection
     visited: set[tuple[int, int]] = field(default_factory=set)
 
 
@@ -64,6 +67,7 @@ def walk_root(
     scope: str | None = None,
     exclude: Collection[Path] = (),
     stats: WalkStats | None = None,
+    selection: FileSelection | None = None,
 ) -> Iterator[FoundFile | SkippedPath]:
     """Files (and skipped paths) under `root`, or only under `scope` (a relative path in it).
 
@@ -75,6 +79,7 @@ def walk_root(
         root=root,
         exclude=frozenset(os.path.realpath(p) for p in exclude),
         stats=stats if stats is not None else WalkStats(),
+        selection=selection if selection is not None else FileSelection(),
     )
     state.visited.add(_identity(root) or (0, 0))
     rules = rules_above(root).with_folder(root, "")
@@ -85,7 +90,12 @@ def walk_root(
         for name in parts[:-1]:  # the folders leading to the scope must themselves be walkable
             rel = f"{rel}/{name}" if rel else name
             folder = folder / name
-            if name.startswith(".") or is_junk_dir(name, folder) or rules.is_ignored(rel, True):
+            if (
+                name.startswith(".")
+                or rules.is_ignored(rel, True)
+                or state.selection.excluded(rel, True)
+                or state.selection.folder_skip_reason(name, folder, rel)
+            ):
                 state.stats.ignored += 1
                 return
             rules = rules.with_folder(folder, rel)
@@ -181,9 +191,12 @@ def _classify(
 
     mode = file_stat.st_mode
     if stat.S_ISDIR(mode):
-        if rules.is_ignored(rel, True) or is_junk_dir(name, target):
+        if rules.is_ignored(rel, True) or state.selection.excluded(rel, True):
             state.stats.ignored += 1
             return None
+        vendored = state.selection.folder_skip_reason(name, target, rel)
+        if vendored:
+            return SkippedPath(rel, vendored)
         if is_link:
             return _LinkedFolder(target, rel)  # walked after every real folder
         key = (file_stat.st_dev, file_stat.st_ino)
@@ -192,7 +205,7 @@ def _classify(
         state.visited.add(key)
         return _Folder(target, rel)
 
-    if rules.is_ignored(rel, False):
+    if rules.is_ignored(rel, False) or state.selection.excluded(rel, False):
         state.stats.ignored += 1
         return None
     if stat.S_ISREG(mode):

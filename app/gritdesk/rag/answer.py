@@ -41,6 +41,7 @@ class AskOptions:
     placement: Placement = Placement.CONSECUTIVE
     rerank: bool = False
     rerank_candidates: int = 10
+    root_id: int | None = None  # answer from the files of this root only (`--root`)
     generation: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_tokens=256))
 
 
@@ -154,7 +155,7 @@ class Answerer:
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
         query = self.retrieval_query(question, earlier_questions)
-        hits = search(self.db, self.engine, query, wanted)
+        hits = search(self.db, self.engine, query, wanted, root_id=options.root_id)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:

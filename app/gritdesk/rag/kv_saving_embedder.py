@@ -19,6 +19,8 @@ from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
 class KvSavingEmbedder:
     """Delegates to the engine; `embed_documents` also saves every text's KV state."""
 
+    saves_kv = True  # runs that save KV are slower: their speed is recorded apart
+
     def __init__(self, engine: Engine, kv_store: KvCacheStore) -> None:
         self.engine = engine
         self.kv_store = kv_store

@@ -70,12 +70,14 @@ def search(
     *,
     pool: int | None = None,
     candidates: int | None = None,
+    root_id: int | None = None,
 ) -> list[Hit]:
     """The `k` best chunks for `query`, best first.
 
     `instruction` defaults to the embedder recipe's retrieval instruction (GritLM:
     "Given a question, retrieve passages that answer the question"). Each ranking
-    contributes its top `pool` (default max(50, 2k)) to the fusion.
+    contributes its top `pool` (default max(50, 2k)) to the fusion. `root_id` keeps
+    to the files of one root (`--root`).
     Raises ModelMismatchError if `embedder` is not the model the index was built with,
     EmptyIndexError if nothing was indexed yet.
     """
@@ -88,8 +90,10 @@ def search(
     query_vector = embedder.embed_queries([query], instruction)[0]
     with read_transaction(db):
         candidates = max(candidates or default_candidates(db), pool)
-        vector_ranked = nearest_chunks(db, query_vector, pool, candidates=candidates)
-        keyword_ranked = keyword_search(db, query, pool)
+        vector_ranked = nearest_chunks(
+            db, query_vector, pool, candidates=candidates, root_id=root_id
+        )
+        keyword_ranked = keyword_search(db, query, pool, root_id)
         # keywords first: on a tie, an exact lexical hit beats a vector neighbour
         fused = fuse_rankings([keyword_ranked, [c for c, _ in vector_ranked]])[:k]
         similarity = dict(vector_ranked)
@@ -123,7 +127,9 @@ def retrieval_instruction(embedder: object) -> str:
     return getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
 
 
-def keyword_search(db: apsw.Connection, query: str, limit: int) -> list[int]:
+def keyword_search(
+    db: apsw.Connection, query: str, limit: int, root_id: int | None = None
+) -> list[int]:
     """Chunk ids by BM25 over chunk text and headings, best first; any query word may match.
 
     Words found in a large share of the chunks ("the", "how") are left out: they carry
@@ -135,13 +141,19 @@ def keyword_search(db: apsw.Connection, query: str, limit: int) -> list[int]:
     match = fts_match_expression(" ".join(terms))
     if match is None:
         return []
-    return [
-        chunk_id
-        for (chunk_id,) in db.execute(
+    if root_id is not None:
+        rows = db.execute(
+            "SELECT f.rowid FROM chunks_fts AS f JOIN chunks AS c ON c.id = f.rowid "
+            "JOIN sources AS s ON s.id = c.source_id "
+            "WHERE chunks_fts MATCH ? AND s.root_id = ? ORDER BY rank LIMIT ?",
+            (match, root_id, limit),
+        )
+    else:
+        rows = db.execute(
             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
             (match, limit),
         )
-    ]
+    return [chunk_id for (chunk_id,) in rows]
 
 
 def informative_terms(db: apsw.Connection, terms: list[str]) -> list[str]:

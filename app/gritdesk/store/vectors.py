@@ -23,6 +23,7 @@ VECTOR_TABLE = "chunk_vectors"
 MIN_CANDIDATES = 80
 MAX_CANDIDATES = 400
 CANDIDATE_BUDGET = 2_000_000  # candidates x vectors
+MAX_FIRST_PASS = 4096  # vec0's largest k
 
 
 def create_vector_table(conn: apsw.Connection, dim: int) -> None:
@@ -119,35 +120,66 @@ def nearest_chunks(
     query: np.ndarray,
     k: int,
     candidates: int | None = None,
+    root_id: int | None = None,
 ) -> list[tuple[int, float]]:
     """(chunk id, cosine similarity) of the `k` nearest chunks, best first.
 
     First pass: the `candidates` nearest by Hamming distance of sign bits (vec0);
     then exact cosine on their float32 vectors. `candidates` defaults to
-    `default_candidates`.
+    `default_candidates`. With `root_id`, only chunks of files under that root count:
+    the first pass takes the most candidates it may, and when too few of them lie in
+    the root, the root's own vectors are ranked exactly instead.
     """
     if not vector_table_exists(conn):
         return []
     if candidates is None:
         candidates = default_candidates(conn)
     query_blob = np.ascontiguousarray(query, dtype="<f4").tobytes()
-    return [
+    in_root = ""
+    if root_id is not None:
+        candidates = MAX_FIRST_PASS
+        in_root = (
+            "JOIN chunks AS c ON c.id = e.chunk_id "
+            "JOIN sources AS s ON s.id = c.source_id AND s.root_id = :root"
+        )
+    params = {
+        "query": query_blob,
+        "candidates": min(max(candidates, k), MAX_FIRST_PASS),
+        "k": k,
+        "root": root_id,
+    }
+    found = [
         (chunk_id, similarity)
         for chunk_id, similarity in conn.execute(
-            """
+            f"""
             WITH candidates AS (
                 SELECT rowid AS chunk_id
                 FROM chunk_vectors
                 WHERE embedding MATCH vec_quantize_binary(:query) AND k = :candidates
             )
             SELECT e.chunk_id, 1.0 - vec_distance_cosine(e.embedding, :query) AS similarity
-            FROM candidates JOIN chunk_embeddings AS e USING (chunk_id)
+            FROM candidates JOIN chunk_embeddings AS e USING (chunk_id) {in_root}
             ORDER BY similarity DESC
             LIMIT :k
             """,
-            {"query": query_blob, "candidates": min(max(candidates, k), 4096), "k": k},
+            params,
         )
     ]
+    if root_id is None or len(found) >= k:
+        return found
+    return list(
+        conn.execute(
+            """
+            SELECT e.chunk_id, 1.0 - vec_distance_cosine(e.embedding, :query) AS similarity
+            FROM chunk_embeddings AS e
+            JOIN chunks AS c ON c.id = e.chunk_id
+            JOIN sources AS s ON s.id = c.source_id AND s.root_id = :root
+            ORDER BY similarity DESC
+            LIMIT :k
+            """,
+            params,
+        )
+    )
 
 
 def exact_nearest_chunks(conn: apsw.Connection, query: np.ndarray, k: int) -> list[int]:

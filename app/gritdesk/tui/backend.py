@@ -15,7 +15,7 @@ from typing import Protocol
 
 import gguf
 
-from gritdesk.config import load_index_limits
+from gritdesk.config import load_index_limits, load_index_settings
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback, index_known_roots, index_paths
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
@@ -152,6 +152,7 @@ class IndexBackend:
             "model_path": str(self.engine.path),
             "recipe": self.engine.recipe.name,
             "limits": load_index_limits(),
+            "selection": load_index_settings().selection,
         }
         if paths:
             report = index_paths(self.session.db, embedder, paths, progress=progress, **options)

@@ -1,0 +1,397 @@
+"""What an index run will cost, found before it starts: files, chunks, tokens, time, KV disk.
+
+A quick scan (stat only, plus the first 64 KiB of each file to read, for the minified and
+generated checks) finds the files a run would read, with the same rules as the run.
+A sample of them, spread over their kinds and sizes, is parsed and chunked with the
+loaded model's tokenizer: tokens and chunks per byte, per file suffix, scale the sample
+up to every file. The speed is the one measured on earlier runs of this model on this
+machine (see store/index_throughput), else a short timed embedding of sample chunks.
+Nothing is written to the index.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+import apsw
+
+from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
+from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
+from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
+from gritdesk.ingest.parse import skip_reason_from_name
+from gritdesk.ingest.parser_process import MIB, ParseLimits, ParserProcess
+from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
+from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.index_throughput import stored_throughput
+from gritdesk.store.sources import (
+    Root,
+    SourceState,
+    display_path,
+    list_roots,
+    parse_attempts,
+    root_containing,
+    sources_in_scope,
+)
+
+SAMPLE_FILES = 48
+SAMPLE_BYTES = 8 * MIB
+PER_SUFFIX = 6  # sampled files of one suffix at most (more only to fill the budget)
+TIMED_PASS_S = 3.0  # the timed embedding pass stops after this long ...
+TIMED_PASS_CHUNKS = 64  # chunks of the sample it uses
+TIMED_PASS_ROUNDS = 64  # embedding calls at most
+QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, as a run does
+_HEAD_BYTES = 64 * 1024
+SAMPLE_PARSE_S = 2.0  # a sampled file parsing longer is left out of the sample
+
+
+@dataclass(frozen=True)
+class Contributor:
+    path: str
+    bytes: int
+    tokens: int
+    share: float  # of the run's estimated tokens
+
+
+@dataclass
+class IndexEstimate:
+    files: int = 0  # files the run would read (new or changed)
+    bytes: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # files and folders the run would skip (reasons in the run's summary)
+    chunks: int = 0
+    tokens: int = 0
+    tokens_per_byte: float = 0.0  # over the whole sample
+    sample_files: int = 0
+    tokens_per_s: float | None = None
+    speed_source: str = "none"  # "earlier runs", "timed sample", "none" (nothing to embed)
+    seconds: float | None = None
+    kv_bytes_per_token: int | None = None
+    kv_bytes: int | None = None
+    biggest_files: list[Contributor] = field(default_factory=list)
+    biggest_folders: list[Contributor] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Planned:
+    root: Root
+    found: FoundFile
+    head: bytes = b""
+    tokens: float = 0.0
+    chunks: float = 0.0
+    sampled: bool = False
+
+
+def estimate_index(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    paths: Iterable[str | os.PathLike],
+    *,
+    limits: ParseLimits | None = None,
+    selection: FileSelection | None = None,
+    policy: ChunkingPolicy | None = None,
+    kv_bytes_per_token: int | None = None,
+    time_sample: bool = True,
+    fresh: bool = False,
+) -> IndexEstimate:
+    """The cost of `index_paths(db, embedder, paths)` (all known roots when `paths` is
+    empty). `kv_bytes_per_token`: what saving each chunk's KV cache costs, if it is saved.
+    `time_sample=False` leaves the speed unknown when no earlier run measured it;
+    `fresh`: as if nothing were indexed yet (`--rebuild`)."""
+    limits = limits or ParseLimits()
+    selection = selection or FileSelection()
+    policy = policy or ChunkingPolicy()
+    chunking = chunking_signature(policy, embedder)
+    estimate = IndexEstimate(kv_bytes_per_token=kv_bytes_per_token)
+    planned = _scan(db, _scopes(db, paths), limits, selection, chunking, estimate, fresh)
+    estimate.files = len(planned)
+    estimate.bytes = sum(p.found.size for p in planned)
+    if not planned:
+        estimate.seconds = 0.0
+        estimate.kv_bytes = 0 if kv_bytes_per_token is not None else None
+        return estimate
+
+    sample_chunks, parse_s = _measure_sample(planned, embedder, limits, policy)
+    _scale_up(planned, estimate)
+    estimate.tokens = round(sum(p.tokens for p in planned))
+    estimate.chunks = round(sum(p.chunks for p in planned))
+    _contributors(planned, estimate)
+    if kv_bytes_per_token is not None:
+        estimate.kv_bytes = estimate.tokens * kv_bytes_per_token
+
+    fingerprint = getattr(embedder, "fingerprint", "")
+    saves_kv = kv_bytes_per_token is not None
+    speed = stored_throughput(db, fingerprint, saves_kv) if fingerprint else None
+    if speed:
+        estimate.tokens_per_s, estimate.speed_source = speed, "earlier runs"
+        estimate.seconds = estimate.tokens / speed
+    elif time_sample and sample_chunks:
+        embed_speed = _timed_embedding(embedder, sample_chunks, saves_kv)
+        sampled_bytes = sum(p.found.size for p in planned if p.sampled)
+        parse_per_byte = parse_s / sampled_bytes if sampled_bytes else 0.0
+        seconds = estimate.tokens / embed_speed + estimate.bytes * parse_per_byte
+        estimate.tokens_per_s = estimate.tokens / seconds if seconds > 0 else embed_speed
+        estimate.speed_source = "timed sample"
+        estimate.seconds = seconds
+    return estimate
+
+
+# --- the scan ---------------------------------------------------------------------------
+
+
+def _scopes(
+    db: apsw.Connection, paths: Iterable[str | os.PathLike]
+) -> list[tuple[Root, str | None]]:
+    """Which root and part of it each path means, registering nothing (a new folder is a
+    root with id -1: nothing of it is known yet)."""
+    given = [Path(p) for p in paths]
+    if not given:
+        return [(root, None) for root in list_roots(db)]
+    scopes = []
+    for path in given:
+        absolute = Path(os.path.abspath(path.expanduser()))
+        if not absolute.exists():
+            continue  # a vanished path costs nothing to remove
+        resolved = absolute.resolve()
+        root = root_containing(db, str(resolved))
+        if root is None:
+            if resolved.is_dir():
+                scopes.append((Root(-1, str(resolved)), None))
+            else:
+                scopes.append((Root(-1, str(resolved.parent)), resolved.name))
+            continue
+        rel = resolved.relative_to(root.path).as_posix()
+        scopes.append((root, None if rel == "." else rel))
+    return scopes
+
+
+def _scan(
+    db: apsw.Connection,
+    scopes: Sequence[tuple[Root, str | None]],
+    limits: ParseLimits,
+    selection: FileSelection,
+    chunking: str,
+    estimate: IndexEstimate,
+    fresh: bool,
+) -> list[_Planned]:
+    exclude = _database_files(db)
+    planned: dict[tuple[str, str], _Planned] = {}
+    for root, rel in scopes:
+        known = sources_in_scope(db, root.id, rel) if root.id >= 0 and not fresh else {}
+        interrupted = dict(parse_attempts(db, root.id)) if root.id >= 0 else {}
+        if not os.path.isdir(root.path):
+            continue
+        for item in walk_root(Path(root.path), rel, exclude=exclude, selection=selection):
+            if isinstance(item, SkippedPath):
+                estimate.skipped += 1
+                continue
+            state = known.get(item.rel_path)
+            if _unchanged(state, item, chunking):
+                estimate.unchanged += 1
+                continue
+            if (
+                interrupted.get(item.rel_path) == (item.size, item.mtime_ns, item.ctime_ns)
+                or skip_reason_from_name(item.rel_path)
+                or selection.reason_by_name(item.rel_path, item.size)
+                or item.size > limits.file_bytes
+                or item.size == 0
+            ):
+                estimate.skipped += 1
+                continue
+            head = _read_head(item.path)
+            if head is None or selection.reason_by_content(item.rel_path, item.size, head):
+                estimate.skipped += 1
+                continue
+            planned[(root.path, item.rel_path)] = _Planned(root, item, head)
+    return list(planned.values())
+
+
+def _unchanged(state: SourceState | None, item: FoundFile, chunking: str) -> bool:
+    """The indexer's own test (see indexer._scan): an unchanged stat costs nothing."""
+    return (
+        state is not None
+        and state.status != "error"
+        and (state.size, state.mtime_ns, state.ctime_ns)
+        == (item.size, item.mtime_ns, item.ctime_ns)
+        and state.chunking == chunking
+        and not (state.status == "skipped" and is_selection_reason(state.reason))
+    )
+
+
+def _read_head(path: Path) -> bytes | None:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        try:
+            return handle.read(_HEAD_BYTES)
+        except OSError:
+            return None
+
+
+def _database_files(db: apsw.Connection) -> list[Path]:
+    name = db.filename
+    return [Path(name + s) for s in ("", "-wal", "-shm", "-journal")] if name else []
+
+
+# --- the sample -------------------------------------------------------------------------
+
+
+def _suffix(planned: _Planned) -> str:
+    return PurePosixPath(planned.found.rel_path).suffix.lower()
+
+
+def _choose_sample(planned: list[_Planned]) -> list[_Planned]:
+    """Files of every suffix, spread over sizes (smallest to largest), biggest suffixes
+    first, within SAMPLE_FILES and SAMPLE_BYTES."""
+    by_suffix: dict[str, list[_Planned]] = defaultdict(list)
+    for item in planned:
+        by_suffix[_suffix(item)].append(item)
+    groups = sorted(by_suffix.values(), key=lambda g: -sum(p.found.size for p in g))
+    queues = []
+    for group in groups:
+        group.sort(key=lambda p: (p.found.size, p.found.rel_path))
+        n = len(group)
+        picks = min(n, PER_SUFFIX)
+        order = sorted({round(i * (n - 1) / max(picks - 1, 1)) for i in range(picks)})
+        spread = [group[i] for i in order]
+        rest = [p for i, p in enumerate(group) if i not in set(order)]
+        queues.append(spread + rest)
+    chosen: list[_Planned] = []
+    budget = SAMPLE_BYTES
+    depth = 0
+    while len(chosen) < SAMPLE_FILES and any(depth < len(q) for q in queues):
+        for queue in queues:
+            if depth < len(queue) and len(chosen) < SAMPLE_FILES:
+                item = queue[depth]
+                if item.found.size <= budget or not chosen:
+                    chosen.append(item)
+                    budget -= item.found.size
+        depth += 1
+    return chosen
+
+
+def _measure_sample(
+    planned: list[_Planned],
+    embedder: DocumentEmbedder,
+    limits: ParseLimits,
+    policy: ChunkingPolicy,
+) -> tuple[list[Chunk], float]:
+    """Parse and chunk the sample; each sampled file gets its exact tokens and chunks.
+    Returns the sample's chunks (for a timed pass) and the seconds spent parsing."""
+    sample = _choose_sample(planned)
+    chunks_out: list[Chunk] = []
+    parse_s = 0.0
+    # a hostile file must not hold the estimate up: its parse is cut short, and the run
+    # (which records slow parses, see indexer._parse) deals with it as usual
+    with ParserProcess(replace(limits, seconds=min(limits.seconds, SAMPLE_PARSE_S))) as parser:
+        for item in sample:
+            item.sampled = True
+            try:
+                with open(item.found.path, "rb") as handle:
+                    data = handle.read(limits.file_bytes + 1)
+                started = time.monotonic()
+                document = parser.parse(item.found.rel_path, data)
+                chunks = chunk_document(document, embedder, policy)
+                parse_s += time.monotonic() - started
+            except Exception:  # skipped or failing in the run too: it costs nothing there
+                continue
+            item.tokens = float(sum(c.token_count for c in chunks))
+            item.chunks = float(len(chunks))
+            chunks_out.extend(chunks)
+    return chunks_out, parse_s
+
+
+def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> None:
+    """Tokens per byte by suffix (the whole sample's where a suffix was not sampled);
+    chunks from tokens at the sample's tokens per chunk, at least one per file."""
+    sampled = [p for p in planned if p.sampled]
+    by_suffix: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for p in sampled:
+        by_suffix[_suffix(p)][0] += p.tokens
+        by_suffix[_suffix(p)][1] += p.found.size
+    all_tokens = sum(p.tokens for p in sampled)
+    all_bytes = sum(p.found.size for p in sampled)
+    overall = all_tokens / all_bytes if all_bytes else 0.25
+    estimate.tokens_per_byte = overall
+    estimate.sample_files = len(sampled)
+    multi = [p for p in sampled if p.chunks >= 2]
+    per_chunk = sum(p.tokens for p in multi) / sum(p.chunks for p in multi) if multi else 0.0
+    for p in planned:
+        if p.sampled:
+            continue
+        tokens, size = by_suffix.get(_suffix(p), (0.0, 0.0))
+        ratio = tokens / size if size else overall
+        p.tokens = p.found.size * ratio
+        if p.tokens <= 0:
+            p.chunks = 0.0
+        elif per_chunk:
+            p.chunks = max(1.0, math.ceil(p.tokens / per_chunk))
+        else:
+            p.chunks = 1.0
+
+
+def _contributors(planned: list[_Planned], estimate: IndexEstimate, top: int = 10) -> None:
+    total = max(sum(p.tokens for p in planned), 1.0)
+
+    def contributor(path: str, size: int, tokens: float) -> Contributor:
+        return Contributor(display_path(path), size, round(tokens), tokens / total)
+
+    files = sorted(planned, key=lambda p: -p.tokens)[:top]
+    estimate.biggest_files = [
+        contributor(os.path.join(p.root.path, p.found.rel_path), p.found.size, p.tokens)
+        for p in files
+    ]
+    folders: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for p in planned:
+        parent = PurePosixPath(p.found.rel_path).parent.as_posix()
+        key = os.path.join(p.root.path, parent) if parent != "." else p.root.path
+        folders[key][0] += p.found.size
+        folders[key][1] += p.tokens
+    ranked = sorted(folders.items(), key=lambda kv: -kv[1][1])[:top]
+    estimate.biggest_folders = [
+        contributor(path, int(size), tokens) for path, (size, tokens) in ranked
+    ]
+
+
+def _timed_embedding(embedder: DocumentEmbedder, chunks: list[Chunk], saves_kv: bool) -> float:
+    """Tokens per second of embedding sample chunks the way a run does: batches of
+    DEFAULT_BATCH_CHUNKS where one chunk is quick (a small model, where each call's own
+    overhead counts), one chunk a call where it is slow (a large model: the compute is
+    all there is, and a batch would take minutes). With `saves_kv`, each pass also hands
+    back its KV state, as a saving run does (then dropped: the estimate writes nothing)."""
+    embed = embedder.embed_documents
+    with_kv = getattr(embedder, "embed_documents_with_kv", None)
+    if saves_kv and with_kv is not None:
+        embed = with_kv
+    step = max(1, len(chunks) // TIMED_PASS_CHUNKS)  # spread over the sample's files
+    texts = [(c.embedding_text, max(c.token_count, 1)) for c in chunks[::step]]
+    embed([min(texts, key=lambda t: t[1])[0]])  # warm-up on the smallest
+    started = time.monotonic()
+    embed([texts[0][0]])
+    probe_s = time.monotonic() - started
+    batch = DEFAULT_BATCH_CHUNKS if probe_s < QUICK_CHUNK_S else 1
+    groups = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    if batch > 1:
+        embed([text for text, _ in groups[0]])  # llama.cpp sizes its buffers on a first batch
+    tokens, started = 0, time.monotonic()
+    for n in range(TIMED_PASS_ROUNDS):  # round and round while quick: a steadier figure
+        group = groups[n % len(groups)]
+        embed([text for text, _ in group])
+        tokens += sum(count for _, count in group)
+        if time.monotonic() - started >= TIMED_PASS_S:
+            break
+    return tokens / max(time.monotonic() - started, 1e-6)

@@ -1,0 +1,111 @@
+"""The cost estimate before a run, through the real CLI: close to what the run then does,
+written nowhere on --dry-run, asked about only in a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.cli_runs import cli_env, gritdesk_command, run_index
+from ingest.estimate_corpus import build_corpus
+
+pytestmark = pytest.mark.slow
+
+
+def dry_run(model: Path, db: Path, *args: str | os.PathLike, env: dict[str, str]) -> dict:
+    proc = subprocess.run(
+        gritdesk_command(
+            "index", *args, "--db", db, "--model", model, "--dry-run", "--json", "--no-save-kv"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["dry_run"] is True
+    return out["estimate"]
+
+
+def count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_estimate_is_within_a_quarter_of_the_run(tmp_path: Path, tiny_model_path: Path):
+    root = tmp_path / "corpus"
+    total = build_corpus(root, files=90)
+    db = tmp_path / "index.db"
+    env = cli_env(tmp_path / "data")
+    estimate = dry_run(tiny_model_path, db, root, env=env)
+    assert estimate["files"] == 90 and estimate["bytes"] == total
+    assert estimate["sample_files"] < 90  # the figures are scaled up from a sample
+    if db.exists():  # the dry run registered no root and wrote no source
+        assert count(db, "roots") == 0 and count(db, "sources") == 0
+
+    report, _ = run_index(tiny_model_path, db, root, env=env)
+    assert report["indexed"] == 90
+    measured = {"chunks": report["chunks_written"], "tokens": report["tokens_embedded"]}
+    for key, value in measured.items():
+        assert abs(estimate[key] - value) <= 0.25 * value, (key, estimate[key], value)
+    assert report["estimate"]["files"] == 90  # --json carries the estimate too
+    assert estimate["seconds"] > 0 and estimate["speed_source"] == "timed sample"
+
+    (root / "part0" / "new.md").write_text("# New\n\nA fresh note about otters.\n")
+    again = dry_run(tiny_model_path, db, env=env)  # no path: every known root
+    assert (again["files"], again["unchanged"]) == (1, 90)
+    assert again["speed_source"] == "earlier runs"  # the run's own speed was recorded
+
+
+def test_only_a_terminal_is_asked(tmp_path: Path, tiny_model_path: Path):
+    root = tmp_path / "corpus"
+    build_corpus(root, files=6)
+    env = cli_env(tmp_path / "data", "[index]\nconfirm_above_min = 0\n")  # every run is long
+    args = ["index", root, "--db", tmp_path / "tty.db", "--model", tiny_model_path]
+
+    answer_no = _run_in_terminal(gritdesk_command(*args), env, answer="n\n")
+    assert "Start it?" in answer_no and "not started" in answer_no, answer_no
+    assert count(tmp_path / "tty.db", "sources") == 0
+
+    report, _ = run_index(tiny_model_path, tmp_path / "script.db", root, env=env)  # no TTY
+    assert report["indexed"] == 6
+
+
+def _run_in_terminal(command: list[str], env: dict[str, str], answer: str) -> str:
+    """Run `command` with a pseudo-terminal as stdin, stdout and stderr; answer its prompt."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        command, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True
+    )
+    os.close(follower)
+    seen, answered, deadline = b"", False, time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if not answered and b"Start it?" in seen:
+                    os.write(leader, answer.encode())
+                    answered = True
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(leader)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    return seen.decode(errors="replace")
