@@ -190,11 +190,6 @@ class Engine:
         cparams.n_batch = n_ubatch
         cparams.n_ubatch = n_ubatch
         cparams.n_seq_max = self.settings.n_seq_max
-        # With native patch 0002 an embedding pass has no LM head, so logits are only ever
-        # needed for a few rows: reserve the head for that many, not n_ubatch x n_vocab floats.
-        # GRITDESK_KEEP_LM_HEAD=1 (upstream behaviour, for benchmarks) needs the default.
-        upstream_head = os.environ.get("GRITDESK_KEEP_LM_HEAD", "0") not in ("", "0")
-        cparams.n_outputs_max = 0 if upstream_head else self.settings.n_seq_max
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = True  # all sequences share the n_ctx cells
