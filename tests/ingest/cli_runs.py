@@ -5,6 +5,11 @@ optional hooks set by environment: GRITDESK_TEST_AUDIT (a file that receives eve
 path the process opens or lists, one per line, for "was this file read?") and
 GRITDESK_TEST_RUSAGE (a file that receives the peak RSS of the process and of its
 children, in KiB, when it exits).
+
+Ctrl-C is restored in the child: a pytest started in the background by a non-interactive
+shell (`cmd &`) inherits SIGINT ignored, Python then installs no KeyboardInterrupt
+handler, and the tests that press Ctrl-C on a child would wait for an exit that never
+comes. A user at a terminal always has the default disposition.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import sys
 from pathlib import Path
 
 _CHILD = """
-import os, resource, sys
+import os, resource, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 audit = os.environ.get("GRITDESK_TEST_AUDIT")
 if audit:
     log = open(audit, "w", buffering=1, errors="surrogateescape")
