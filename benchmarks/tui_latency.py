@@ -44,12 +44,14 @@ PROBE = "the quick brown fox jumps over the lazy dog while answers stream in"
 
 APP = """
 import sys
+from gritdesk.tui import wait_passively
+wait_passively()
 from gritdesk.tui import app as chat
 from gritdesk.rag.answer import AskOptions
 from gritdesk.runtime.engine import GenerationOptions
-from gritdesk.session import SessionOptions
+from gritdesk.settings import load_settings
 db, model, max_tokens = sys.argv[1], sys.argv[2], int(sys.argv[3])
-options = SessionOptions(db=db, model=model, n_ctx=4096)
+options = load_settings(flags={"db": db, "model": model, "context": 4096})
 ask = AskOptions(k=3, generation=GenerationOptions(max_tokens=max_tokens))
 chat.GritdeskApp(options, ask_options=ask).run()
 """

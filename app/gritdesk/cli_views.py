@@ -176,10 +176,11 @@ def print_sources(prepared: PreparedAnswer) -> None:
         print("\n(no sources found in the index)")
         return
     print("\nSources:")
-    for source in prepared.sources:
-        extra = f", rerank {source.rerank_score:.2f}" if source.rerank_score is not None else ""
-        citation = printable_line(source.citation)
-        print(f"{citation}  (score {source.hit.score:.4f}{extra}, KV {source.kv})")
+    for citation in (source.citation() for source in prepared.sources):
+        rerank = citation.rerank_score
+        extra = f", rerank {rerank:.2f}" if rerank is not None else ""
+        label = printable_line(citation.label)
+        print(f"{label}  (score {citation.score:.4f}{extra}, KV {citation.kv})")
 
 
 def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
@@ -190,21 +191,7 @@ def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
         "finish_reason": prepared.finish_reason,
         "cache_mode": prepared.options.cache_mode.value,
         "placement": prepared.options.placement.value,
-        "sources": [
-            {
-                "n": s.number,
-                "path": s.hit.path,
-                "start_line": s.hit.start_line,
-                "end_line": s.hit.end_line,
-                "page": s.hit.page,
-                "locator": s.hit.locator,
-                "heading_path": s.hit.heading_path,
-                "score": s.hit.score,
-                "rerank_score": s.rerank_score,
-                "kv": s.kv,
-            }
-            for s in prepared.sources
-        ],
+        "sources": [s.citation().as_json() for s in prepared.sources],
         "notices": prepared.notices,
         "timings": {
             "retrieval_ms": t.retrieval_ms,

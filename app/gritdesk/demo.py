@@ -11,13 +11,15 @@ that its answer is noise.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from gritdesk.config import resolve_model
+from gritdesk.model_choice import resolve_model
 from gritdesk.paths import data_dir
+from gritdesk.settings import Settings
 from gritdesk.terminal_text import printable_line
 
 CORPUS = Path(__file__).resolve().parent / "demo_corpus"
@@ -50,15 +52,15 @@ def _starter_model(console: Console) -> Path | None:
     return Path(result.model.path)
 
 
-def run_demo(model: Path | None) -> None:
+def run_demo(settings: Settings) -> None:
     from gritdesk.commands.ask import run_ask
     from gritdesk.commands.index import run_index
     from gritdesk.models.synthetic import synthetic_model_path
     from gritdesk.runtime.quantize import quantize_model
-    from gritdesk.session import SessionOptions, open_session
+    from gritdesk.session import open_session
 
     console = Console(stderr=True)
-    path = resolve_model(model)  # flag, env, config, or a model `gritdesk models pull` got
+    path = resolve_model(settings.model)  # flag, env, config, or what `models pull` got
     if path is None:
         path = _starter_model(console)
     synthetic = path is None
@@ -73,7 +75,7 @@ def run_demo(model: Path | None) -> None:
     key = hashlib.sha256(f"{CORPUS}|{synthetic}|{path.name}".encode()).hexdigest()[:8]
     db = data_dir() / f"demo-{key}.db"
     console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{CORPUS} -> {db}'))}")
-    session = open_session(SessionOptions(db=db, model=path, n_ctx=2048))
+    session = open_session(replace(settings, db=db, model=str(path), context=2048))
     try:
         run_index(session, [CORPUS])
         console.print(f"[bold]2. ask[/bold] {QUESTION}")

@@ -4,32 +4,20 @@ KV cache store. One place, so `index`, `search`, `ask`, `chat` and `cache` agree
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
 
-from gritdesk.config import ConfigError, load_config, require_model, resolve_db, resolve_model
 from gritdesk.errors import GritdeskError
+from gritdesk.model_choice import require_model, resolve_model
 from gritdesk.paths import cache_dir
-from gritdesk.runtime.engine import Engine, EngineSettings
+from gritdesk.runtime.engine import Engine
 from gritdesk.runtime.recipes import Recipe, get_recipe
+from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
-from gritdesk.store.kv_cache import DEFAULT_BUDGET_BYTES, KvCacheStore, kv_folder
+from gritdesk.store.kv_cache import KvCacheStore, kv_folder
 from gritdesk.store.model_record import read_model_record
-
-
-@dataclass
-class SessionOptions:
-    db: str | os.PathLike[str] | None = None
-    model: str | os.PathLike[str] | None = None
-    n_ctx: int | None = None
-    kv_type: str | None = None
-    flash_attn: bool | None = None
-    kv_budget_gib: float | None = None
-    recipe: str | None = None  # flag, else config, else registry/GGUF key, else gritlm
-    chat_model: str | os.PathLike[str] | None = None  # pair mode: a separate model answers
 
 
 class EmbeddingOnlyModelError(GritdeskError):
@@ -40,8 +28,9 @@ class EmbeddingOnlyModelError(GritdeskError):
 class Session:
     db_path: Path
     db: apsw.Connection
+    kv_store: KvCacheStore
+    settings: Settings
     engine: Engine | None = None  # embeds; also answers unless `chat_engine` is set
-    kv_store: KvCacheStore | None = None
     chat_engine: Engine | None = None  # pair mode
     notices: list[str] = field(default_factory=list)
 
@@ -77,51 +66,31 @@ def kv_cache_directory(db_path: Path, db: apsw.Connection | None = None) -> Path
         conn.close()
 
 
-def _setting(options_value: object, key: str, default: object) -> object:
-    if options_value is not None:
-        return options_value
-    return load_config().get(key, default)
-
-
-def engine_settings(options: SessionOptions) -> EngineSettings:
-    n_ctx = int(_setting(options.n_ctx, "context", 4096))  # type: ignore[arg-type]
-    kv_type = str(_setting(options.kv_type, "kv_type", "f16"))
-    flash = bool(_setting(options.flash_attn, "flash_attn", False))
-    if n_ctx < 256:
-        raise ConfigError(f"context {n_ctx} is too small (at least 256 tokens)")
-    return EngineSettings(n_ctx=n_ctx, kv_type=kv_type, flash_attn=flash)
-
-
-def open_session(options: SessionOptions, *, load_model: bool = True) -> Session:
-    """Open the index and load its model: --model, else the one the index was built with,
-    else GRITDESK_MODEL or config."""
-    db_path = resolve_db(options.db)
+def open_session(settings: Settings, *, load_model: bool = True) -> Session:
+    """Open the index and load its model: the configured one (flag, environment, config),
+    else the one the index was built with, else an installed one."""
+    db_path = settings.db
     try:
         db = open_database(db_path)
     except apsw.Error as exc:
         raise GritdeskError(f"cannot open index database {db_path}: {exc}") from None
-    session = Session(db_path, db)
-    budget = _setting(options.kv_budget_gib, "kv_budget_gib", DEFAULT_BUDGET_BYTES / 2**30)
-    folder = kv_cache_directory(db_path, db)
-    session.kv_store = KvCacheStore(db, folder, int(float(budget) * 2**30))  # type: ignore[arg-type]
+    store = KvCacheStore(db, kv_cache_directory(db_path, db), settings.kv_budget_bytes)
+    session = Session(db_path, db, store, settings)
     if not load_model:
         return session
-    # the flag, then the model the index was built with, then GRITDESK_MODEL / config
-    model = resolve_model(options.model) if options.model else None
     record = read_model_record(db)
+    model = resolve_model(settings.model) if settings.model else None
     if model is None:
         model = Path(record.path) if record is not None and record.path else resolve_model(None)
     try:
         path = require_model(model)
-        settings = engine_settings(options)
-        recipe = choose_recipe(path, options.recipe, record.recipe if record else None)
-        session.engine = Engine(path, settings, recipe=recipe)
-        chat = options.chat_model or load_config().get("chat_model")
-        if chat:
-            chat_path = resolve_model(chat)  # type: ignore[arg-type]
-            assert chat_path is not None
+        engine_settings = settings.engine_settings()
+        recipe = choose_recipe(path, settings.recipe, record.recipe if record else None)
+        session.engine = Engine(path, engine_settings, recipe=recipe)
+        if settings.chat_model:
+            chat_path = require_model(settings.chat_model)
             session.chat_engine = Engine(
-                chat_path, settings, recipe=choose_recipe(chat_path, None, None)
+                chat_path, engine_settings, recipe=choose_recipe(chat_path, None, None)
             )
             session.notices.append(
                 f"pair mode: {path.name} embeds, {chat_path.name} answers; "
@@ -137,12 +106,14 @@ def open_session(options: SessionOptions, *, load_model: bool = True) -> Session
     return session
 
 
-def choose_recipe(path: Path, flag: str | None, indexed_with: str | None) -> Recipe | None:
-    """The flag, `recipe` in config, the recipe the index was built with, what `gritdesk
-    models add/pull` recorded for this file, the recipe of a known build with this file
-    name; None lets the engine take the GGUF's own
-    `gritdesk.recipe` key, else GritLM."""
-    name = flag or load_config().get("recipe") or indexed_with
+def choose_recipe(
+    path: Path, configured: str | None, indexed_with: str | None
+) -> Recipe | None:
+    """The configured recipe (flag, environment, config), the recipe the index was built
+    with, what `gritdesk models add/pull` recorded for this file, the recipe of a known
+    build with this file name; None lets the engine take the GGUF's own `gritdesk.recipe`
+    key, else GritLM."""
+    name = configured or indexed_with
     if not name:
         from gritdesk.models.catalog import load_catalog
         from gritdesk.models.installed import InstalledModels

@@ -35,7 +35,7 @@ def test_the_registry_covers_gritlm_and_names_its_sources() -> None:
 
 
 def test_the_default_model_matches_the_get_a_model_advice() -> None:
-    from gritdesk.config import GET_A_MODEL
+    from gritdesk.model_choice import GET_A_MODEL
 
     assert "gritdesk models pull gritlm-7b" in GET_A_MODEL
     assert load_catalog().lookup("gritlm-7b") is not None

@@ -18,7 +18,8 @@ from gritdesk.runtime.chat_template import check_chat_template
 from gritdesk.runtime.engine import ChatTurn, Engine, EngineSettings, GenerationOptions
 from gritdesk.runtime.errors import ModelFileError
 from gritdesk.runtime.recipes import GRITLM, SMOLLM2, Markup, Text
-from gritdesk.session import SessionOptions, open_session
+from gritdesk.session import open_session
+from gritdesk.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[2] / "app" / "gritdesk" / "demo_corpus"
 QUESTION = "Hotel costs are refunded up to how many euros a night in Europe?"
@@ -81,7 +82,7 @@ def test_ask_json_with_smollm2(indexed_db: Path) -> None:
 
 
 def test_multi_turn_renders_both_turns_in_chatml(indexed_db: Path, smollm2_path: Path) -> None:
-    session = open_session(SessionOptions(db=indexed_db, model=smollm2_path, n_ctx=2048))
+    session = open_session(Settings(db=indexed_db, model=smollm2_path, context=2048))
     try:
         assert session.engine is not None and session.engine.recipe is SMOLLM2
         answerer = Answerer(session.db, session.engine, session.kv_store)

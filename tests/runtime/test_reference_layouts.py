@@ -26,7 +26,8 @@ from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.rerank import relevance_score
 from gritdesk.runtime.engine import Engine, GenerationOptions
 from gritdesk.runtime.recipes import GRITLM
-from gritdesk.session import Session, SessionOptions, open_session
+from gritdesk.session import Session, open_session
+from gritdesk.settings import Settings
 from reference.cache_layouts import (
     Segment,
     cached_segment,
@@ -90,7 +91,7 @@ def indexed_db(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) 
 @pytest.fixture(scope="module", params=["f16", "q8_0"])
 def session(request: pytest.FixtureRequest, indexed_db: Path, tiny_model_path: Path):
     s = open_session(
-        SessionOptions(db=indexed_db, model=tiny_model_path, kv_type=request.param, n_ctx=1024)
+        Settings(db=indexed_db, model=tiny_model_path, kv_type=request.param, context=1024)
     )
     yield s
     s.close()

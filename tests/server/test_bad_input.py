@@ -195,10 +195,10 @@ def test_a_busy_port_is_a_clear_error(server: ServerProcess, tiny_model_path: Pa
 
 
 def test_only_loopback_addresses_count_as_loopback() -> None:
-    from gritdesk.server.settings import UnsafeBindError, is_loopback, serve_settings
+    from gritdesk.server.settings import ServeSettings, UnsafeBindError, check_bind, is_loopback
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.20", "example.invalid"))
     with pytest.raises(UnsafeBindError, match="without an API key"):
-        serve_settings(host="::")
-    assert serve_settings(host="0.0.0.0", api_key="k").api_key == "k"
+        check_bind(ServeSettings(host="::"))
+    assert check_bind(ServeSettings(host="0.0.0.0", api_key="k")).api_key == "k"

@@ -8,7 +8,7 @@ import pytest
 
 from gritdesk.store.connection import open_database
 from gritdesk.store.conversations import (
-    CitedChunk,
+    Citation,
     append_message,
     conversation_markdown,
     create_conversation,
@@ -21,7 +21,7 @@ from gritdesk.store.conversations import (
     title_for,
 )
 
-CHUNK = CitedChunk(
+CHUNK = Citation(
     1, "/docs/travel.md", 3, 9, None, "Travel > Hotels", 0.0321, "cached", "Hotels: 140 euros.",
     "docs/travel.md",
 )  # fmt: skip

@@ -19,7 +19,8 @@ from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
 from gritdesk.runtime.recipes import get_recipe
-from gritdesk.session import SessionOptions, kv_cache_directory
+from gritdesk.session import kv_cache_directory
+from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
 from gritdesk.tui.app import GritdeskApp
@@ -71,7 +72,7 @@ def tiny_app(
     db_path: Path, model_path: Path, *, max_tokens: int = 24, k: int = 3, **kwargs
 ) -> GritdeskApp:
     return GritdeskApp(
-        SessionOptions(db=db_path, model=model_path, n_ctx=N_CTX),
+        Settings(db=db_path, model=model_path, context=N_CTX),
         ask_options=AskOptions(k=k, generation=GenerationOptions(max_tokens=max_tokens)),
         cursor_blink=False,
         **kwargs,
@@ -123,10 +124,10 @@ def scripted_app(db_path: Path, **backend_options: Any) -> GritdeskApp:
     """The app over a `ScriptedBackend`: no model, fixed answers and sources."""
     from .scripted_backend import ScriptedBackend
 
-    def open_backend(options: SessionOptions) -> ScriptedBackend:
+    def open_backend(options: Settings) -> ScriptedBackend:
         return ScriptedBackend(Path(str(options.db)), **backend_options)
 
-    return GritdeskApp(SessionOptions(db=db_path), open_backend=open_backend, cursor_blink=False)
+    return GritdeskApp(Settings(db=db_path), open_backend=open_backend, cursor_blink=False)
 
 
 @pytest.fixture

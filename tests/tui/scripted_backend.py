@@ -14,8 +14,8 @@ from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.rag.answer import AnswerTimings, AskOptions, PreparedAnswer
 from gritdesk.runtime.engine import ChatTurn
+from gritdesk.store.citations import Citation
 from gritdesk.store.connection import open_database
-from gritdesk.store.conversations import CitedChunk
 from gritdesk.store.model_record import ModelRecord, bind_model
 from gritdesk.store.sources import ChunkRow, FileStamp, add_root, replace_source_chunks
 from gritdesk.tui.backend import ModelLabel
@@ -25,7 +25,7 @@ ANSWER = (
     "Keep every receipt:\n\n```sh\ngritdesk ask 'travel receipts'\n```\n"
 )
 SOURCES = [
-    CitedChunk(
+    Citation(
         1,
         "/corpus/travel-policy.md",
         8,
@@ -37,7 +37,7 @@ SOURCES = [
         "## Expenses\n\nHotel costs are refunded up to 140 euros a night in Europe.",
         "corpus/travel-policy.md",
     ),
-    CitedChunk(
+    Citation(
         2,
         "/corpus/onboarding.txt",
         1,
@@ -72,7 +72,7 @@ class ScriptedBackend:
         db_path: Path,
         *,
         answer: str = ANSWER,
-        sources: Sequence[CitedChunk] = SOURCES,
+        sources: Sequence[Citation] = SOURCES,
         delay_s: float = 0.0,
         fail_with: Exception | None = None,
         check: Callable[[], None] | None = None,
@@ -116,7 +116,7 @@ class ScriptedBackend:
         prepared.timings = TIMINGS
         prepared.finish_reason = "stop"
 
-    def cite(self, prepared: PreparedAnswer) -> list[CitedChunk]:
+    def cite(self, prepared: PreparedAnswer) -> list[Citation]:
         return list(self.sources)
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:

@@ -9,7 +9,8 @@ from gritdesk.ingest.indexer import index_paths
 from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
-from gritdesk.session import SessionOptions, kv_cache_directory
+from gritdesk.session import kv_cache_directory
+from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
 from gritdesk.tui.app import GritdeskApp
@@ -56,7 +57,7 @@ async def test_sources_questions_and_notes_hold_no_escape_sequences(
     build_hostile_index(db_path, docs, tiny_model_path)
     # a 512-token context leaves chunks out: the note names their (markup-like) files
     app = GritdeskApp(
-        SessionOptions(db=db_path, model=tiny_model_path, n_ctx=512),
+        Settings(db=db_path, model=tiny_model_path, context=512),
         ask_options=AskOptions(k=3, generation=GenerationOptions(max_tokens=8)),
         cursor_blink=False,
     )

@@ -17,7 +17,8 @@ from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import GenerationOptions
 from gritdesk.runtime.gguf_check import check_gguf
-from gritdesk.session import SessionOptions, kv_cache_directory
+from gritdesk.session import kv_cache_directory
+from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
 from gritdesk.store.conversations import latest_conversation, load_messages
 from gritdesk.tui.app import GritdeskApp
@@ -278,7 +279,7 @@ async def test_pair_mode_answers_with_the_chat_model_and_no_shared_kv(
     db_path = tmp_path / "pair.db"
     build_index(db_path, tiny_b_model_path)  # tiny-b embeds, tiny answers
     app = GritdeskApp(
-        SessionOptions(db=db_path, model=tiny_b_model_path, chat_model=tiny_model_path),
+        Settings(db=db_path, model=tiny_b_model_path, chat_model=tiny_model_path),
         ask_options=AskOptions(k=2, generation=GenerationOptions(max_tokens=8)),
         cursor_blink=False,
     )
@@ -303,7 +304,7 @@ async def test_embedding_only_recipe_without_a_chat_model_is_explained(
 ) -> None:
     db_path = tmp_path / "e5.db"
     build_index(db_path, tiny_model_path, recipe="e5-mistral")
-    app = GritdeskApp(SessionOptions(db=db_path, model=tiny_model_path), cursor_blink=False)
+    app = GritdeskApp(Settings(db=db_path, model=tiny_model_path), cursor_blink=False)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, ProblemScreen), what="problem")
         assert app.screen.problem.title == "This model only embeds"

@@ -13,8 +13,8 @@ import pytest
 from gritdesk.rag.answer import AskOptions
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.runtime.errors import InputTooLongError
+from gritdesk.store.citations import path_in_root as display_path
 from gritdesk.store.conversations import StoredMessage
-from gritdesk.tui.backend import display_path
 from gritdesk.tui.dialogue import earlier_questions, prepare_turn, turns_from_messages
 from gritdesk.tui.markdown_code import code_blocks, last_code_block
 from gritdesk.tui.screens.chat_screen import batched

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from gritdesk.cli_views import index_progress, print_index_estimate, print_index_summary
-from gritdesk.config import load_index_limits, load_index_settings
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.estimate import IndexEstimate, estimate_index
-from gritdesk.ingest.indexer import IndexReport, index_known_roots, index_paths
+from gritdesk.ingest.indexer import IndexReport
 from gritdesk.ingest.parser_process import MIB
 from gritdesk.models.model_info import kv_bytes_per_token
-from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
+from gritdesk.rag.index_service import IndexService
 from gritdesk.session import Session
 from gritdesk.store.model_record import clear_index
 from gritdesk.store.sources import list_roots
@@ -48,24 +47,26 @@ def run_index(
     yes: bool = False,
 ) -> None:
     engine, store = session.engine, session.kv_store
-    assert engine is not None and store is not None
-    limits = load_index_limits()
+    assert engine is not None
+    settings = session.settings.index
+    limits = settings.limits
     if chosen.max_file_mib is not None:
         limits = replace(limits, file_bytes=int(chosen.max_file_mib * MIB))
-    settings = load_index_settings()
     selection = settings.selection.with_patterns(chosen.include, chosen.exclude)
+    service = IndexService(
+        session.db, engine, store, limits=limits, selection=selection, save_kv=save_kv
+    )
     estimate = None
     if not watch:
         if not paths and not list_roots(session.db):
             raise GritdeskError("the index has no folders yet: gritdesk index PATH")
-        saves_kv = save_kv and engine.recipe.generates
         estimate = estimate_index(
             session.db,
             engine,  # the bare engine: the timed sample saves no KV
             paths,
             limits=limits,
             selection=selection,
-            kv_bytes_per_token=_kv_bytes_per_token(engine) if saves_kv else None,
+            kv_bytes_per_token=_kv_bytes_per_token(engine) if service.saves_kv else None,
             fresh=rebuild,
         )
         if dry_run:
@@ -84,56 +85,33 @@ def run_index(
     if rebuild:
         clear_index(session.db)
         store.clear()
-    # KV caches help only where the same model answers (GritLM); an embedding-only recipe
-    # is paired with a chat model that cannot use them
-    embedder = KvSavingEmbedder(engine, store) if save_kv and engine.recipe.generates else engine
-    options = {
-        "model_path": str(engine.path),
-        "recipe": engine.recipe.name,
-        "limits": limits,
-        "selection": selection,
-    }
 
     def report_done(report: IndexReport) -> None:
-        store.sweep_orphans()  # blobs of chunks that changed or went away
-        store.reconcile()  # files no row knows (a crash mid-save), rows whose file is gone
-        saved, skipped = getattr(embedder, "saved", 0), getattr(embedder, "skipped", 0)
-        failed, failure = getattr(embedder, "failed", 0), getattr(embedder, "last_failure", None)
+        kv = service.kv_counts()
         if as_json:
             _print_json(
                 {
                     **report.as_dict(),
-                    "kv_saved": saved,
-                    "kv_over_budget": skipped,
-                    "kv_save_failed": failed,
-                    "kv_save_failure": failure,
+                    **kv.as_dict(),
                     "estimate": estimate.as_dict() if estimate is not None else None,
                 }
             )
         else:
-            print_index_summary(report, saved, skipped, failed, failure)
+            print_index_summary(report, kv.saved, kv.over_budget, kv.failed, kv.last_failure)
 
     if watch:
-        from gritdesk.ingest.watch import watch_paths
-
         targets = paths or [Path(root.path) for root in list_roots(session.db)]
         if not targets:
             raise GritdeskError("nothing to watch: name a folder (gritdesk index --watch PATH)")
         print("indexing, then watching for changes (Ctrl-C stops)", file=sys.stderr)
+
         def report_error(message: str) -> None:
             print(f"gritdesk: watch: {message}; will retry", file=sys.stderr, flush=True)
 
-        watch_paths(
-            session.db, embedder, targets, on_report=report_done, on_error=report_error, **options
-        )
+        service.watch(targets, on_report=report_done, on_error=report_error)
         return
-    if estimate is not None:
-        options["expected_tokens"] = estimate.tokens
     with index_progress(enabled=not as_json) as progress:
-        if paths:
-            report = index_paths(session.db, embedder, paths, progress=progress, **options)
-        else:
-            report = index_known_roots(session.db, embedder, progress=progress, **options)
+        report = service.run(paths, progress, estimate.tokens if estimate else None)
     report_done(report)
 
 

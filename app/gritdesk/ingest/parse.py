@@ -52,9 +52,6 @@ UNSUPPORTED_SUFFIXES = frozenset(
     _words(".doc .xls .ppt .pages .numbers .key")
 )
 
-logging.getLogger("pypdf").setLevel(logging.ERROR)
-
-
 def skip_reason_from_name(rel_path: str) -> str | None:
     """Why a file is skipped on its name alone (before reading it), or None."""
     suffix = PurePosixPath(rel_path).suffix.lower()
@@ -346,6 +343,8 @@ def parse_pdf(
     """
     from pypdf import PdfReader
 
+    # pypdf logs every repaired cross-reference: a damaged file is our skip reason instead
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _opens_without_password(reader):

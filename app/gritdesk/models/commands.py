@@ -40,7 +40,7 @@ def _print_json(payload: object) -> None:
 
 
 def _use_hint(path: Path) -> str:
-    from gritdesk.config import config_path
+    from gritdesk.settings import config_path
 
     return (
         f"use it with --model {path}, or export GRITDESK_MODEL={path}, "

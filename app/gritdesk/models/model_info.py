@@ -13,9 +13,8 @@ from pathlib import Path
 
 import gguf
 
+from gritdesk.runtime.engine_settings import KvType
 from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
-
-KV_TYPES = ("f16", "q8_0", "q4_0")
 
 
 @dataclass(frozen=True)
@@ -56,9 +55,9 @@ def kv_row_bytes(kv_type: str, n_values: int) -> int | None:
 
 def kv_bytes_per_token(n_layer: int, n_head_kv: int, head_dim: int) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
-    for kv_type in KV_TYPES:
+    for kv_type in KvType:
         row = kv_row_bytes(kv_type, n_head_kv * head_dim)
-        out[kv_type] = None if row is None else n_layer * 2 * row
+        out[kv_type.value] = None if row is None else n_layer * 2 * row
     return out
 
 

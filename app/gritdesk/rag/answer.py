@@ -27,7 +27,9 @@ from gritdesk.runtime.engine import (
     KvState,
 )
 from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
+from gritdesk.store.citations import Citation, path_in_root
 from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
+from gritdesk.store.sources import list_roots
 
 # The retrieval query of a follow-up carries earlier questions, but at most this many tokens
 # in all (and never more than the model embeds in one pass): the oldest go first.
@@ -52,9 +54,23 @@ class Source:
     kv: str = "fresh"  # "cached" (restored), "computed" (embedded now and saved), "fresh" (as text)
     rerank_score: float | None = None
 
-    @property
-    def citation(self) -> str:
-        return f"[{self.number}] {self.hit.location}"
+    def citation(self, roots: Sequence[str] = ()) -> Citation:
+        """This source as cited; `roots` (the indexed folders) shorten its path for display."""
+        hit = self.hit
+        return Citation(
+            number=self.number,
+            path=hit.path,
+            start_line=hit.start_line,
+            end_line=hit.end_line,
+            page=hit.page,
+            heading_path=hit.heading_path,
+            score=hit.score,
+            kv=self.kv,
+            text=hit.text,
+            display_path=path_in_root(hit.path, roots) if roots else "",
+            locator=hit.locator,
+            rerank_score=self.rerank_score,
+        )
 
 
 @dataclass
@@ -169,8 +185,13 @@ class Answerer:
                 zip(hits[: options.k], scores[: options.k], strict=True)
             )
         ]
-        self._fit_context(prepared)
+        self.fit_context(prepared)
         return prepared
+
+    def citations(self, prepared: PreparedAnswer) -> list[Citation]:
+        """The answer's sources as cited, paths shown relative to their indexed folder."""
+        roots = [root.path for root in list_roots(self.db)]
+        return [source.citation(roots) for source in prepared.sources]
 
     def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
         """The question after as many of the latest earlier questions as fit in
@@ -198,7 +219,8 @@ class Answerer:
             return opening + max(cached, default=0) + fresh
         return opening + sum(cached) + fresh
 
-    def _fit_context(self, prepared: PreparedAnswer) -> None:
+    def fit_context(self, prepared: PreparedAnswer) -> None:
+        """Drop the lowest-ranked sources until the prompt and the answer fit the context."""
         n_ctx = self.generator.n_ctx
         room = n_ctx - min(prepared.options.generation.max_tokens, n_ctx // 4)
         dropped = []

@@ -12,15 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gritdesk.runtime.recipes import Piece, Recipe, fill, join_texts
-
-
-class CacheMode(StrEnum):
-    OFF = "off"
-    DOC = "doc"
-    QUERY = "query"
-    QUERY_DOC = "query-doc"
-    DOC_QUERY = "doc-query"
+from gritdesk.runtime.recipes import CacheMode, Piece, Recipe, fill, join_texts
 
 
 class Placement(StrEnum):

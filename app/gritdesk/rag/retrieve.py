@@ -17,6 +17,7 @@ from typing import NamedTuple
 import apsw
 
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.citations import chunk_location
 from gritdesk.store.connection import read_transaction
 from gritdesk.store.model_record import ModelRecord, check_model
 from gritdesk.store.sources import display_path
@@ -48,17 +49,10 @@ class Hit:
 
     @property
     def location(self) -> str:
-        """`path:12-30`, `path:p4`, `path:slide 3`, `path:Sheet1!A1:D20` or `path`:
-        what a citation shows."""
-        if self.locator:
-            return f"{self.path}:{self.locator}"
-        if self.start_line is not None:
-            if self.end_line is not None and self.end_line != self.start_line:
-                return f"{self.path}:{self.start_line}-{self.end_line}"
-            return f"{self.path}:{self.start_line}"
-        if self.page is not None:
-            return f"{self.path}:p{self.page}"
-        return self.path
+        """`path:12-30`, `path:p4`, `path:slide 3`, `path:Sheet1!A1:D20` or `path`."""
+        return chunk_location(
+            self.path, self.start_line, self.end_line, self.page, self.locator
+        )
 
 
 def search(

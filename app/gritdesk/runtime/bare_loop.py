@@ -15,14 +15,14 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
-from gritdesk.runtime.engine import KV_TYPES, EngineSettings, _init_backend
+from gritdesk.runtime.engine import KV_TYPES, EngineSettings, init_backend
 
 
 class BareLlama:
     """One model, one context, greedy decoding; used only to measure."""
 
     def __init__(self, model_path: Path, settings: EngineSettings) -> None:
-        _init_backend()
+        init_backend()
         self.model = ll.llama_model_load_from_file(
             str(model_path).encode(), ll.llama_model_default_params()
         )

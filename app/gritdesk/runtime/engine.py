@@ -28,6 +28,7 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
+from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
     DecodeError,
     EmptyInputError,
@@ -45,7 +46,11 @@ from gritdesk.runtime.gguf_check import (
 )
 from gritdesk.runtime.recipes import BOS, Markup, Piece, Recipe, SpecialToken, Text, get_recipe
 
-KV_TYPES = {"f16": ll.GGML_TYPE_F16, "q8_0": ll.GGML_TYPE_Q8_0, "q4_0": ll.GGML_TYPE_Q4_0}
+KV_TYPES = {
+    KvType.F16: ll.GGML_TYPE_F16,
+    KvType.Q8_0: ll.GGML_TYPE_Q8_0,
+    KvType.Q4_0: ll.GGML_TYPE_Q4_0,
+}
 SCRATCH_SEQ = 1  # sequence ids >= 1 are scratch space while assembling a prompt in seq 0
 
 # --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
@@ -68,7 +73,7 @@ _backend_lock = threading.Lock()
 _backend_ready = False
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
@@ -77,34 +82,11 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
-def _last_error() -> str:
+def last_llama_error() -> str:
     return _recent_errors[-1] if _recent_errors else ""
 
 
 # --- settings and results ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Context settings. `n_ubatch` bounds one bidirectional decode, so it is the longest
-    text that can be embedded; by default it equals the context."""
-
-    n_ctx: int = 4096
-    n_ubatch: int | None = None
-    n_seq_max: int = 16
-    # Texts share one embedding decode only up to this many tokens in all: in a shared
-    # non-causal decode every token's attention spans the whole batch (the other texts
-    # masked out), so on a CPU packing long texts costs more than it saves (measured:
-    # 8 x 117 tokens packed ran at 0.74x one-by-one). Short texts gain from sharing.
-    pack_tokens: int = 256
-    n_threads: int | None = None
-    kv_type: str = "f16"
-    flash_attn: bool = False
-    n_gpu_layers: int = -1
-
-    def resolved_flash_attn(self) -> bool:
-        # a quantized V cache needs flash attention (GRITLM_NOTES section 4)
-        return self.flash_attn or self.kv_type != "f16"
 
 
 @dataclass(frozen=True)
@@ -166,19 +148,15 @@ class Engine:
         self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
         self._legacy_fingerprint: str | None = None
-        if self.settings.kv_type not in KV_TYPES:
-            raise ValueError(
-                f"kv_type {self.settings.kv_type!r}: choose one of {', '.join(KV_TYPES)}"
-            )
         self._check_kv_type_fits()
-        _init_backend()
+        init_backend()
 
         mparams = ll.llama_model_default_params()
         mparams.n_gpu_layers = self.settings.n_gpu_layers
         self._model = ll.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             raise ModelFileError(
-                self.path, f"llama.cpp could not load it ({_last_error() or 'no detail'})"
+                self.path, f"llama.cpp could not load it ({last_llama_error() or 'no detail'})"
             )
         self._vocab = ll.llama_model_get_vocab(self._model)
 
@@ -207,7 +185,7 @@ class Engine:
             ll.llama_model_free(self._model)
             self._model = None
             raise ModelFileError(
-                self.path, f"llama.cpp could not create a context ({_last_error()})"
+                self.path, f"llama.cpp could not create a context ({last_llama_error()})"
             )
         self._memory = ll.llama_get_memory(self._ctx)
         self.n_ctx = ll.llama_n_ctx(self._ctx)
@@ -227,7 +205,7 @@ class Engine:
         """llama.cpp refuses a quantized cache whose 32-value blocks do not divide a head."""
         s = self.summary
         head_dim = s.n_embd // max(s.n_head, 1)
-        if self.settings.kv_type != "f16" and head_dim % 32:
+        if self.settings.kv_type is not KvType.F16 and head_dim % 32:
             raise ModelFileError(
                 self.path,
                 f"KV type {self.settings.kv_type} needs a head size divisible by 32; "
@@ -407,7 +385,7 @@ class Engine:
         self._batch.n_tokens = n_tokens
         rc = ll.llama_decode(self._ctx, self._batch)
         if rc != 0:
-            raise DecodeError(rc, _last_error())
+            raise DecodeError(rc, last_llama_error())
 
     def _fill(self, i: int, token: int, pos: int, seq: int, output: bool) -> None:
         b = self._batch
@@ -538,7 +516,7 @@ class Engine:
             data = array_type.from_buffer_copy(state.data)
         if ll.llama_state_seq_set_data(self._ctx, data, len(state.data), SCRATCH_SEQ) == 0:
             raise KvStateError(
-                f"llama.cpp refused a saved KV state ({_last_error() or 'no detail'})"
+                f"llama.cpp refused a saved KV state ({last_llama_error() or 'no detail'})"
             )
         restored = ll.llama_memory_seq_pos_max(self._memory, SCRATCH_SEQ) + 1
         if restored != n:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import llama_cpp as ll
 
-from gritdesk.runtime.engine import _init_backend, _last_error
+from gritdesk.runtime.engine import init_backend, last_llama_error
 from gritdesk.runtime.errors import ModelFileError, RuntimeFailure
 from gritdesk.runtime.gguf_check import check_gguf
 
@@ -40,7 +40,7 @@ def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qty
     check_gguf(src)
     if dst.resolve() == src.resolve():
         raise ModelFileError(dst, "output would overwrite the input")
-    _init_backend()
+    init_backend()
     params = ll.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[key]
     params.nthread = os.cpu_count() or 2
@@ -49,6 +49,7 @@ def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qty
     rc = ll.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:
         tmp.unlink(missing_ok=True)
-        raise QuantizeError(f"quantizing {src} to {key} failed ({_last_error() or f'code {rc}'})")
+        detail = last_llama_error() or f"code {rc}"
+        raise QuantizeError(f"quantizing {src} to {key} failed ({detail})")
     os.replace(tmp, dst)
     return dst

@@ -10,6 +10,7 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from gritdesk.errors import GritdeskError
@@ -181,7 +182,17 @@ class RagPrompts:
     best_last: bool = False
 
 
-CACHE_MODES = ("off", "doc", "query", "query-doc", "doc-query")
+class CacheMode(StrEnum):
+    """Which parts of an answer's prompt come from saved KV (the paper's five layouts)."""
+
+    OFF = "off"
+    DOC = "doc"
+    QUERY = "query"
+    QUERY_DOC = "query-doc"
+    DOC_QUERY = "doc-query"
+
+
+CACHE_MODES = tuple(CacheMode)
 
 
 @dataclass(frozen=True)
@@ -195,8 +206,8 @@ class Recipe:
     # Which rag cache layouts may reuse the KV of the embedding pass, and the default one.
     # GritLM was trained to generate after a bidirectional prefix; a model that was not can
     # only reuse a causal embedding pass (its KV equals a causal prefill of the same tokens).
-    cache_modes: tuple[str, ...] = CACHE_MODES
-    default_cache_mode: str = "doc"
+    cache_modes: tuple[CacheMode, ...] = CACHE_MODES
+    default_cache_mode: CacheMode = CacheMode.DOC
 
 
 _GRITLM_ANSWER = "Answer the prior query while optionally using the context prior to it"

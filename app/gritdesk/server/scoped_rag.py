@@ -79,5 +79,5 @@ def prepare_answer(
         Source(i + 1, hit, rerank_score=score)
         for i, (hit, score) in enumerate(zip(hits[: options.k], scores[: options.k], strict=True))
     ]
-    answerer._fit_context(prepared)  # the same context budget as an unscoped answer
+    answerer.fit_context(prepared)  # the same context budget as an unscoped answer
     return prepared

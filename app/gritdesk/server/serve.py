@@ -14,7 +14,7 @@ import uvicorn
 
 from gritdesk.server.app import create_app
 from gritdesk.server.engine_worker import EngineWorker
-from gritdesk.server.settings import ServeSettings
+from gritdesk.server.settings import check_bind
 from gritdesk.session import Session
 
 
@@ -34,7 +34,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_serve(session: Session, settings: ServeSettings) -> None:
+def run_serve(session: Session) -> None:
+    settings = check_bind(session.settings.serve)
     worker = EngineWorker(session, settings.queue_size, settings.batch_jobs)
     app = create_app(worker, settings)
     sock = bind(settings.host, settings.port)

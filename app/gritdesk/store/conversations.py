@@ -14,42 +14,11 @@ from typing import Literal
 
 import apsw
 
+from gritdesk.store.citations import Citation
 from gritdesk.store.connection import read_transaction, write_transaction
 
 Role = Literal["user", "assistant"]
 TITLE_CHARS = 60
-
-
-@dataclass(frozen=True)
-class CitedChunk:
-    """One chunk an answer was given, as the sources panel and the export show it."""
-
-    number: int
-    path: str  # absolute, as indexed
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    heading_path: str
-    score: float
-    kv: str  # cached, computed or fresh
-    text: str
-    display_path: str = ""  # relative to its indexed folder, when known
-    locator: str | None = None  # "slide 3", "Sheet1!A1:D20": as rag.retrieve.Hit
-
-    @property
-    def location(self) -> str:
-        """`path:12-30`, `path:p4`, `path:slide 3` or `path`, with the display path when
-        there is one."""
-        path = self.display_path or self.path
-        if self.locator:
-            return f"{path}:{self.locator}"
-        if self.start_line is not None:
-            if self.end_line is not None and self.end_line != self.start_line:
-                return f"{path}:{self.start_line}-{self.end_line}"
-            return f"{path}:{self.start_line}"
-        if self.page is not None:
-            return f"{path}:p{self.page}"
-        return path
 
 
 @dataclass(frozen=True)
@@ -66,7 +35,7 @@ class StoredMessage:
     id: int
     role: Role
     content: str
-    sources: list[CitedChunk] = field(default_factory=list)
+    sources: list[Citation] = field(default_factory=list)
     finish_reason: str | None = None
     created_at: float = 0.0
 
@@ -127,7 +96,7 @@ def append_message(
     role: Role,
     content: str,
     *,
-    sources: list[CitedChunk] | None = None,
+    sources: list[Citation] | None = None,
     finish_reason: str | None = None,
 ) -> int:
     """Add a message at the end of a conversation; returns its id."""
@@ -156,7 +125,7 @@ def load_messages(conn: apsw.Connection, conversation_id: int) -> list[StoredMes
             id=row[0],
             role=row[1],
             content=row[2],
-            sources=[CitedChunk(**item) for item in json.loads(row[3] or "[]")],
+            sources=[Citation(**item) for item in json.loads(row[3] or "[]")],
             finish_reason=row[4],
             created_at=row[5],
         )

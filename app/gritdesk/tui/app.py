@@ -22,12 +22,11 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from gritdesk.config import resolve_db
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexProgress
 from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.layouts import CacheMode
-from gritdesk.session import SessionOptions
+from gritdesk.settings import Settings, load_settings
 from gritdesk.store.conversations import conversation_markdown
 from gritdesk.store.index_size import index_size
 from gritdesk.store.model_record import ModelMismatchError
@@ -53,7 +52,7 @@ from gritdesk.tui.screens.text_prompt_screen import TextPromptScreen
 from gritdesk.tui.thread_priority import lower_this_thread
 from gritdesk.tui.widgets.indexing_bar import IndexingBar
 
-BackendOpener = Callable[[SessionOptions], ChatBackend]
+BackendOpener = Callable[[Settings], ChatBackend]
 INDEX_SIZE_REFRESH_S = 15.0  # picks up what another process indexed meanwhile
 
 
@@ -75,15 +74,15 @@ class GritdeskApp(App[None]):
 
     def __init__(
         self,
-        options: SessionOptions | None = None,
+        settings: Settings | None = None,
         *,
         open_backend: BackendOpener = IndexBackend.open,
         ask_options: AskOptions | None = None,
         cursor_blink: bool = True,
     ) -> None:
         super().__init__()
-        self.session_options = options or SessionOptions()
-        self.db_path = resolve_db(self.session_options.db)
+        self.settings = settings or load_settings()
+        self.db_path = self.settings.db
         self.open_backend = open_backend
         self.ask_options = ask_options or AskOptions()
         self.backend: ChatBackend | None = None
@@ -143,7 +142,7 @@ class GritdeskApp(App[None]):
             with previous.lock:
                 previous.close()
         try:
-            backend = self.open_backend(replace(self.session_options, db=db_path))
+            backend = self.open_backend(replace(self.settings, db=db_path))
         except Exception as error:
             problem = problem_from_error(error)
             if problem.kind == "unexpected":
@@ -417,7 +416,6 @@ class GritdeskApp(App[None]):
                 backend.lock.release()
 
 
-def run_chat(**session_options: object) -> None:
-    """Entry point of `gritdesk chat`, with `SessionOptions` fields (db, model, n_ctx,
-    kv_type, recipe, chat_model); imported before the engine: see tui/__init__.py."""
-    GritdeskApp(SessionOptions(**session_options)).run()  # type: ignore[arg-type]
+def run_chat(settings: Settings) -> None:
+    """Entry point of `gritdesk chat`; imported before the engine: see tui/__init__.py."""
+    GritdeskApp(settings).run()

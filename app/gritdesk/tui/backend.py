@@ -15,16 +15,15 @@ from typing import Protocol
 
 import gguf
 
-from gritdesk.config import load_index_limits, load_index_settings
-from gritdesk.ingest.indexer import IndexReport, ProgressCallback, index_known_roots, index_paths
+from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
-from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
+from gritdesk.rag.index_service import IndexService
 from gritdesk.runtime.engine import ChatTurn
-from gritdesk.session import Session, SessionOptions, open_session
-from gritdesk.store.conversations import CitedChunk
+from gritdesk.session import Session, open_session
+from gritdesk.settings import Settings
+from gritdesk.store.citations import Citation
 from gritdesk.store.model_record import ModelRecord, check_model
-from gritdesk.store.sources import list_roots
 
 
 @dataclass(frozen=True)
@@ -61,20 +60,11 @@ class ChatBackend(Protocol):
         self, prepared: PreparedAnswer, should_stop: Callable[[], bool]
     ) -> Iterator[str]: ...
 
-    def cite(self, prepared: PreparedAnswer) -> list[CitedChunk]: ...
+    def cite(self, prepared: PreparedAnswer) -> list[Citation]: ...
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport: ...
 
     def close(self) -> None: ...
-
-
-def display_path(path: str, roots: Sequence[str]) -> str:
-    """`folder/file.md` for a file under an indexed folder (the folder's own name first)."""
-    for root in sorted(roots, key=len, reverse=True):
-        prefix = root.rstrip("/") + "/"
-        if path.startswith(prefix):
-            return f"{Path(root).name}/{path[len(prefix) :]}"
-    return path
 
 
 def model_label(path: Path, name: str, file_type: int | None) -> ModelLabel:
@@ -104,9 +94,9 @@ class IndexBackend:
         self.model = model_label(answers.path, answers.summary.name, answers.summary.file_type)
 
     @classmethod
-    def open(cls, options: SessionOptions) -> IndexBackend:
+    def open(cls, settings: Settings) -> IndexBackend:
         """Open the index and load its model (seconds for a 7B model: call from a worker)."""
-        return cls(open_session(options, load_model=True))
+        return cls(open_session(settings, load_model=True))
 
     def check_index(self) -> None:
         check_model(self.session.db, ModelRecord.of(self.engine))
@@ -124,43 +114,20 @@ class IndexBackend:
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:
         return self.answerer.stream(prepared, should_stop=should_stop)
 
-    def cite(self, prepared: PreparedAnswer) -> list[CitedChunk]:
-        roots = [root.path for root in list_roots(self.session.db)]
-        return [
-            CitedChunk(
-                number=source.number,
-                path=source.hit.path,
-                start_line=source.hit.start_line,
-                end_line=source.hit.end_line,
-                page=source.hit.page,
-                heading_path=source.hit.heading_path,
-                score=source.hit.score,
-                kv=source.kv,
-                text=source.hit.text,
-                display_path=display_path(source.hit.path, roots),
-                locator=source.hit.locator,
-            )
-            for source in prepared.sources
-        ]
+    def cite(self, prepared: PreparedAnswer) -> list[Citation]:
+        return self.answerer.citations(prepared)
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""
-        store = self.session.kv_store
-        assert store is not None
-        embedder = KvSavingEmbedder(self.engine, store)
-        options = {
-            "model_path": str(self.engine.path),
-            "recipe": self.engine.recipe.name,
-            "limits": load_index_limits(),
-            "selection": load_index_settings().selection,
-        }
-        if paths:
-            report = index_paths(self.session.db, embedder, paths, progress=progress, **options)
-        else:
-            report = index_known_roots(self.session.db, embedder, progress=progress, **options)
-        store.sweep_orphans()
-        store.reconcile()
-        return report
+        index = self.session.settings.index
+        service = IndexService(
+            self.session.db,
+            self.engine,
+            self.session.kv_store,
+            limits=index.limits,
+            selection=index.selection,
+        )
+        return service.run(paths, progress)
 
     def close(self) -> None:
         self.session.close()

@@ -10,7 +10,7 @@ from textual.message import Message
 
 from gritdesk.ingest.indexer import IndexProgress, IndexReport
 from gritdesk.rag.answer import AnswerTimings
-from gritdesk.store.conversations import CitedChunk
+from gritdesk.store.citations import Citation
 from gritdesk.tui.backend import ChatBackend
 from gritdesk.tui.problem import Problem
 
@@ -18,7 +18,7 @@ from gritdesk.tui.problem import Problem
 class AnswerStarted(Message):
     """Retrieval is done: these chunks will be given to the model."""
 
-    def __init__(self, turn: int, sources: list[CitedChunk], notices: list[str]) -> None:
+    def __init__(self, turn: int, sources: list[Citation], notices: list[str]) -> None:
         super().__init__()
         self.turn = turn
         self.sources = sources
@@ -28,7 +28,7 @@ class AnswerStarted(Message):
 class SourcesKnown(Message):
     """The KV of every source is restored or computed: now each says which."""
 
-    def __init__(self, turn: int, sources: list[CitedChunk]) -> None:
+    def __init__(self, turn: int, sources: list[Citation]) -> None:
         super().__init__()
         self.turn = turn
         self.sources = sources

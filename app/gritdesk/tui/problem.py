@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gritdesk.config import ConfigError
 from gritdesk.errors import GritdeskError
 from gritdesk.runtime.errors import ModelFileError
 from gritdesk.session import EmbeddingOnlyModelError
+from gritdesk.settings import ConfigError
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
 
 ProblemKind = Literal["empty", "mismatch", "model", "database", "unexpected"]

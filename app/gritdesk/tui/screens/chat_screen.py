@@ -27,7 +27,7 @@ from gritdesk.errors import GritdeskError
 from gritdesk.rag.answer import AskOptions
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.store.conversations import (
-    CitedChunk,
+    Citation,
     StoredMessage,
     append_message,
     create_conversation,
@@ -103,7 +103,7 @@ def _store_answer(
     conn: apsw.Connection,
     conversation: OpenConversation,
     text: str,
-    sources: list[CitedChunk],
+    sources: list[Citation],
     finish_reason: str,
 ) -> None:
     assert conversation.id is not None  # its question was stored first (one thread, FIFO)
@@ -121,7 +121,7 @@ class ActiveAnswer:
     conversation: OpenConversation
     stop: threading.Event
     widget: AnswerMessage
-    sources: list[CitedChunk] = field(default_factory=list)
+    sources: list[Citation] = field(default_factory=list)
     streaming: bool = False  # the first piece has arrived
 
 

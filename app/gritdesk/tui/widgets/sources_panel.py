@@ -14,7 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from gritdesk.store.conversations import CitedChunk
+from gritdesk.store.citations import Citation
 from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.styles import styles_beside
 
@@ -29,7 +29,7 @@ def short_location(location: str, width: int = LOCATION_CHARS) -> str:
     return location if len(location) <= width else "…" + location[-(width - 1) :]
 
 
-def source_label(source: CitedChunk, kv_known: bool = True) -> Text:
+def source_label(source: Citation, kv_known: bool = True) -> Text:
     label = Text()
     label.append(f"[{source.number}] ", style="bold")
     label.append(short_location(printable_line(source.location)))
@@ -38,7 +38,7 @@ def source_label(source: CitedChunk, kv_known: bool = True) -> Text:
     return label
 
 
-def chunk_text(source: CitedChunk) -> Text:
+def chunk_text(source: Citation) -> Text:
     text = Text()
     if source.heading_path:
         text.append(f"§ {printable_line(source.heading_path)}\n\n", style="bold")
@@ -51,7 +51,7 @@ class SourcesPanel(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.sources: list[CitedChunk] = []
+        self.sources: list[Citation] = []
         self.border_title = "Sources"
 
     def compose(self) -> ComposeResult:
@@ -59,7 +59,7 @@ class SourcesPanel(Vertical):
         with VerticalScroll(id="chunk-view"):
             yield Static("Ask a question: its sources show here.", id="chunk-text", markup=False)
 
-    def show(self, sources: Sequence[CitedChunk], *, kv_known: bool = True) -> None:
+    def show(self, sources: Sequence[Citation], *, kv_known: bool = True) -> None:
         """List `sources`, keeping the highlighted one when only their KV state changed."""
         options = self.query_one("#source-list", OptionList)
         keep = (
