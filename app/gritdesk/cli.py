@@ -13,6 +13,7 @@ from gritdesk.cli_settings import ANSWERING, INDEX_MODEL, settings_options
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.file_types import FILE_TYPES_HELP
 from gritdesk.models.commands import models_app
+from gritdesk.runtime.engine_settings import KvType
 from gritdesk.terminal_text import printable, printable_line
 
 if TYPE_CHECKING:
@@ -366,7 +367,7 @@ def bench_rag(
     ] = "1b",
     doc_tokens: int = 4000,
     gen_tokens: int = 16,
-    kv_type: Annotated[str, typer.Option(help="f16, q8_0 or q4_0")] = "f16",
+    kv_type: Annotated[KvType, typer.Option(help="KV cache type.")] = KvType.F16,
     flash_attn: bool = False,
 ) -> None:
     """Table 4 of the GritLM paper, on this machine: latency of every cache layout."""

@@ -20,7 +20,8 @@ from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source, te
 from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.bare_loop import BareLlama
-from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions, GenerationStats
+from gritdesk.runtime.engine import Engine, GenerationOptions, GenerationStats
+from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.recipes import Recipe, fill
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import KvCacheStore
@@ -91,7 +92,7 @@ def run_rag_bench(
     *,
     doc_tokens: int = 4000,
     gen_tokens: int = 16,
-    kv_type: str = "f16",
+    kv_type: KvType = KvType.F16,
     flash_attn: bool = False,
     modes: tuple[CacheMode, ...] = tuple(CacheMode),
     repeats: int = 3,

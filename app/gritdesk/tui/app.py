@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
@@ -35,6 +35,7 @@ from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.backend import ChatBackend, IndexBackend
 from gritdesk.tui.chat_store import ChatStore
 from gritdesk.tui.error_log import log_unexpected
+from gritdesk.tui.keys import APP_KEYS, bindings
 from gritdesk.tui.messages import (
     BackendProblem,
     BackendReady,
@@ -67,10 +68,7 @@ def export_file_name(title: str) -> str:
 
 class GritdeskApp(App[None]):
     TITLE = "gritdesk"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(APP_KEYS)  # type: ignore[assignment]
 
     def __init__(
         self,

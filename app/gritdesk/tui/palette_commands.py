@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from textual.app import SystemCommand
 
 from gritdesk.rag.layouts import CacheMode
+from gritdesk.tui.keys import shortcut
 
 if TYPE_CHECKING:
     from gritdesk.tui.app import GritdeskApp
@@ -28,16 +29,18 @@ CACHE_MODE_HELP = {
 
 def chat_commands(app: GritdeskApp) -> Iterator[SystemCommand]:
     screen = app.chat_screen
-    yield SystemCommand("New chat", "Start a new conversation (Ctrl+N)", screen.action_new_chat)
+    new, chats, copy = shortcut("new_chat"), shortcut("conversations"), shortcut("copy_answer")
+    code, help_key = shortcut("copy_code"), shortcut("help")
+    yield SystemCommand("New chat", f"Start a new conversation ({new})", screen.action_new_chat)
     yield SystemCommand(
-        "Conversations", "Resume, rename, delete or export (Ctrl+O)", screen.action_conversations
+        "Conversations", f"Resume, rename, delete or export ({chats})", screen.action_conversations
     )
     yield SystemCommand(
         "Export conversation", "Write this conversation as Markdown", app.export_current
     )
-    yield SystemCommand("Copy last answer", "To the clipboard (Ctrl+T)", screen.action_copy_answer)
+    yield SystemCommand("Copy last answer", f"To the clipboard ({copy})", screen.action_copy_answer)
     yield SystemCommand(
-        "Copy last code block", "From the last answer (Ctrl+R)", screen.action_copy_code
+        "Copy last code block", f"From the last answer ({code})", screen.action_copy_code
     )
     yield SystemCommand(
         "Switch database", f"Open another index (now {app.db_path})", app.action_switch_database
@@ -65,4 +68,4 @@ def chat_commands(app: GritdeskApp) -> Iterator[SystemCommand]:
             lambda mode=mode: app.set_cache_mode(mode),
             discover=False,
         )
-    yield SystemCommand("Help", "Key bindings (F1)", app.action_help)
+    yield SystemCommand("Help", f"Key bindings ({help_key})", app.action_help)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 import apsw
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import Screen
@@ -41,6 +41,7 @@ from gritdesk.terminal_text import printable_line
 from gritdesk.tui.backend import ChatBackend
 from gritdesk.tui.dialogue import prepare_turn, turns_from_messages
 from gritdesk.tui.error_log import log_unexpected
+from gritdesk.tui.keys import CHAT_KEYS, bindings
 from gritdesk.tui.markdown_code import last_code_block
 from gritdesk.tui.messages import AnswerFinished, AnswerPiece, AnswerStarted, SourcesKnown
 from gritdesk.tui.screens.conversations_screen import ConversationsOutcome, ConversationsScreen
@@ -127,13 +128,7 @@ class ActiveAnswer:
 
 class ChatScreen(Screen[None]):
     CSS_PATH = "chat_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+o", "conversations", "Chats"),
-        Binding("ctrl+t", "copy_answer", "Copy answer"),
-        Binding("ctrl+r", "copy_code", "Copy code"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(CHAT_KEYS)  # type: ignore[assignment]
 
     def __init__(self, *, cursor_blink: bool = True) -> None:
         super().__init__()
@@ -431,9 +426,3 @@ class ChatScreen(Screen[None]):
             return
         self.app.copy_to_clipboard(code)
         self.notify(f"Copied the code block ({len(code.splitlines())} lines).")
-
-    # --- indexing progress (the app runs the indexer) -------------------------------------
-
-    @property
-    def indexing_bar(self) -> IndexingBar:
-        return self.query_one(IndexingBar)

@@ -12,20 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEYS: tuple[tuple[str, str], ...] = (
-    ("Enter", "send the question"),
-    ("Ctrl+J", "new line in the question (also Shift+Enter or Alt+Enter where reported)"),
-    ("Esc", "stop the answer now, keeping what was written (or stop an index run)"),
-    ("Ctrl+N", "new conversation"),
-    ("Ctrl+O", "conversations: Enter resumes, r renames, d deletes, e exports Markdown"),
-    ("Ctrl+T", "copy the last answer (OSC 52 clipboard)"),
-    ("Ctrl+R", "copy the last code block of the last answer"),
-    ("Tab / Shift+Tab", "move between the question, the conversation and the sources"),
-    ("↑ ↓ in Sources", "show that chunk's text below the list"),
-    ("Ctrl+P", "commands: new chat, switch database, re-index, cache mode, theme…"),
-    ("F1", "this help"),
-    ("Ctrl+Q", "quit"),
-)
+from gritdesk.tui.keys import HELP_ORDER
 
 INTRO = (
     "Answers come from your indexed files; the Sources panel lists the chunks each answer "
@@ -38,8 +25,8 @@ def key_table() -> Table:
     table = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False)
     table.add_column("Key", style="bold", no_wrap=True)
     table.add_column("What it does", ratio=1)
-    for key, what in KEYS:
-        table.add_row(key, what)
+    for key in HELP_ORDER:
+        table.add_row(key.display, key.help)
     return table
 
 
