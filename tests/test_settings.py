@@ -99,3 +99,12 @@ def test_cli_reports_a_bad_config_value_without_a_traceback(tmp_path: Path) -> N
     assert proc.returncode == 2, proc.stderr
     assert f"{data / 'config.toml'}: kv_type: must be one of" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_environment_text_is_read_as_the_key_type(tmp_path: Path) -> None:
+    env = {"GRITDESK_FLASH_ATTN": "yes", "GRITDESK_KV_BUDGET_GIB": "0.5", "GRITDESK_DB": "~/x.db"}
+    settings = _load(tmp_path, "", env)
+    assert settings.flash_attn is True and settings.kv_budget_gib == 0.5
+    assert settings.db == Path("~/x.db").expanduser()
+    with pytest.raises(ConfigError, match=r"config\.toml: flash_attn: must be true or false"):
+        _load(tmp_path, 'flash_attn = "yes"\n')  # a file is typed TOML: a string is refused

@@ -120,27 +120,31 @@ def _path(value: object, where: str) -> Path:
 
 
 def _boolean(value: object, where: str) -> bool:
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
     if isinstance(value, bool):
         return value
     raise ConfigError(f"{where}: must be true or false, got {value!r}")
+
+
+def _from_environment(parse: Parser, text: str) -> object:
+    """An environment variable's text as the value its key takes (files are typed TOML)."""
+    lowered = text.strip().lower()
+    if parse is _boolean:
+        return {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}.get(lowered, text)
+    if getattr(parse, "numeric", False):
+        for kind in (int, float):
+            try:
+                return kind(lowered)
+            except ValueError:
+                pass
+    return text
 
 
 def _number(low: float, *, integer: bool = False, above: bool = False) -> Parser:
     """A number >= low (> low when `above`); strings (environment) are parsed."""
 
     def parse(value: object, where: str) -> float | int:
-        number: object = value
-        if isinstance(value, str):
-            try:
-                number = int(value) if integer else float(value)
-            except ValueError:
-                number = value
+        number = value
         ok = isinstance(number, int | float) and not isinstance(number, bool)
         if ok and integer and not isinstance(number, int):
             ok = False
@@ -150,6 +154,7 @@ def _number(low: float, *, integer: bool = False, above: bool = False) -> Parser
             raise ConfigError(f"{where}: must be {kind} {bound}, got {value!r}")
         return number  # type: ignore[return-value]
 
+    parse.numeric = True  # type: ignore[attr-defined]
     return parse
 
 
@@ -266,7 +271,8 @@ def load_settings(
         if key in given:
             top[key] = parse(given[key], _Source("flag").name(key))
         elif env.get(f"GRITDESK_{key.upper()}"):
-            top[key] = parse(env[f"GRITDESK_{key.upper()}"], _Source("env").name(key))
+            raw = _from_environment(parse, env[f"GRITDESK_{key.upper()}"])
+            top[key] = parse(raw, _Source("env").name(key))
         elif key in config:
             top[key] = parse(config[key], _Source("file", path).name(key))
     return Settings(

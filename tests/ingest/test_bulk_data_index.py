@@ -130,9 +130,9 @@ def test_config_and_run_overrides(tmp_path: Path, tiny_model_path):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ("[index]\ncsv_max_mib = -1\n", "index.csv_max_mib must be a number >= 0"),
-        ("[index]\ninclude = '*.csv'\n", "index.include must be a list of glob patterns"),
-        ("[index]\nskip_vendored = 1\n", "index.skip_vendored must be true or false"),
+        ("[index]\ncsv_max_mib = -1\n", "index.csv_max_mib: must be a number >= 0"),
+        ("[index]\ninclude = '*.csv'\n", "index.include: must be a list of glob patterns"),
+        ("[index]\nskip_vendored = 1\n", "index.skip_vendored: must be true or false"),
         ("[index]\ncsvmax = 1\n", "unknown key index.csvmax"),
     ],
 )

@@ -39,9 +39,9 @@ def test_size_limit_from_config(tmp_path: Path, tiny_model_path: Path):
     "config, message",
     [
         ("[index]\nparse_timeout = 5\n", "unknown key index.parse_timeout"),
-        ("[index]\nparse_timeout_s = -1\n", "index.parse_timeout_s must be a positive number"),
-        ("[index]\nparse_memory_mib = 'lots'\n", "index.parse_memory_mib must be a positive"),
-        ("[index]\nocr = 'no'\n", "index.ocr must be true or false"),
+        ("[index]\nparse_timeout_s = -1\n", "index.parse_timeout_s: must be a number > 0"),
+        ("[index]\nparse_memory_mib = 'lots'\n", "index.parse_memory_mib: must be a number > 0"),
+        ("[index]\nocr = 'no'\n", "index.ocr: must be true or false"),
     ],
 )
 def test_bad_limit_is_a_clear_error(tmp_path: Path, tiny_model_path: Path, config, message):
