@@ -115,8 +115,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> P
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    _pip(python, "install", "-q", "--no-index", "--find-links", str(house), str(wheel),
-         str(llama_wheel))  # fmt: skip
+    # --no-compile: byte-compiling all dependencies up front costs ~10 s of CPU here; the
+    # runs below compile what they import anyway
+    _pip(python, "install", "-q", "--no-compile", "--no-index", "--find-links", str(house),
+         str(wheel), str(llama_wheel))  # fmt: skip
     return venv / "bin"
 
 
@@ -148,7 +150,7 @@ def test_installed_wheel_runs_demo_and_models_outside_the_checkout(
     assert where.returncode == 0, where.stderr
     module, sdist = where.stdout.split()
     assert Path(module).is_relative_to(site), module  # the installed copy, not the checkout
-    assert Path(sdist) == sdist_path()  # synthetic models' vocab: same sdist as build.sh's
+    assert Path(sdist) == sdist_path() and Path(sdist).is_file()  # synthetic models' vocab
 
     pulled = _run(installed, elsewhere, "gritdesk", "models", "pull", "smollm2-135m",
                   GRITDESK_DATA_DIR=str(tmp_path / "pull-data"), **env)  # fmt: skip
@@ -180,3 +182,15 @@ def test_models_folder_points_at_the_packaged_files() -> None:
     """models/ keeps the documented layout; the files it names are the package's, one copy."""
     for name in ("registry.toml", "synthetic.toml"):
         assert (ROOT / "models" / name).resolve() == ROOT / "app" / "gritdesk" / "models" / name
+
+
+def test_sdist_path_is_the_one_build_sh_pins() -> None:
+    """The installed llama-cpp-python's version names the sdist; build.sh downloads the one
+    native/recipe.env pins. They differ only if recipe.env moved on without ./build.sh."""
+    recipe = (ROOT / "native" / "recipe.env").read_text(encoding="utf-8")
+    pinned = next(
+        line.split("=", 1)[1].strip()
+        for line in recipe.splitlines()
+        if line.startswith("LLAMA_CPP_PYTHON_VERSION=")
+    )
+    assert sdist_path().name == f"llama_cpp_python-{pinned}.tar.gz", "run ./build.sh"
