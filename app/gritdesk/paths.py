@@ -2,17 +2,17 @@
 
 The cache directory rule is the one build.sh uses:
 ``$GRITDESK_CACHE_DIR`` or ``$XDG_CACHE_HOME/gritdesk`` or ``~/.cache/gritdesk``.
+Nothing here looks at the source checkout: the data gritdesk reads at run time ships
+inside the package (see `pyproject.toml` package data), so an installed wheel works too.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from pathlib import Path
 
 import platformdirs
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "models"
 
 
 def cache_dir() -> Path:
@@ -37,11 +37,11 @@ def default_db_path() -> Path:
 
 
 def sdist_path() -> Path:
-    """The pinned llama-cpp-python sdist build.sh downloaded (holds the real vocab files)."""
-    recipe = (REPO_ROOT / "native" / "recipe.env").read_text()
-    version = next(
-        line.split("=", 1)[1].strip()
-        for line in recipe.splitlines()
-        if line.startswith("LLAMA_CPP_PYTHON_VERSION=")
-    )
+    """The llama-cpp-python sdist build.sh downloaded (holds the real vocab files).
+
+    build.sh builds the installed llama-cpp-python from exactly this sdist (the version in
+    native/recipe.env), so the installed distribution's version names it; reading its
+    metadata imports nothing of llama.cpp.
+    """
+    version = metadata.version("llama_cpp_python")
     return cache_dir() / "sdist" / f"llama_cpp_python-{version}.tar.gz"

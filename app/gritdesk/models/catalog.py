@@ -1,4 +1,5 @@
-"""The known GGUF builds (models/registry.toml): what `pull NAME` fetches and checks.
+"""The known GGUF builds (registry.toml beside this module, shipped in the package): what
+`pull NAME` fetches and checks.
 
 A name is `family` (its default quantization) or `family:QUANT`; quantization names
 match case-insensitively. The file is validated on load, so a typo in the registry is
@@ -10,12 +11,13 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from gritdesk.models.errors import CatalogError, UnknownModelError
-from gritdesk.paths import MODELS_DIR
 
-CATALOG_FILE = MODELS_DIR / "registry.toml"
+CATALOG_FILE: Traversable = resources.files("gritdesk.models").joinpath("registry.toml")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -71,7 +73,7 @@ class CatalogModel:
 class Catalog:
     """Lookup over the known builds by name or by file name."""
 
-    def __init__(self, models: dict[str, CatalogModel], path: Path) -> None:
+    def __init__(self, models: dict[str, CatalogModel], path: Path | Traversable) -> None:
         self.models = models
         self.path = path
 
@@ -148,7 +150,7 @@ def _parse_file(
     )
 
 
-def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
+def load_catalog(path: Path | Traversable = CATALOG_FILE) -> Catalog:
     """Parse and validate the registry file; raises `CatalogError` naming the bad entry."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -3,8 +3,8 @@
 No hub access on our machines, so we make models: the real `llama` architecture with
 Mistral-like grouped-query attention, LLaMA's real SentencePiece vocabulary (the
 vocab-only GGUF shipped in the llama-cpp-python sdist), and seeded random weights.
-Shapes and seeds are declared in ``models/synthetic.toml``. Tensors are streamed to
-disk one at a time, so a 7B shape never sits in memory whole.
+Shapes and seeds are declared in ``synthetic.toml`` beside this module (package data).
+Tensors are streamed to disk one at a time, so a 7B shape never sits in memory whole.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import tarfile
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import gguf
 import numpy as np
 
-from gritdesk.paths import MODELS_DIR, cache_dir, sdist_path
+from gritdesk.paths import cache_dir, sdist_path
 
 VOCAB_MEMBER = "vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf"
-RECIPES_FILE = MODELS_DIR / "synthetic.toml"
+RECIPES_FILE = resources.files("gritdesk.models").joinpath("synthetic.toml")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class SyntheticShape:
 
 
 def load_shapes() -> dict[str, SyntheticShape]:
-    raw = tomllib.loads(RECIPES_FILE.read_text())
+    raw = tomllib.loads(RECIPES_FILE.read_text(encoding="utf-8"))
     fields = SyntheticShape.__dataclass_fields__
     return {
         name: SyntheticShape(name=name, **{k: v for k, v in spec.items() if k in fields})
