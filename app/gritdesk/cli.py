@@ -282,11 +282,20 @@ def chat(
     kv_type: KvTypeOption = None,
     recipe: RecipeOption = None,
     chat_model: ChatModelOption = None,
+    root: RootOption = None,
 ) -> None:
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
     from gritdesk.tui.app import run_chat
 
-    run_chat(db=db, model=model, n_ctx=ctx, kv_type=kv_type, recipe=recipe, chat_model=chat_model)
+    run_chat(
+        root=root,
+        db=db,
+        model=model,
+        n_ctx=ctx,
+        kv_type=kv_type,
+        recipe=recipe,
+        chat_model=chat_model,
+    )
 
 
 @app.command()

@@ -9,6 +9,7 @@ loading the model, answering, indexing and every database call run off it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -417,7 +418,9 @@ class GritdeskApp(App[None]):
                 backend.lock.release()
 
 
-def run_chat(**session_options: object) -> None:
+def run_chat(root: Path | None = None, **session_options: object) -> None:
     """Entry point of `gritdesk chat`, with `SessionOptions` fields (db, model, n_ctx,
-    kv_type, recipe, chat_model); imported before the engine: see tui/__init__.py."""
-    GritdeskApp(SessionOptions(**session_options)).run()  # type: ignore[arg-type]
+    kv_type, recipe, chat_model) and `root` (answer from that indexed folder only);
+    imported before the engine: see tui/__init__.py."""
+    options = SessionOptions(**session_options)  # type: ignore[arg-type]
+    GritdeskApp(options, open_backend=functools.partial(IndexBackend.open, root=root)).run()
