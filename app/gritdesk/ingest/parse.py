@@ -23,7 +23,7 @@ from gritdesk.ingest.formats.opendocument import parse_opendocument
 from gritdesk.ingest.formats.packages import check_package
 from gritdesk.ingest.formats.rtf import parse_rtf
 from gritdesk.ingest.formats.slides import parse_pptx
-from gritdesk.ingest.formats.spreadsheets import parse_xlsx
+from gritdesk.ingest.formats.spreadsheets import parse_csv, parse_xlsx
 from gritdesk.ingest.parser_process import describe_bytes
 
 
@@ -103,6 +103,8 @@ def parse_document(
         document = parse_rtf(data)
     elif suffix in (".eml", ".mbox"):
         document = parse_mail(data, suffix[1:], budget, max_inflated_bytes)
+    elif suffix in (".csv", ".tsv"):
+        document = parse_csv(budget.check_text(decode_text(data)), suffix, budget)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
