@@ -411,6 +411,41 @@ def parse_pdf(
     return ParsedDocument("pdf", blocks)
 
 
+def scanned_pdf_pages(data: bytes) -> tuple[int, list[int]]:
+    """The PDF's page count, and the 1-based pages a parse would send to OCR, found
+    cheaply for the pre-run estimate: pages that draw images and show no text (no `BT`
+    text object in their content stream; the parse's own test extracts the text, which
+    costs as much as the parse). Pages repeating an earlier page's content stream are
+    left out, as there."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not _opens_without_password(reader):
+        return 0, []  # skipped by the run
+    scanned: list[int] = []
+    drawn: set[tuple] = set()
+    for number, page in enumerate(reader.pages, 1):
+        contents = _content_streams(page)
+        if contents is not None:
+            if contents in drawn:
+                continue
+            drawn.add(contents)
+        if _draws_images(page) and not _shows_text(page):
+            scanned.append(number)
+    return len(reader.pages), scanned
+
+
+_TEXT_OBJECT = re.compile(rb"(?<![A-Za-z0-9_])BT(?![A-Za-z0-9_])")
+
+
+def _shows_text(page) -> bool:
+    try:
+        contents = page.get_contents()
+        return contents is not None and bool(_TEXT_OBJECT.search(contents.get_data()))
+    except Exception:
+        return True  # unreadable: not counted as a scan
+
+
 def _draws_images(page) -> bool:
     """Whether the page's resources hold images or forms (what a scan is drawn with)."""
     try:
