@@ -170,7 +170,7 @@ def index(
         typer.Option(
             "--dry-run",
             help="Print the estimate (files, chunks, tokens, time, KV disk, biggest "
-            "contributors) and stop.",
+            "contributors, scanned PDF pages and their OCR time) and stop.",
         ),
     ] = False,
     yes: Annotated[

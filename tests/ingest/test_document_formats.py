@@ -181,6 +181,8 @@ def test_index_help_lists_the_file_types():
         "PDF (pages; scanned pages by OCR when tesseract is installed",
         "PPTX and ODP (cited as file:slide N)",
         "XLSX and ODS (file:Sheet!A1:D20",
+        "CSV and TSV within the data-file limit (file.csv:A1:D20, header row repeated)",
+        "index.ocr = false in config.toml turns it off",
         "DOCX and ODT (headings)",
         "EPUB (file:chapter N",
         "RTF (file)",
