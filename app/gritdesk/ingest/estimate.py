@@ -24,6 +24,7 @@ import math
 import os
 import stat
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -60,6 +61,7 @@ QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, a
 _HEAD_BYTES = 64 * 1024
 SAMPLE_PARSE_S = 2.0  # a sampled file parsing longer is left out of the sample
 SCAN_COUNT_S = 2.0  # counting one PDF's scanned pages stops after this long (counted 0)
+SCAN_COUNT_BUDGET_S = 10.0  # PDFs left after this long are scaled from the counted ones
 OCR_TIMING_S = 20.0  # the one timed OCR page stops after this long (then this is its time)
 OCR_SKIPPED_OFF = "OCR turned off (ocr = false in config.toml [index])"
 OCR_SKIPPED_MISSING = "tesseract not installed (apt-get install tesseract-ocr)"
@@ -96,6 +98,7 @@ class IndexEstimate:
     ocr_seconds_per_page: float | None = None  # one of the user's scanned pages, timed here
     ocr_seconds: float = 0.0  # part of `seconds`
     ocr_tokens: int = 0  # part of `tokens`: the timed page's tokens for each page read
+    pdfs_counted: int = 0  # PDFs whose pages were looked at; the rest are scaled by bytes
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +113,7 @@ class _Planned:
     chunks: float = 0.0
     sampled: bool = False
     scanned: list[int] = field(default_factory=list)  # PDF pages to be read by OCR
+    scanned_guess: float = 0.0  # a PDF left uncounted: its bytes times the counted's rate
     all_scanned: bool = False  # no page has a text layer: only OCR gives it tokens
 
 
@@ -142,7 +146,7 @@ def estimate_index(
         estimate.kv_bytes = 0 if kv_bytes_per_token is not None else None
         return estimate
 
-    _count_scanned_pages(planned, limits)
+    _count_scanned_pages(planned, limits, estimate)
     sample_chunks, parse_s = _measure_sample(planned, embedder, limits, policy)
     per_chunk = _scale_up(planned, estimate)
     _ocr_cost(planned, embedder, limits, per_chunk, estimate)
@@ -378,19 +382,42 @@ def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> float:
 # --- scanned pages ------------------------------------------------------------------------
 
 
-def _count_scanned_pages(planned: list[_Planned], limits: ParseLimits) -> None:
-    pdfs = [p for p in planned if _suffix(p) == ".pdf"]
+def _count_scanned_pages(
+    planned: list[_Planned], limits: ParseLimits, estimate: IndexEstimate
+) -> None:
+    """Each PDF's scanned pages, for SCAN_COUNT_BUDGET_S in all (a library of text PDFs
+    must not make the estimate slow); PDFs left then, taken in an order spread over the
+    folders, get the counted PDFs' scanned pages per byte."""
+    pdfs = sorted(
+        (p for p in planned if _suffix(p) == ".pdf"),
+        key=lambda p: zlib.crc32(os.fsencode(p.found.rel_path)),
+    )
     if not pdfs:
         return
+    counted_bytes = counted_pages = 0
+    stop_at = time.monotonic() + SCAN_COUNT_BUDGET_S
+    left: list[_Planned] = []
     with ParserProcess(replace(limits, seconds=min(limits.seconds, SCAN_COUNT_S))) as parser:
         for item in pdfs:
+            if estimate.pdfs_counted and time.monotonic() > stop_at:
+                left.append(item)
+                continue
+            estimate.pdfs_counted += 1
+            counted_bytes += item.found.size
             try:
                 with open(item.found.path, "rb") as handle:
                     data = handle.read(limits.file_bytes + 1)
                 pages, item.scanned = parser.scanned_pdf_pages(item.found.rel_path, data)
             except Exception:  # unreadable or slow: the run finds out (and costs it little)
                 continue
+            counted_pages += len(item.scanned)
             item.all_scanned = bool(item.scanned) and len(item.scanned) == pages
+    for item in left:
+        item.scanned_guess = item.found.size * counted_pages / max(counted_bytes, 1)
+
+
+def _scanned(item: _Planned) -> float:
+    return len(item.scanned) or item.scanned_guess
 
 
 def _contributors(planned: list[_Planned], estimate: IndexEstimate, top: int = 10) -> None:
@@ -455,8 +482,8 @@ def _ocr_cost(
 ) -> None:
     """Time and tokens of the scanned pages: one page timed, each file's OCR bounded by
     the run's own limit (OCR_SHARE of parse_timeout_s, then the run stops reading it)."""
-    scans = [p for p in planned if p.scanned]
-    estimate.scanned_pages = sum(len(p.scanned) for p in scans)
+    scans = [p for p in planned if _scanned(p)]
+    estimate.scanned_pages = round(sum(_scanned(p) for p in scans))
     if not scans:
         return
     if not limits.ocr:
@@ -465,7 +492,7 @@ def _ocr_cost(
     if tesseract_path() is None:
         estimate.ocr_skipped = OCR_SKIPPED_MISSING
         return
-    timed = max(scans, key=lambda p: len(p.scanned))  # the file that costs the most
+    timed = max(scans, key=lambda p: len(p.scanned))  # the counted file that costs most
     timing = replace(limits, seconds=OCR_TIMING_S / OCR_SHARE)
     try:
         with open(timed.found.path, "rb") as handle:
@@ -478,12 +505,13 @@ def _ocr_cost(
     page_tokens = embedder.count_tokens(text) if text.strip() else 0
     cap = limits.seconds * OCR_SHARE
     estimate.ocr_seconds_per_page = per_page
+    chunks_a_page = max(1, math.ceil(page_tokens / per_chunk) if per_chunk else 1)
     for p in scans:
-        pages = min(len(p.scanned), max(1, math.floor(cap / per_page)))
-        tokens = pages * page_tokens
-        estimate.ocr_pages += pages
+        pages = min(_scanned(p), max(1, math.floor(cap / per_page)))
+        tokens = round(pages * page_tokens)
+        estimate.ocr_pages += round(pages)
         estimate.ocr_seconds += min(pages * per_page, cap)
         estimate.ocr_tokens += tokens
         p.tokens += tokens
         if tokens:  # chunks never span PDF pages: one at least for each page
-            p.chunks += pages * max(1, math.ceil(page_tokens / per_chunk) if per_chunk else 1)
+            p.chunks += round(pages) * chunks_a_page
