@@ -148,7 +148,7 @@ def index(
         typer.Option(
             "--dry-run",
             help="Print the estimate (files, chunks, tokens, time, KV disk, biggest "
-            "contributors) and stop.",
+            "contributors, scanned PDF pages and their OCR time) and stop.",
         ),
     ] = False,
     yes: Annotated[
@@ -249,14 +249,14 @@ def ask(
 
 @app.command()
 @settings_options(*ANSWERING)
-def chat(settings: Settings) -> None:
+def chat(settings: Settings, root: RootOption = None) -> None:
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
     from gritdesk.tui import wait_passively
 
     wait_passively()  # before llama_cpp loads
     from gritdesk.tui.app import run_chat
 
-    run_chat(settings)
+    run_chat(settings, root)
 
 
 @app.command()

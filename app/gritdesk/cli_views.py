@@ -145,6 +145,15 @@ def print_index_estimate(
     if e.seconds is not None and e.files:
         speed = f" at {e.tokens_per_s:,.0f} tokens/s ({e.speed_source})" if e.tokens_per_s else ""
         say(f"  time: ~{describe_duration(e.seconds)}{speed}")
+    if e.scanned_pages and e.ocr_skipped:
+        say(f"  OCR skipped: {e.scanned_pages:,} scanned PDF pages not read ({e.ocr_skipped})")
+    elif e.scanned_pages:
+        cut = e.scanned_pages - e.ocr_pages
+        past = f"; {cut:,} past the per-file OCR time limit" if cut else ""
+        say(
+            f"  OCR: {e.ocr_pages:,} scanned PDF pages at ~{e.ocr_seconds_per_page or 0:.1f} s "
+            f"a page (one timed here), ~{describe_duration(e.ocr_seconds)} of the time{past}"
+        )
     if e.kv_bytes is not None and e.files:
         budget = f"; budget {describe_size(kv_budget)}" if kv_budget is not None else ""
         say(

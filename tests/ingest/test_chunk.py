@@ -142,3 +142,21 @@ def test_exact_count_is_checked_when_the_estimate_is_short() -> None:
     assert {line for c in chunks for line in range(c.start_line, c.end_line + 1)} == set(
         range(1, 201)
     )
+
+
+def test_a_sheet_region_cut_in_several_chunks_repeats_its_header_in_each() -> None:
+    rows = ["Station,Species,Count"] + [f"site {n},sparrow,{n}" for n in range(2, 41)]
+    document = parse_document("census.csv", "\n".join(rows).encode())
+    # a limit far below the region's size: the chunker must cut a region
+    chunks = chunk_document(document, WordCounter(24), ChunkingPolicy(target_tokens=24))
+
+    by_region: dict[str, list[list[str]]] = {}
+    for chunk in chunks:
+        by_region.setdefault(chunk.locator or "", []).append(chunk.text.splitlines())
+    assert any(len(cut) > 2 for cut in by_region.values()), "no region was cut"
+    seen = []
+    for cut in by_region.values():
+        assert all(lines[0] == "Station | Species | Count" for lines in cut)
+        seen += [line for lines in cut for line in lines[1:]]
+    assert all(f"site {n} | sparrow | {n}" in seen for n in range(2, 41))  # every row kept
+    assert all(chunk.token_count <= 24 for chunk in chunks)

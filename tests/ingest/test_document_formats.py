@@ -107,6 +107,38 @@ def test_slides_and_sheets_are_found_and_cited(tmp_path: Path, tiny_model_path: 
     assert f"budget.xlsx:{top['locator']}" in search_text(tiny_model_path, db, "marmalade")
 
 
+def test_csv_and_tsv_rows_are_found_and_cited_as_sheet_ranges(
+    tmp_path: Path, tiny_model_path: Path
+):
+    root = tmp_path / "tables"
+    root.mkdir()
+    rows = ["Station,Species,Count,Observer"]
+    rows += [f"site {n},sparrow,{n},volunteer" for n in range(2, 121)]
+    rows[56] = 'site 57,"cassowary, southern",570,rangemaster'  # record (sheet row) 57
+    (root / "census.csv").write_text("\n".join(rows) + "\n")
+    (root / "tides.tsv").write_text("Port\tHigh\nDover\t6.1\nBarracuda Bay\t4.4\n")
+    db = tmp_path / "index.db"
+
+    report, _ = run_index(tiny_model_path, db, root)
+    assert report["indexed"] == 2, report
+
+    top = search_json(tiny_model_path, db, "cassowary rangemaster")[0]
+    assert Path(top["path"]).name == "census.csv"
+    match = re.fullmatch(r"A(\d+):D(\d+)", top["locator"] or "")
+    assert match, top["locator"]
+    first, last = int(match.group(1)), int(match.group(2))
+    assert 1 < first <= 57 <= last < 121, top["locator"]  # a region inside the table
+    lines = top["text"].splitlines()
+    assert lines[0] == "Station | Species | Count | Observer"  # the header row, repeated
+    assert lines[1] == f"site {first} | sparrow | {first} | volunteer"  # the region's first
+    assert "site 57 | cassowary, southern | 570 | rangemaster" in lines
+    assert f"census.csv:{top['locator']}" in search_text(tiny_model_path, db, "cassowary")
+
+    top = search_json(tiny_model_path, db, "barracuda")[0]
+    assert (Path(top["path"]).name, top["locator"]) == ("tides.tsv", "A1:B3")
+    assert top["text"].splitlines() == ["Port | High", "Dover | 6.1", "Barracuda Bay | 4.4"]
+
+
 def test_broken_and_protected_office_files_are_named_skips(
     tmp_path: Path, tiny_model_path: Path
 ):
@@ -149,6 +181,8 @@ def test_index_help_lists_the_file_types():
         "PDF (pages; scanned pages by OCR when tesseract is installed",
         "PPTX and ODP (cited as file:slide N)",
         "XLSX and ODS (file:Sheet!A1:D20",
+        "CSV and TSV within the data-file limit (file.csv:A1:D20, header row repeated)",
+        "index.ocr = false in config.toml turns it off",
         "DOCX and ODT (headings)",
         "EPUB (file:chapter N",
         "RTF (file)",

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -109,3 +110,68 @@ def _run_in_terminal(command: list[str], env: dict[str, str], answer: str) -> st
         proc.wait(timeout=60)
     assert proc.returncode == 0, seen.decode(errors="replace")
     return seen.decode(errors="replace")
+
+
+def dry_run_text(model: Path, db: Path, root: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        gritdesk_command("index", root, "--db", db, "--model", model, "--dry-run", "--no-save-kv"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_scanned_pages_and_their_ocr_cost_are_in_the_estimate(
+    tmp_path: Path, tiny_model_path: Path
+):
+    """Three dry runs over a scanned PDF: without tesseract on PATH, with `ocr = false`
+    (pages counted, OCR skipped, nothing costed) and as this machine is (one page timed,
+    every page costed), then the run itself."""
+    from ingest.document_formats import make_scanned_pdf
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    pages = [["The quarterly minutes", "were approved."], ["Budget for the", "garden party"],
+             ["Minutes of the", "heliotrope committee"]]
+    (root / "scan.pdf").write_bytes(make_scanned_pdf(pages))
+    (root / "typed.txt").write_text("a typed note about the garden party budget\n" * 30)
+    no_programs = tmp_path / "empty-bin"
+    no_programs.mkdir()
+    db = tmp_path / "index.db"
+
+    env = cli_env(tmp_path / "data-a", PATH=no_programs)
+    estimate = dry_run(tiny_model_path, db, root, env=env)
+    assert (estimate["scanned_pages"], estimate["ocr_pages"]) == (3, 0)
+    assert estimate["ocr_seconds"] == 0 and estimate["ocr_tokens"] == 0
+    assert "tesseract not installed" in estimate["ocr_skipped"]
+    assert "OCR skipped: 3 scanned PDF pages not read" in dry_run_text(
+        tiny_model_path, db, root, env
+    )
+
+    env = cli_env(tmp_path / "data-b", "[index]\nocr = false\n")
+    estimate = dry_run(tiny_model_path, db, root, env=env)
+    assert (estimate["scanned_pages"], estimate["ocr_pages"], estimate["ocr_seconds"]) == (3, 0, 0)
+    assert estimate["ocr_skipped"].startswith("OCR turned off")
+
+    env = cli_env(tmp_path / "data-c")
+    estimate = dry_run(tiny_model_path, db, root, env=env)
+    if shutil.which("tesseract") is None:  # this machine has none: skipped as above
+        assert estimate["ocr_pages"] == 0 and "tesseract" in estimate["ocr_skipped"]
+        return
+    assert (estimate["scanned_pages"], estimate["ocr_pages"]) == (3, 3)
+    assert estimate["ocr_skipped"] is None
+    per_page = estimate["ocr_seconds_per_page"]
+    assert per_page > 0 and estimate["ocr_seconds"] == pytest.approx(3 * per_page)
+    assert estimate["seconds"] >= estimate["ocr_seconds"]
+    assert estimate["ocr_tokens"] > 0
+    text = dry_run_text(tiny_model_path, db, root, env)
+    assert "OCR: 3 scanned PDF pages at ~" in text and "(one timed here)" in text
+
+    report, _ = run_index(tiny_model_path, db, root, env=env)
+    assert report["indexed"] == 2, report
+    measured = {"chunks": report["chunks_written"], "tokens": report["tokens_embedded"]}
+    for key, value in measured.items():  # the OCR text's tokens and chunks are counted
+        assert abs(estimate[key] - value) <= 0.25 * value, (key, estimate[key], value)

@@ -20,7 +20,8 @@ from gritdesk.runtime.protocols import TokenCounter
 HEADING_SEPARATOR = " > "
 # Bump when parsing or chunking would cut the same file differently: every file is then
 # re-chunked on its next index run (embeddings of unchanged chunk texts are reused).
-CHUNKING_VERSION = 2  # 2: slides, spreadsheets and more formats; chunk locators
+CHUNKING_VERSION = 3  # 2: slides, spreadsheets...; chunk locators. 3: CSV/TSV as sheets,
+# header rows repeated in every chunk of a sheet region
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class _Chunker:
         budget = self.target - self._tokens(embedding_text("", heading_path))
         pieces = [piece for block in blocks for piece in self._fit(block, budget)]
         costs = [self._tokens(piece.text) + 1 for piece in pieces]  # +1: the newline
+        # a table header row, repeated atop each later chunk (if it leaves room for rows)
+        header = pieces[:1] if blocks[0].repeated and costs[0] <= budget // 2 else []
 
         start = 0
         while start < len(pieces):
@@ -107,13 +110,16 @@ class _Chunker:
                 start += 1  # chunks do not begin with blank lines
             if start == len(pieces):
                 break
+            lead = header if start > 0 else []
+            room = budget - (costs[0] if lead else 0)
             end, used = start, 0
-            while end < len(pieces) and (end == start or used + costs[end] <= budget):
+            while end < len(pieces) and (end == start or used + costs[end] <= room):
                 used += costs[end]
                 end += 1
             if end < len(pieces):
                 end = self._prefer_blank_line(pieces, start, end)
-            end = self._emit(pieces[start:end], heading_path, page, end, locator)
+            chunk_pieces = lead + pieces[start:end]
+            end = self._emit(chunk_pieces, heading_path, page, end, locator, len(lead))
             if not any(piece.text.strip() for piece in pieces[end:]):
                 break
             start = self._overlap_start(costs, start, end)
@@ -141,15 +147,17 @@ class _Chunker:
         page: int | None,
         end: int,
         locator: str | None = None,
+        lead: int = 0,
     ) -> int:
-        """Append a chunk of `pieces` (trimmed so its exact count fits); return its real end."""
-        while pieces and not pieces[-1].text.strip():
+        """Append a chunk of `pieces` (trimmed so its exact count fits); return its real end.
+        The first `lead` pieces are a repeated header, not part of the section's progress."""
+        while len(pieces) > lead + 1 and not pieces[-1].text.strip():
             pieces = pieces[:-1]
             end -= 1
         while True:
             text = "\n".join(piece.text for piece in pieces)
             tokens = self._tokens(embedding_text(text, heading_path))
-            if tokens <= self.limit or len(pieces) == 1:
+            if tokens <= self.limit or len(pieces) <= lead + 1:
                 break
             pieces = pieces[:-1]  # the estimate was short: give back a piece and recount
             end -= 1

@@ -21,6 +21,9 @@ class Block:
     # "slide 3", "Budget!A1:D20", "message 2". Blocks with different locators never share a
     # chunk, and a chunk's citation shows its locator.
     locator: str | None = None
+    # A table's header row: when its section (a sheet region) is cut into several chunks,
+    # every chunk starts with it, so a chunk of figures still says what the columns are.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,15 @@ A sample of them, spread over their kinds and sizes, is parsed and chunked with 
 loaded model's tokenizer: tokens and chunks per byte, per file suffix, scale the sample
 up to every file. The speed is the one measured on earlier runs of this model on this
 machine (see store/index_throughput), else a short timed embedding of sample chunks.
+
+Scanned PDF pages cost OCR time on top, which no earlier run's tokens/s says much about
+(it depends on how many scans a folder holds): every PDF to read has its pages without a
+text layer counted (a cheap look at each page, in the bounded parser process), and one
+such page of the user's own files is read by tesseract once, timed, on this machine (a
+page's OCR time depends on its size and print far more than on the model; seconds, paid
+only when there are scans). The sample is parsed without OCR; the timed page's text
+stands for the tokens of each scanned page. With OCR off or tesseract missing, scanned
+pages cost nothing and the estimate says OCR is skipped (so are those pages, in the run).
 Nothing is written to the index.
 """
 
@@ -15,6 +24,7 @@ import math
 import os
 import stat
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -24,9 +34,10 @@ import apsw
 
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
+from gritdesk.ingest.formats.ocr import tesseract_path
 from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
 from gritdesk.ingest.parse import skip_reason_from_name
-from gritdesk.ingest.parser_process import MIB, ParseLimits, ParserProcess
+from gritdesk.ingest.parser_process import MIB, OCR_SHARE, ParseLimits, ParserProcess
 from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.index_throughput import stored_throughput
@@ -49,6 +60,11 @@ TIMED_PASS_ROUNDS = 64  # embedding calls at most
 QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, as a run does
 _HEAD_BYTES = 64 * 1024
 SAMPLE_PARSE_S = 2.0  # a sampled file parsing longer is left out of the sample
+SCAN_COUNT_S = 2.0  # counting one PDF's scanned pages stops after this long (counted 0)
+SCAN_COUNT_BUDGET_S = 10.0  # PDFs left after this long are scaled from the counted ones
+OCR_TIMING_S = 20.0  # the one timed OCR page stops after this long (then this is its time)
+OCR_SKIPPED_OFF = "OCR turned off (ocr = false in config.toml [index])"
+OCR_SKIPPED_MISSING = "tesseract not installed (apt-get install tesseract-ocr)"
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,13 @@ class IndexEstimate:
     kv_bytes: int | None = None
     biggest_files: list[Contributor] = field(default_factory=list)
     biggest_folders: list[Contributor] = field(default_factory=list)
+    scanned_pages: int = 0  # PDF pages without a text layer in the files to read
+    ocr_pages: int = 0  # of those, what tesseract will read (0: OCR skipped)
+    ocr_skipped: str | None = None  # why scanned pages will not be read
+    ocr_seconds_per_page: float | None = None  # one of the user's scanned pages, timed here
+    ocr_seconds: float = 0.0  # part of `seconds`
+    ocr_tokens: int = 0  # part of `tokens`: the timed page's tokens for each page read
+    pdfs_counted: int = 0  # PDFs whose pages were looked at; the rest are scaled by bytes
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +112,9 @@ class _Planned:
     tokens: float = 0.0
     chunks: float = 0.0
     sampled: bool = False
+    scanned: list[int] = field(default_factory=list)  # PDF pages to be read by OCR
+    scanned_guess: float = 0.0  # a PDF left uncounted: its bytes times the counted's rate
+    all_scanned: bool = False  # no page has a text layer: only OCR gives it tokens
 
 
 def estimate_index(
@@ -120,8 +146,10 @@ def estimate_index(
         estimate.kv_bytes = 0 if kv_bytes_per_token is not None else None
         return estimate
 
+    _count_scanned_pages(planned, limits, estimate)
     sample_chunks, parse_s = _measure_sample(planned, embedder, limits, policy)
-    _scale_up(planned, estimate)
+    per_chunk = _scale_up(planned, estimate)
+    _ocr_cost(planned, embedder, limits, per_chunk, estimate)
     estimate.tokens = round(sum(p.tokens for p in planned))
     estimate.chunks = round(sum(p.chunks for p in planned))
     _contributors(planned, estimate)
@@ -133,15 +161,18 @@ def estimate_index(
     speed = stored_throughput(db, fingerprint, saves_kv) if fingerprint else None
     if speed:
         estimate.tokens_per_s, estimate.speed_source = speed, "earlier runs"
-        estimate.seconds = estimate.tokens / speed
+        estimate.seconds = estimate.tokens / speed + estimate.ocr_seconds
     elif time_sample and sample_chunks:
         embed_speed = _timed_embedding(embedder, sample_chunks, saves_kv)
         sampled_bytes = sum(p.found.size for p in planned if p.sampled)
         parse_per_byte = parse_s / sampled_bytes if sampled_bytes else 0.0
-        seconds = estimate.tokens / embed_speed + estimate.bytes * parse_per_byte
+        text_bytes = sum(p.found.size for p in planned if not p.all_scanned)  # scans: OCR
+        seconds = estimate.tokens / embed_speed + text_bytes * parse_per_byte
         estimate.tokens_per_s = estimate.tokens / seconds if seconds > 0 else embed_speed
         estimate.speed_source = "timed sample"
-        estimate.seconds = seconds
+        estimate.seconds = seconds + estimate.ocr_seconds
+    elif estimate.ocr_seconds:
+        estimate.seconds = estimate.ocr_seconds  # nothing else measured: at least this
     return estimate
 
 
@@ -292,12 +323,14 @@ def _measure_sample(
 ) -> tuple[list[Chunk], float]:
     """Parse and chunk the sample; each sampled file gets its exact tokens and chunks.
     Returns the sample's chunks (for a timed pass) and the seconds spent parsing."""
-    sample = _choose_sample(planned)
+    sample = _choose_sample([p for p in planned if not p.all_scanned])
     chunks_out: list[Chunk] = []
     parse_s = 0.0
     # a hostile file must not hold the estimate up: its parse is cut short, and the run
-    # (which records slow parses, see indexer._parse) deals with it as usual
-    with ParserProcess(replace(limits, seconds=min(limits.seconds, SAMPLE_PARSE_S))) as parser:
+    # (which records slow parses, see indexer._parse) deals with it as usual. Without
+    # OCR: scanned pages are costed apart (_ocr_cost)
+    sample_limits = replace(limits, seconds=min(limits.seconds, SAMPLE_PARSE_S), ocr=False)
+    with ParserProcess(sample_limits) as parser:
         for item in sample:
             item.sampled = True
             try:
@@ -315,9 +348,10 @@ def _measure_sample(
     return chunks_out, parse_s
 
 
-def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> None:
+def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> float:
     """Tokens per byte by suffix (the whole sample's where a suffix was not sampled);
-    chunks from tokens at the sample's tokens per chunk, at least one per file."""
+    chunks from tokens at the sample's tokens per chunk, at least one per file. PDFs that
+    are all scans get their tokens from OCR only (_ocr_cost). Returns tokens per chunk."""
     sampled = [p for p in planned if p.sampled]
     by_suffix: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for p in sampled:
@@ -331,7 +365,7 @@ def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> None:
     multi = [p for p in sampled if p.chunks >= 2]
     per_chunk = sum(p.tokens for p in multi) / sum(p.chunks for p in multi) if multi else 0.0
     for p in planned:
-        if p.sampled:
+        if p.sampled or p.all_scanned:
             continue
         tokens, size = by_suffix.get(_suffix(p), (0.0, 0.0))
         ratio = tokens / size if size else overall
@@ -342,6 +376,48 @@ def _scale_up(planned: list[_Planned], estimate: IndexEstimate) -> None:
             p.chunks = max(1.0, math.ceil(p.tokens / per_chunk))
         else:
             p.chunks = 1.0
+    return per_chunk
+
+
+# --- scanned pages ------------------------------------------------------------------------
+
+
+def _count_scanned_pages(
+    planned: list[_Planned], limits: ParseLimits, estimate: IndexEstimate
+) -> None:
+    """Each PDF's scanned pages, for SCAN_COUNT_BUDGET_S in all (a library of text PDFs
+    must not make the estimate slow); PDFs left then, taken in an order spread over the
+    folders, get the counted PDFs' scanned pages per byte."""
+    pdfs = sorted(
+        (p for p in planned if _suffix(p) == ".pdf"),
+        key=lambda p: zlib.crc32(os.fsencode(p.found.rel_path)),
+    )
+    if not pdfs:
+        return
+    counted_bytes = counted_pages = 0
+    stop_at = time.monotonic() + SCAN_COUNT_BUDGET_S
+    left: list[_Planned] = []
+    with ParserProcess(replace(limits, seconds=min(limits.seconds, SCAN_COUNT_S))) as parser:
+        for item in pdfs:
+            if estimate.pdfs_counted and time.monotonic() > stop_at:
+                left.append(item)
+                continue
+            estimate.pdfs_counted += 1
+            counted_bytes += item.found.size
+            try:
+                with open(item.found.path, "rb") as handle:
+                    data = handle.read(limits.file_bytes + 1)
+                pages, item.scanned = parser.scanned_pdf_pages(item.found.rel_path, data)
+            except Exception:  # unreadable or slow: the run finds out (and costs it little)
+                continue
+            counted_pages += len(item.scanned)
+            item.all_scanned = bool(item.scanned) and len(item.scanned) == pages
+    for item in left:
+        item.scanned_guess = item.found.size * counted_pages / max(counted_bytes, 1)
+
+
+def _scanned(item: _Planned) -> float:
+    return len(item.scanned) or item.scanned_guess
 
 
 def _contributors(planned: list[_Planned], estimate: IndexEstimate, top: int = 10) -> None:
@@ -395,3 +471,47 @@ def _timed_embedding(embedder: DocumentEmbedder, chunks: list[Chunk], saves_kv: 
         if time.monotonic() - started >= TIMED_PASS_S:
             break
     return tokens / max(time.monotonic() - started, 1e-6)
+
+
+def _ocr_cost(
+    planned: list[_Planned],
+    embedder: DocumentEmbedder,
+    limits: ParseLimits,
+    per_chunk: float,
+    estimate: IndexEstimate,
+) -> None:
+    """Time and tokens of the scanned pages: one page timed, each file's OCR bounded by
+    the run's own limit (OCR_SHARE of parse_timeout_s, then the run stops reading it)."""
+    scans = [p for p in planned if _scanned(p)]
+    estimate.scanned_pages = round(sum(_scanned(p) for p in scans))
+    if not scans:
+        return
+    if not limits.ocr:
+        estimate.ocr_skipped = OCR_SKIPPED_OFF
+        return
+    if tesseract_path() is None:
+        estimate.ocr_skipped = OCR_SKIPPED_MISSING
+        return
+    timed = max(scans, key=lambda p: len(p.scanned))  # the counted file that costs most
+    timing = replace(limits, seconds=OCR_TIMING_S / OCR_SHARE)
+    try:
+        with open(timed.found.path, "rb") as handle:
+            data = handle.read(limits.file_bytes + 1)
+        with ParserProcess(timing) as parser:
+            per_page, text = parser.time_ocr_page(timed.found.rel_path, data, timed.scanned[0])
+    except Exception:  # killed at its time limit (or unreadable): at least that long
+        per_page, text = OCR_TIMING_S, ""
+    per_page = max(per_page, 1e-3)
+    page_tokens = embedder.count_tokens(text) if text.strip() else 0
+    cap = limits.seconds * OCR_SHARE
+    estimate.ocr_seconds_per_page = per_page
+    chunks_a_page = max(1, math.ceil(page_tokens / per_chunk) if per_chunk else 1)
+    for p in scans:
+        pages = min(_scanned(p), max(1, math.floor(cap / per_page)))
+        tokens = round(pages * page_tokens)
+        estimate.ocr_pages += round(pages)
+        estimate.ocr_seconds += min(pages * per_page, cap)
+        estimate.ocr_tokens += tokens
+        p.tokens += tokens
+        if tokens:  # chunks never span PDF pages: one at least for each page
+            p.chunks += round(pages) * chunks_a_page

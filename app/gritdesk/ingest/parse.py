@@ -23,7 +23,7 @@ from gritdesk.ingest.formats.opendocument import parse_opendocument
 from gritdesk.ingest.formats.packages import check_package
 from gritdesk.ingest.formats.rtf import parse_rtf
 from gritdesk.ingest.formats.slides import parse_pptx
-from gritdesk.ingest.formats.spreadsheets import parse_xlsx
+from gritdesk.ingest.formats.spreadsheets import parse_csv, parse_xlsx
 from gritdesk.ingest.parser_process import describe_bytes
 
 
@@ -100,6 +100,8 @@ def parse_document(
         document = parse_rtf(data)
     elif suffix in (".eml", ".mbox"):
         document = parse_mail(data, suffix[1:], budget, max_inflated_bytes)
+    elif suffix in (".csv", ".tsv"):
+        document = parse_csv(budget.check_text(decode_text(data)), suffix, budget)
     elif suffix in HTML_SUFFIXES:
         document = parse_html(decode_text(data))
     elif suffix in MARKDOWN_SUFFIXES:
@@ -406,6 +408,41 @@ def parse_pdf(
             raise SkipFile("scanned PDF: OCR found no text on its pages")
         raise SkipFile("PDF has no extractable text (scanned images?)")
     return ParsedDocument("pdf", blocks)
+
+
+def scanned_pdf_pages(data: bytes) -> tuple[int, list[int]]:
+    """The PDF's page count, and the 1-based pages a parse would send to OCR, found
+    cheaply for the pre-run estimate: pages that draw images and show no text (no `BT`
+    text object in their content stream; the parse's own test extracts the text, which
+    costs as much as the parse). Pages repeating an earlier page's content stream are
+    left out, as there."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not _opens_without_password(reader):
+        return 0, []  # skipped by the run
+    scanned: list[int] = []
+    drawn: set[tuple] = set()
+    for number, page in enumerate(reader.pages, 1):
+        contents = _content_streams(page)
+        if contents is not None:
+            if contents in drawn:
+                continue
+            drawn.add(contents)
+        if _draws_images(page) and not _shows_text(page):
+            scanned.append(number)
+    return len(reader.pages), scanned
+
+
+_TEXT_OBJECT = re.compile(rb"(?<![A-Za-z0-9_])BT(?![A-Za-z0-9_])")
+
+
+def _shows_text(page) -> bool:
+    try:
+        contents = page.get_contents()
+        return contents is not None and bool(_TEXT_OBJECT.search(contents.get_data()))
+    except Exception:
+        return True  # unreadable: not counted as a scan
 
 
 def _draws_images(page) -> bool:

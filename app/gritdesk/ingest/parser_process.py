@@ -83,7 +83,28 @@ class ParserProcess:
         `on_slow` is called once if the parse is still running after `slow_after_s`,
         so the caller can record the attempt before a Ctrl-C can lose it.
         """
-        request = pickle.dumps((rel_path, data, self.limits), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._run("parse", rel_path, data, on_slow, slow_after_s)
+
+    def scanned_pdf_pages(self, rel_path: str, data: bytes) -> tuple[int, list[int]]:
+        """A PDF's page count and the pages a parse would read by OCR
+        (parse.scanned_pdf_pages), found under the same limits as a parse."""
+        return self._run("scanned_pdf_pages", rel_path, data)
+
+    def time_ocr_page(self, rel_path: str, data: bytes, page: int) -> tuple[float, str]:
+        """Seconds OCR of one page of a PDF takes here (rendering included), and its text."""
+        return self._run(("ocr_page", page), rel_path, data)
+
+    def _run(
+        self,
+        op: str | tuple[str, int],
+        rel_path: str,
+        data: bytes,
+        on_slow: Callable[[], None] | None = None,
+        slow_after_s: float = 1.0,
+    ):
+        request = pickle.dumps(
+            (op, rel_path, data, self.limits), protocol=pickle.HIGHEST_PROTOCOL
+        )
         proc = self._send(request)
         deadline = time.monotonic() + self.limits.seconds
         slow_at = time.monotonic() + slow_after_s if on_slow else None
@@ -220,7 +241,8 @@ def _exit_description(code: int | None) -> str:
 def _serve(parent_pid: int) -> None:
     import resource
 
-    from gritdesk.ingest.parse import parse_document
+    from gritdesk.ingest.formats.ocr import time_ocr_page
+    from gritdesk.ingest.parse import parse_document, scanned_pdf_pages
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent(parent_pid)
@@ -233,7 +255,7 @@ def _serve(parent_pid: int) -> None:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return  # the parent closed the pipe
-        rel_path, data, limits = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        op, rel_path, data, limits = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
         if not limits_set:
             _lower_limit(resource.RLIMIT_AS, limits.memory_bytes)
             limits_set = True
@@ -241,15 +263,20 @@ def _serve(parent_pid: int) -> None:
         _lower_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + limits.seconds) + 5)
         out_of_memory = False
         try:
-            document = parse_document(
-                rel_path,
-                data,
-                max_output_bytes=limits.output_bytes,
-                max_inflated_bytes=limits.memory_bytes // 4,
-                ocr=limits.ocr,
-                ocr_seconds=limits.seconds * OCR_SHARE,
-            )
-            reply: tuple[str, object] = ("ok", document)
+            if op == "scanned_pdf_pages":
+                result: object = scanned_pdf_pages(data)
+            elif op[0] == "ocr_page":
+                result = time_ocr_page(data, op[1], limits.seconds * OCR_SHARE)
+            else:
+                result = parse_document(
+                    rel_path,
+                    data,
+                    max_output_bytes=limits.output_bytes,
+                    max_inflated_bytes=limits.memory_bytes // 4,
+                    ocr=limits.ocr,
+                    ocr_seconds=limits.seconds * OCR_SHARE,
+                )
+            reply: tuple[str, object] = ("ok", result)
         except MemoryError:
             out_of_memory = True
             reply = ("memory", None)

@@ -9,6 +9,7 @@ loading the model, answering, indexing and every database call run off it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -414,6 +415,6 @@ class GritdeskApp(App[None]):
                 backend.lock.release()
 
 
-def run_chat(settings: Settings) -> None:
-    """Entry point of `gritdesk chat`; imported before the engine: see tui/__init__.py."""
-    GritdeskApp(settings).run()
+def run_chat(settings: Settings, root: Path | None = None) -> None:
+    """Entry point of `gritdesk chat`; `root`: answer from that indexed folder only."""
+    GritdeskApp(settings, open_backend=functools.partial(IndexBackend.open, root=root)).run()

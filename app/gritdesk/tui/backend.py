@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import gguf
 
+from gritdesk.commands.roots import resolve_root
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
@@ -24,6 +25,7 @@ from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
 from gritdesk.store.citations import Citation
 from gritdesk.store.model_record import ModelRecord, check_model
+from gritdesk.store.sources import display_path as printable_root
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,14 @@ def model_label(path: Path, name: str, file_type: int | None) -> ModelLabel:
 
 
 class IndexBackend:
-    """A `Session` with its model(s) loaded, answering through `Answerer`."""
+    """A `Session` with its model(s) loaded, answering through `Answerer`; with `root`
+    (`gritdesk chat --root`), answering from that indexed folder's files only."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, root: Path | None = None) -> None:
         assert session.engine is not None
         self.session = session
+        scope = resolve_root(session.db, root) if root is not None else None
+        self.root_id = scope.id if scope is not None else None
         self.engine = session.engine
         self.db_path = session.db_path
         self.lock = threading.Lock()
@@ -92,11 +97,18 @@ class IndexBackend:
         self.answerer = Answerer(session.db, self.engine, session.kv_store, session.chat_engine)
         answers = session.chat_engine or self.engine
         self.model = model_label(answers.path, answers.summary.name, answers.summary.file_type)
+        if scope is not None:
+            self.notices.append(f"Answering from {printable_root(scope.path)} only (--root)")
 
     @classmethod
-    def open(cls, settings: Settings) -> IndexBackend:
+    def open(cls, settings: Settings, root: Path | None = None) -> IndexBackend:
         """Open the index and load its model (seconds for a 7B model: call from a worker)."""
-        return cls(open_session(settings, load_model=True))
+        session = open_session(settings, load_model=True)
+        try:
+            return cls(session, root)
+        except BaseException:
+            session.close()
+            raise
 
     def check_index(self) -> None:
         check_model(self.session.db, ModelRecord.of(self.engine))
@@ -109,6 +121,8 @@ class IndexBackend:
         history: Sequence[ChatTurn],
         earlier_questions: Sequence[str],
     ) -> PreparedAnswer:
+        if self.root_id is not None:
+            options = replace(options, root_id=self.root_id)
         return self.answerer.prepare(question, options, history, earlier_questions)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:

@@ -59,6 +59,15 @@ def ocr_pages(data: bytes, pages: list[int], deadline: float) -> dict[int, str]:
     return texts
 
 
+def time_ocr_page(data: bytes, page: int, seconds: float) -> tuple[float, str]:
+    """How long OCR of one page of the PDF `data` takes on this machine (rendering and
+    tesseract, as a run does it), at most `seconds`, and the text read (for the pre-run
+    estimate: one real page of the user's own scans)."""
+    started = time.monotonic()
+    text = ocr_pages(data, [page], started + seconds).get(page, "")
+    return time.monotonic() - started, text
+
+
 def _render(document, number: int) -> bytes:
     page = document[number - 1]
     try:
