@@ -297,7 +297,8 @@ class Answerer:
             t0 = time.perf_counter()
             if part.kind == "doc":
                 source = prepared.sources[part.index]
-                state, how = self._kv_state(text_digest(text), tokens, text, prepared)
+                key = source.hit.text_hash or text_digest(text)  # chunks.text_hash
+                state, how = self._kv_state(key, tokens, text, prepared)
                 source.kv = how
             else:
                 state, how = self._kv_state(None, tokens, text, prepared)  # queries are not kept
@@ -326,7 +327,7 @@ class Answerer:
         timings.kv_restore_ms = (time.perf_counter() - t0) * 1000
 
         fresh = self._fresh_tokens(layout, prepared.history)
-        stats = GenerationStats(_t0=t_start)
+        stats = GenerationStats(started_at=t_start)
         yield from engine.stream(
             fresh,
             position=position,

@@ -114,7 +114,7 @@ class GenerationStats:
     seconds_to_first_token: float | None = None
     seconds_total: float = 0.0
     finish_reason: str = ""
-    _t0: float = field(default_factory=time.perf_counter, repr=False)
+    started_at: float = field(default_factory=time.perf_counter, repr=False)  # perf_counter
 
     @property
     def tokens_per_second(self) -> float:
@@ -605,7 +605,7 @@ class Engine:
                 ll.llama_sampler_accept(sampler, token)
                 stats.generated_tokens += 1
                 if stats.seconds_to_first_token is None:
-                    stats.seconds_to_first_token = time.perf_counter() - stats._t0
+                    stats.seconds_to_first_token = time.perf_counter() - stats.started_at
                 if ll.llama_vocab_is_eog(self._vocab, token) or token in self._stop_tokens:
                     stats.finish_reason = "stop"
                     break
@@ -627,7 +627,7 @@ class Engine:
                 yield tail
         finally:
             ll.llama_sampler_free(sampler)
-            stats.seconds_total = time.perf_counter() - stats._t0
+            stats.seconds_total = time.perf_counter() - stats.started_at
 
     def generate(
         self,
