@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest.index_content import assert_index_consistent
-from store.legacy_float32_index import build_float32_index, float32_nearest, open_legacy
 
 from gritdesk.store import migrations
 from gritdesk.store.connection import DatabaseOpenError, open_database
 from gritdesk.store.migrations import MIGRATIONS, schema_version
 from gritdesk.store.vectors import nearest_chunks, quantize_int8
+from ingest.index_content import assert_index_consistent
+from store.legacy_float32_index import build_float32_index, float32_nearest, open_legacy
 
 DIM = 256
 N = 3000
@@ -38,12 +37,15 @@ def legacy(tmp_path: Path, monkeypatch) -> tuple[Path, np.ndarray, list[int], np
     return path, vectors, chunk_ids, clustered(40, rng, centers)
 
 
-def float32_rows(path: Path) -> dict[int, bytes]:
+def float32_state(path: Path, queries: np.ndarray) -> tuple:
+    """Schema, float32 rows and old-style search results of a version-6 index."""
     conn = open_legacy(path)
-    rows = dict(conn.execute("SELECT chunk_id, embedding FROM chunk_embeddings"))
     assert schema_version(conn) == 6
+    schema = conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    rows = dict(conn.execute("SELECT chunk_id, embedding FROM chunk_embeddings"))
+    found = [float32_nearest(conn, q, 10, candidates=160) for q in queries]
     conn.close()
-    return rows
+    return schema, rows, found
 
 
 def file_bytes(path: Path) -> int:
@@ -60,7 +62,8 @@ def test_float32_index_migrates_keeping_search_results(legacy, monkeypatch) -> N
 
     db = open_database(path)
     assert schema_version(db) == len(MIGRATIONS)
-    assert db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'chunk_embeddings'").fetchone() is None
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_schema")}
+    assert "chunk_embeddings" not in tables
     stored = dict(db.execute("SELECT rowid, embedding FROM chunk_vectors"))
     assert sorted(stored) == chunk_ids
     expected = quantize_int8(vectors)
@@ -80,8 +83,8 @@ def test_float32_index_migrates_keeping_search_results(legacy, monkeypatch) -> N
 
 
 def test_interrupted_migration_leaves_the_float32_index_whole(legacy, monkeypatch) -> None:
-    path, vectors, chunk_ids, _ = legacy
-    original = float32_rows(path)
+    path, vectors, chunk_ids, queries = legacy
+    original = float32_state(path, queries)
     real_insert = migrations.insert_quantized
     calls = []
 
@@ -94,7 +97,7 @@ def test_interrupted_migration_leaves_the_float32_index_whole(legacy, monkeypatc
     monkeypatch.setattr(migrations, "insert_quantized", insert_then_stop)
     with pytest.raises(KeyboardInterrupt):
         open_database(path)
-    assert float32_rows(path) == original
+    assert float32_state(path, np.empty((0, DIM))) == original
 
     monkeypatch.setattr(migrations, "insert_quantized", real_insert)
     db = open_database(path)  # the next open starts over and finishes
@@ -109,8 +112,7 @@ def test_a_malformed_float32_row_is_named_and_nothing_changes(legacy) -> None:
         "UPDATE chunk_embeddings SET embedding = zeroblob(10) WHERE chunk_id = ?", (chunk_ids[5],)
     )
     conn.close()
-    original = float32_rows(path)
+    original = float32_state(path, np.empty((0, DIM)))  # old search fails on it too
     with pytest.raises(DatabaseOpenError, match=rf"old\.db.*chunk {chunk_ids[5]}: .* 10 bytes"):
         open_database(path)
-    assert float32_rows(path) == original
-    assert os.path.exists(path)
+    assert float32_state(path, np.empty((0, DIM))) == original
