@@ -9,7 +9,8 @@ VACUUM). Then, query by query in turns (so a busy machine slows both alike): p50
 latency and recall@10 against exact float32 search (numpy) of the old search (sign-bit
 KNN + float32 cosine in SQL, on the old file) and of `nearest_chunks` (sign-bit KNN +
 cosine against int8 vectors), per number of first-pass candidates; disk MB of the vector
-tables (dbstat) of both files; the int8 path without the memory map; vec0 brute force
+tables (dbstat) of both files; each path with the other's memory-map setting (m007's
+change comes with `open_database` mapping the file); vec0 brute force
 over the int8 column alone (is the bit pass still needed?); and p50 of the hybrid
 `search` (vector + FTS5 + RRF, query embedding excluded).
 
@@ -35,7 +36,7 @@ import apsw
 import numpy as np
 
 from gritdesk.rag.retrieve import search
-from gritdesk.store.connection import open_database
+from gritdesk.store.connection import MMAP_SIZE, open_database
 from gritdesk.store.vectors import default_candidates, nearest_chunks, quantize_int8
 from store.legacy_float32_index import build_float32_index, float32_nearest, open_legacy
 
@@ -159,7 +160,9 @@ def run_size(args: argparse.Namespace, n: int, candidate_counts: list[int]) -> N
             f"   ratio {new_mb / old_mb:.3f}"
         )
 
-        old = open_legacy(old_path)
+        old = open_legacy(old_path)  # as before m007: no memory map
+        old_mapped = open_legacy(old_path)
+        old_mapped.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
         unmapped = open_database(new_path)
         unmapped.execute("PRAGMA mmap_size = 0")
         exact = [{chunk_ids[i] for i in np.argsort(-(vectors @ q))[:k]} for q in queries]
@@ -169,6 +172,7 @@ def run_size(args: argparse.Namespace, n: int, candidate_counts: list[int]) -> N
         for c in candidate_counts:
             searches[f"float32 {c}"] = lambda q, c=c: float32_nearest(old, q, k, candidates=c)
             searches[f"int8 {c}"] = lambda q, c=c: nearest_chunks(db, q, k, candidates=c)
+        searches[f"float32 {auto} mmap"] = lambda q: float32_nearest(old_mapped, q, k, auto)
         searches[f"int8 {auto} no mmap"] = lambda q: nearest_chunks(unmapped, q, k, auto)
         for search_fn in searches.values():
             for q in queries[:3]:
@@ -217,7 +221,7 @@ def run_size(args: argparse.Namespace, n: int, candidate_counts: list[int]) -> N
             f"p50 {1000 * statistics.median(latencies_hybrid):.1f} ms, "
             f"p95 {1000 * percentile(latencies_hybrid, 0.95):.1f} ms"
         )
-        for conn in (old, unmapped, db):
+        for conn in (old, old_mapped, unmapped, db):
             conn.close()
 
 
