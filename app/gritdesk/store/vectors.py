@@ -5,9 +5,10 @@ sign bits (512 bytes each) it is a few tens of ms. So search takes the nearest
 `candidates` by Hamming distance of the `signs` column and rescores just those by
 cosine against the `embedding` column: each vector as int8, scaled by 127 over its
 largest component (a per-vector scale, not stored: vectors are unit length and cosine
-ignores scale, so `dequantize_int8` recovers the direction). int8 keeps 100k x 4096-d
-at about 0.47 GB with the bits, against 1.96 GB with float32 rows, and recall@10 stays
->= 0.99 (benchmarks/search_latency.py measures both in one run; float16 would be 0.82 GB).
+ignores scale, so `dequantize_int8` recovers the direction). At 100k x 4096-d the
+vector tables take 466 MB with int8, 1,898 MB with float32 rows, and recall@10 against
+exact float search is 0.992 (float32 rescoring: 1.000); float16 alone would be 819 MB.
+benchmarks/search_latency.py measures both layouts in one run.
 
 Both columns live in one vec0 table, so vec0 packs them 1024 vectors to a blob (no
 per-row page slack: a plain table of 4 KiB rows fills 16 KiB pages only 3/4 full) and
