@@ -1,33 +1,44 @@
-"""Search latency and recall@10 of the quantized vector search, on synthetic 4096-d vectors.
+"""Vector disk, latency and recall@10: float32 rescoring (before m007) vs int8, one run.
 
     .venv/bin/python benchmarks/search_latency.py [--sizes 10000,100000] [--queries 100]
 
-For each size, fills a fresh index (real schema, real write path) with embedding-like
-vectors: L2-normalised, sharing a common direction (LLM embeddings are anisotropic: two
-unrelated texts still have cosine ~0.4), each a mix of two of 2000 topics plus noise;
-queries are drawn the same way, so their neighbours are not copies of them. Then, per
-number of first-pass candidates: p50/p95 latency of `nearest_chunks` (bit-quantized KNN
-in sqlite-vec + exact float32 rescoring) and recall@10 against exact float search
-(numpy), and p50 of the whole hybrid `search` (vector + FTS5 + RRF, query embedding
-excluded). Target: p50 <= 50 ms at 100k with recall@10 >= 0.95.
+For each size, writes an index as gritdesk did before m007 (schema version 6: sign-bit
+vec0 table + float32 rows, tests/store/legacy_float32_index.py), copies the file and
+opens the copy with `open_database`, which migrates it (m007: int8 rescoring, then
+VACUUM). Then, query by query in turns (so a busy machine slows both alike): p50/p95
+latency and recall@10 against exact float32 search (numpy) of the old search (sign-bit
+KNN + float32 cosine in SQL, on the old file) and of `nearest_chunks` (sign-bit KNN +
+cosine against int8 vectors), per number of first-pass candidates; disk MB of the vector
+tables (dbstat) of both files; each path with the other's memory-map setting (m007's
+change comes with `open_database` mapping the file); vec0 brute force
+over the int8 column alone (is the bit pass still needed?); and p50 of the hybrid
+`search` (vector + FTS5 + RRF, query embedding excluded).
+
+Vectors: embedding-like, L2-normalised, sharing a common direction (LLM embeddings are
+anisotropic: two unrelated texts still have cosine ~0.4), each a mix of two of 2000
+topics plus noise; queries are drawn the same way, so their neighbours are not copies
+of them. `--massive-dims N` gives the common direction N dimensions ~20x the others, as
+LLM hidden states have ("massive activations"), which coarsens int8's per-vector scale.
+Targets at 100k x 4096: vectors <= 600 MB, p50 <= 30 ms, recall@10 >= 0.99.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import apsw
 import numpy as np
 
 from gritdesk.rag.retrieve import search
-from gritdesk.store.connection import open_database
-from gritdesk.store.model_record import ModelRecord, bind_model
-from gritdesk.store.sources import ChunkRow, FileStamp, add_root, replace_source_chunks
-from gritdesk.store.vectors import default_candidates, nearest_chunks
+from gritdesk.store.connection import MMAP_SIZE, open_database
+from gritdesk.store.vectors import default_candidates, nearest_chunks, quantize_int8
+from store.legacy_float32_index import build_float32_index, float32_nearest, open_legacy
 
 
 class ZipfText:
@@ -52,10 +63,12 @@ class ZipfText:
 class SyntheticVectors:
     """Embedding-like unit vectors: shared offset + two topics + noise."""
 
-    def __init__(self, dim: int, seed: int = 0, topics: int = 2000) -> None:
+    def __init__(self, dim: int, seed: int = 0, topics: int = 2000, massive_dims: int = 0) -> None:
         self.dim = dim
         self.rng = np.random.default_rng(seed)
-        self.common = self._unit(self.rng.standard_normal((1, dim), dtype=np.float32))[0]
+        common = self.rng.standard_normal((1, dim), dtype=np.float32)
+        common[0, :massive_dims] = 20.0 * np.sign(common[0, :massive_dims])
+        self.common = self._unit(common)[0]
         self.topics = self._unit(self.rng.standard_normal((topics, dim), dtype=np.float32))
 
     def draw(self, n: int) -> np.ndarray:
@@ -91,23 +104,19 @@ class FixedQueryEmbedder:
         raise NotImplementedError
 
 
-def build_index(path: Path, vectors: np.ndarray, texts: ZipfText) -> float:
-    db = open_database(path)
-    dim = vectors.shape[1]
-    bind_model(db, ModelRecord("bench" * 8, None, dim, "gritlm"))
-    root = add_root(db, "/bench")
-    started = time.perf_counter()
-    per_file = 500
-    for start in range(0, len(vectors), per_file):
-        block = vectors[start : start + per_file]
-        rows = []
-        for i in range(len(block)):
-            text = texts.text(40)
-            rows.append(ChunkRow(i, text, i + 1, i + 1, None, "", 40, f"{start + i}"))
-        replace_source_chunks(db, root.id, f"f{start}.txt", FileStamp(1, 1, "x"), rows, block, dim)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    return time.perf_counter() - started
+def vector_mb(path: Path) -> float:
+    """MB of the vector tables (the vec0 table's shadow tables, float32 rows if any)."""
+    conn = apsw.Connection(str(path))
+    (size,) = conn.execute(
+        "SELECT sum(pgsize) FROM dbstat WHERE name = 'chunk_embeddings' "
+        "OR name LIKE 'chunk_vectors%' OR name LIKE 'sqlite_autoindex_chunk_vectors%'"
+    ).fetchone()
+    conn.close()
+    return size / 1e6
+
+
+def file_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -115,59 +124,105 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_size(n: int, dim: int, n_queries: int, candidate_counts: list[int], k: int) -> None:
-    data = SyntheticVectors(dim, seed=n)
-    vectors = np.concatenate([data.draw(min(10_000, n - i)) for i in range(0, n, 10_000)])
-    queries = data.draw(n_queries)
-    sample = vectors[:2000] @ vectors[2000:4000].T
-    print(f"\n{n:,} vectors x {dim}-d; mean cosine of unrelated pairs {sample.mean():.2f}")
+def timed(fn, *args, **kwargs) -> tuple[float, list]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - started, result
 
+
+def run_size(args: argparse.Namespace, n: int, candidate_counts: list[int]) -> None:
+    dim, k = args.dim, args.k
+    data = SyntheticVectors(dim, seed=n, massive_dims=args.massive_dims)
+    vectors = np.concatenate([data.draw(min(10_000, n - i)) for i in range(0, n, 10_000)])
+    queries = data.draw(args.queries)
+    sample = vectors[:2000] @ vectors[2000:4000].T
+    peak_ratio = np.median(np.abs(vectors[:2000]).max(axis=1) / np.abs(vectors[:2000]).mean(1))
+    print(
+        f"\n{n:,} vectors x {dim}-d; mean cosine of unrelated pairs {sample.mean():.2f}; "
+        f"largest / mean |component| {peak_ratio:.1f} (median over vectors)"
+    )
     texts = ZipfText(seed=n)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.db"
-        seconds = build_index(path, vectors, texts)
-        size_mb = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
-        print(f"built in {seconds:.1f} s ({n / seconds:,.0f} chunks/s), {size_mb:,.0f} MB on disk")
-        db = open_database(path)
-        db_ids = [row[0] for row in db.execute("SELECT id FROM chunks ORDER BY id")]
-        exact = [{db_ids[i] for i in np.argsort(-(vectors @ q))[:k]} for q in queries]
-        for q in queries[:3]:
-            nearest_chunks(db, q, k)  # warm the page cache
+        old_path, new_path = Path(tmp) / "float32.db", Path(tmp) / "int8.db"
+        seconds, chunk_ids = timed(
+            build_float32_index, old_path, vectors, [texts.text(40) for _ in range(n)]
+        )
+        print(f"float32 index (schema 6) built in {seconds:.1f} s")
+        shutil.copyfile(old_path, new_path)
+        seconds, db = timed(open_database, new_path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        print(f"migrated to int8 (m007 + VACUUM) in {seconds:.1f} s")
+        old_mb, new_mb = vector_mb(old_path), vector_mb(new_path)
+        print(f"{'':>24} {'vectors MB':>10} {'file MB':>8}")
+        print(f"{'float32 (before m007)':>24} {old_mb:>10,.0f} {file_mb(old_path):>8,.0f}")
+        print(
+            f"{'int8 (m007)':>24} {new_mb:>10,.0f} {file_mb(new_path):>8,.0f}"
+            f"   ratio {new_mb / old_mb:.3f}"
+        )
 
-        # Settings take turns query by query, so a busy machine slows them all alike.
+        old = open_legacy(old_path)  # as before m007: no memory map
+        old_mapped = open_legacy(old_path)
+        old_mapped.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+        unmapped = open_database(new_path)
+        unmapped.execute("PRAGMA mmap_size = 0")
+        exact = [{chunk_ids[i] for i in np.argsort(-(vectors @ q))[:k]} for q in queries]
         auto = default_candidates(db)
         candidate_counts = sorted({*candidate_counts, auto})
-        latencies = {c: [] for c in candidate_counts}
-        recalls = {c: [] for c in candidate_counts}
+        searches = {}
+        for c in candidate_counts:
+            searches[f"float32 {c}"] = lambda q, c=c: float32_nearest(old, q, k, candidates=c)
+            searches[f"int8 {c}"] = lambda q, c=c: nearest_chunks(db, q, k, candidates=c)
+        searches[f"float32 {auto} mmap"] = lambda q: float32_nearest(old_mapped, q, k, auto)
+        searches[f"int8 {auto} no mmap"] = lambda q: nearest_chunks(unmapped, q, k, auto)
+        for search_fn in searches.values():
+            for q in queries[:3]:
+                search_fn(q)  # warm the page cache
+        latencies = {name: [] for name in searches}
+        recalls = {name: [] for name in searches}
         for q, truth in zip(queries, exact, strict=True):
-            for candidates in candidate_counts:
-                started = time.perf_counter()
-                found = nearest_chunks(db, q, k, candidates=candidates)
-                latencies[candidates].append(time.perf_counter() - started)
-                recalls[candidates].append(len(truth & {chunk_id for chunk_id, _ in found}) / k)
-        print(f"{'candidates':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
-        for candidates in candidate_counts:
+            for name, search_fn in searches.items():
+                seconds, found = timed(search_fn, q)
+                latencies[name].append(seconds)
+                recalls[name].append(len(truth & {chunk_id for chunk_id, _ in found}) / k)
+        print(f"{'rescoring, candidates':>24} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
+        for name in searches:
             print(
-                f"{candidates:>10} {1000 * statistics.median(latencies[candidates]):>8.1f} "
-                f"{1000 * percentile(latencies[candidates], 0.95):>8.1f} "
-                f"{statistics.mean(recalls[candidates]):>10.3f}"
-                + ("   <- default for this size" if candidates == auto else "")
+                f"{name:>24} {1000 * statistics.median(latencies[name]):>8.1f} "
+                f"{1000 * percentile(latencies[name], 0.95):>8.1f} "
+                f"{statistics.mean(recalls[name]):>10.3f}"
+                + ("   <- default for this size" if name.endswith(f" {auto}") else "")
             )
+        for c in candidate_counts:
+            ratio = statistics.median(latencies[f"int8 {c}"]) / statistics.median(
+                latencies[f"float32 {c}"]
+            )
+            print(f"p50 int8 / float32 at {c} candidates: {ratio:.2f}")
 
-        embedder = FixedQueryEmbedder("bench" * 8, dim)
+        brute_sql = "SELECT rowid FROM chunk_vectors WHERE embedding MATCH vec_int8(?) AND k = ?"
+        brute = [
+            timed(
+                lambda q=q: db.execute(
+                    brute_sql, (quantize_int8(q[None, :]).tobytes(), k)
+                ).fetchall()
+            )[0]
+            for q in queries[:10]
+        ]
+        brute_ms = 1000 * statistics.median(brute)
+        print(f"vec0 brute force over the int8 column alone (no bit pass): p50 {brute_ms:.1f} ms")
+
+        embedder = FixedQueryEmbedder("legacy" * 8, dim)
         latencies_hybrid = []
         for q in queries[:50]:
             embedder.next_query = q
-            query_text = texts.text(6)
-            started = time.perf_counter()
-            search(db, embedder, query_text, k=k)
-            latencies_hybrid.append(time.perf_counter() - started)
+            seconds, _ = timed(search, db, embedder, texts.text(6), k=k)
+            latencies_hybrid.append(seconds)
         print(
-            f"hybrid search (vector + FTS5 + RRF, default candidates, 6-word queries): "
+            f"hybrid search (int8 vector + FTS5 + RRF, default candidates, 6-word queries): "
             f"p50 {1000 * statistics.median(latencies_hybrid):.1f} ms, "
             f"p95 {1000 * percentile(latencies_hybrid, 0.95):.1f} ms"
         )
-        db.close()
+        for conn in (old, old_mapped, unmapped, db):
+            conn.close()
 
 
 def main() -> None:
@@ -175,7 +230,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts")
     parser.add_argument("--dim", type=int, default=4096)
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--candidates", default="10,40,80,160")
+    parser.add_argument("--candidates", default="40,80,160")
+    parser.add_argument("--massive-dims", type=int, default=0)
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
     candidate_counts = [int(c) for c in args.candidates.split(",")]
@@ -183,7 +239,7 @@ def main() -> None:
         f"load average before: {os.getloadavg()[0]:.1f} (2 cores here; above ~1 means contention)"
     )
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n, args.dim, args.queries, candidate_counts, args.k)
+        run_size(args, n, candidate_counts)
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 

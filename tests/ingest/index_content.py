@@ -18,11 +18,11 @@ def index_snapshot(db: apsw.Connection) -> dict[str, list[tuple]]:
     chunks = db.execute(
         """
         SELECT r.path, s.rel_path, c.ordinal, c.text, c.start_line, c.end_line, c.page,
-               c.heading_path, c.token_count, c.text_hash, e.embedding
+               c.heading_path, c.token_count, c.text_hash, v.embedding
         FROM chunks AS c
         JOIN sources AS s ON s.id = c.source_id
         JOIN roots AS r ON r.id = s.root_id
-        JOIN chunk_embeddings AS e ON e.chunk_id = c.id
+        JOIN chunk_vectors AS v ON v.rowid = c.id
         ORDER BY r.path, s.rel_path, c.ordinal
         """
     ).fetchall()
@@ -36,7 +36,6 @@ def assert_index_consistent(db: apsw.Connection) -> None:
     db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
     n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n_chunks
-    assert db.execute("SELECT count(*) FROM chunk_embeddings").fetchone()[0] == n_chunks
     has_vectors = db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'chunk_vectors'").fetchone()
     if has_vectors:
         assert db.execute("SELECT count(*) FROM chunk_vectors").fetchone()[0] == n_chunks

@@ -38,9 +38,7 @@ def orphans(db_path: Path) -> dict[str, int]:
     queries = {
         "sources": "SELECT count(*) FROM sources WHERE root_id NOT IN (SELECT id FROM roots)",
         "chunks": "SELECT count(*) FROM chunks WHERE source_id NOT IN (SELECT id FROM sources)",
-        "embeddings": "SELECT count(*) FROM chunk_embeddings "
-        "WHERE chunk_id NOT IN (SELECT id FROM chunks)",
-        "bit_vectors": "SELECT count(*) FROM chunk_vectors "
+        "vectors": "SELECT count(*) FROM chunk_vectors "
         "WHERE rowid NOT IN (SELECT id FROM chunks)",
         "fts": "SELECT count(*) FROM chunks_fts_docsize WHERE id NOT IN (SELECT id FROM chunks)",
         "kv_blobs": "SELECT count(*) FROM kv_blobs "

@@ -50,7 +50,7 @@ def rows_for(texts: list[str]) -> list[ChunkRow]:
 
 
 def counts(db: apsw.Connection) -> dict[str, int]:
-    tables = ["sources", "chunks", "chunk_embeddings", "chunk_vectors"]
+    tables = ["sources", "chunks", "chunk_vectors"]
     result = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     result["fts"] = db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
     return result
@@ -61,7 +61,7 @@ def assert_consistent(db: apsw.Connection) -> None:
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
     c = counts(db)
-    assert c["chunks"] == c["chunk_embeddings"] == c["chunk_vectors"]
+    assert c["chunks"] == c["chunk_vectors"]
     orphans = db.execute(
         "SELECT count(*) FROM chunk_vectors WHERE rowid NOT IN (SELECT id FROM chunks)"
     ).fetchone()[0]
@@ -150,7 +150,6 @@ def test_replacing_a_sources_chunks_leaves_no_orphans(db: apsw.Connection) -> No
     assert counts(db) == {
         "sources": 2,
         "chunks": 4,
-        "chunk_embeddings": 4,
         "chunk_vectors": 4,
         "fts": 4,
     }
@@ -160,7 +159,6 @@ def test_replacing_a_sources_chunks_leaves_no_orphans(db: apsw.Connection) -> No
     assert counts(db) == {
         "sources": 2,
         "chunks": 2,
-        "chunk_embeddings": 2,
         "chunk_vectors": 2,
         "fts": 2,
     }

@@ -1,4 +1,4 @@
-"""Vector search: bit-quantized first pass plus exact rescoring agrees with exact search."""
+"""Vector search: sign-bit first pass plus int8 rescoring agrees with exact float search."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from gritdesk.store.connection import open_database, write_transaction
 from gritdesk.store.model_record import ModelRecord, bind_model
 from gritdesk.store.sources import ChunkRow, FileStamp, add_root, replace_source_chunks
 from gritdesk.store.vectors import (
+    dequantize_int8,
     embeddings_by_text_hash,
-    exact_nearest_chunks,
     insert_vectors,
     nearest_chunks,
+    quantize_int8,
 )
 
 DIM = 256
@@ -53,21 +54,44 @@ def filled(tmp_path: Path) -> tuple[apsw.Connection, np.ndarray, list[int], np.n
 
 
 def test_quantized_search_matches_exact_search(filled) -> None:
+    """Recall@10 against exact float32 search in numpy, on the real SQLite file."""
     db, vectors, chunk_ids, queries = filled
     recalls = []
     for query in queries:
-        exact_order = np.argsort(-(vectors @ query))[:10]
-        exact = {chunk_ids[i] for i in exact_order}
+        exact = {chunk_ids[i] for i in np.argsort(-(vectors @ query))[:10]}
         found = nearest_chunks(db, query, 10, candidates=160)
         assert len(found) == 10
         recalls.append(len(exact & {chunk_id for chunk_id, _ in found}) / 10)
         similarities = [s for _, s in found]
         assert similarities == sorted(similarities, reverse=True)
         by_id = dict(zip(chunk_ids, vectors @ query, strict=True))
+        peak = np.abs(vectors).max(axis=1)
         for chunk_id, similarity in found:
-            assert similarity == pytest.approx(float(by_id[chunk_id]), abs=1e-5)
-        assert set(exact_nearest_chunks(db, query, 10)) == exact
-    assert np.mean(recalls) >= 0.95
+            # |cos(v', q) - cos(v, q)| <= |v' - v|, bounded in test_int8_round_trip
+            bound = np.sqrt(DIM) * peak[chunk_ids.index(chunk_id)] / 127
+            assert abs(similarity - float(by_id[chunk_id])) <= bound
+    # int8 rounding reorders near-ties: 256-d vectors are coarser than 4096-d ones
+    # (benchmarks/search_latency.py: >= 0.99 at 100k x 4096)
+    assert np.mean(recalls) >= 0.98
+
+
+def test_int8_round_trip_is_within_its_bound() -> None:
+    """q = round(v * s), s = 127 / max|v|: |v * s - q| <= 0.5 in every component, so the
+    unit vector back is within sqrt(d) * max|v| / 127 of v, and quantizing it again
+    gives q (a reused embedding is stored unchanged)."""
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((5, DIM)).astype(np.float32) / np.sqrt(DIM)
+    rows = np.concatenate([clustered(200, rng, centers), np.eye(DIM, dtype=np.float32)[:3]])
+    quantized = quantize_int8(rows)
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    assert np.abs(rows * (127 / peak) - quantized).max() <= 0.5 + 1e-4
+    assert (np.abs(quantized).max(axis=1) == 127).all()
+    back = dequantize_int8(quantized)
+    errors = np.linalg.norm(rows - back, axis=1)
+    assert (errors <= np.sqrt(DIM) * peak[:, 0] / 127).all()
+    assert np.allclose(np.linalg.norm(back, axis=1), 1.0, atol=1e-6)
+    assert (quantize_int8(back) == quantized).all()
+    assert (quantize_int8(np.zeros((1, DIM))) == 0).all()
 
 
 def test_too_few_candidates_lose_recall(filled) -> None:
@@ -94,4 +118,6 @@ def test_embeddings_are_found_by_text_hash(filled) -> None:
     db, vectors, _, _ = filled
     found = embeddings_by_text_hash(db, ["h5", "h2999", "missing"])
     assert set(found) == {"h5", "h2999"}
-    assert np.frombuffer(found["h5"], dtype="<f4").tolist() == vectors[5].tolist()
+    reused = np.frombuffer(found["h5"], dtype="<f4")
+    assert reused.tolist() == dequantize_int8(quantize_int8(vectors[5:6]))[0].tolist()
+    assert float(reused @ vectors[5]) > 0.999

@@ -167,7 +167,6 @@ def clear_index(conn: apsw.Connection) -> None:
         drop_vector_table(conn)
         conn.execute(
             """
-            DELETE FROM chunk_embeddings;
             DELETE FROM chunks;
             DELETE FROM sources;
             DELETE FROM parse_attempts;

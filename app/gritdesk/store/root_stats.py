@@ -1,8 +1,8 @@
 """Roots as things a user manages: what each holds (`gritdesk roots list`) and removing one
 with everything indexed under it (`gritdesk roots rm`).
 
-Removal deletes the root row; sources, chunks, float vectors, parse attempts cascade
-(foreign keys), FTS rows and bit vectors follow through their triggers. KV blobs are
+Removal deletes the root row; sources, chunks, parse attempts cascade (foreign keys),
+FTS rows and vectors follow through their triggers. KV blobs are
 files: the caller sweeps those whose text no chunk holds any more (KvCacheStore).
 """
 
@@ -25,7 +25,7 @@ class RootStats:
     chunks: int
     tokens: int
     last_indexed_at: float | None  # unix time of the latest file written under it
-    vector_bytes: int  # float32 vectors plus their sign bits, as stored
+    vector_bytes: int  # int8 vectors plus their sign bits, as stored
     kv_bytes: int  # saved KV caches of its chunks (a text shared with another root counts in both)
     kv_blobs: int
 
@@ -39,7 +39,7 @@ def root_stats(conn: apsw.Connection) -> list[RootStats]:
     with read_transaction(conn):
         dim_row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_dim'").fetchone()
         dim = int(dim_row[0]) if dim_row else 0
-        per_vector = dim * 4 + dim // 8
+        per_vector = dim + dim // 8  # store/vectors.py: int8 and sign bits
         for root in list_roots(conn):
             files, skipped, errors, last = conn.execute(
                 """
