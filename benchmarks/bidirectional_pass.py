@@ -62,6 +62,8 @@ def main() -> None:
     engine = Engine(path, settings)
     overhead = len(engine.document_tokens("x")) - 1
     doc = make_document(engine, args.tokens - overhead)
+    while len(engine.document_tokens(doc + " river")) <= args.tokens:
+        doc += " river"  # make_document stops short of the count; fill up to it
     tokens = engine.document_tokens(doc)
     passes: dict[str, Callable[[], object]] = {
         "bidirectional embedding pass": lambda: engine.embed([doc]),
