@@ -209,3 +209,15 @@ def m006_chunk_locator(conn: apsw.Connection) -> None:
     """Where a chunk is in formats cited by neither lines nor PDF pages: "slide 3",
     "Budget!A1:D20", "message 2" (ingest/document.py `Block.locator`)."""
     conn.execute("ALTER TABLE chunks ADD COLUMN locator TEXT")
+
+
+@migration
+def m007_kv_blob_hits(conn: apsw.Connection) -> None:
+    """How often answers restored each saved KV blob: eviction takes blobs no answer has used
+    first (store/kv_cache.py, the admission rule)."""
+    conn.execute(
+        """
+        ALTER TABLE kv_blobs ADD COLUMN hits INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX kv_blobs_eviction ON kv_blobs((hits > 0), last_used_at, id);
+        """
+    )
