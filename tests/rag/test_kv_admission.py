@@ -80,9 +80,10 @@ def test_indexing_a_corpus_bigger_than_the_budget_writes_at_most_the_budget(
 def test_a_miss_is_computed_admitted_and_reused(tiny_engine: Engine, tmp_path: Path) -> None:
     texts = write_corpus(tmp_path / "docs")
     db = open_database(tmp_path / "index.db")
-    store = KvCacheStore(db, tmp_path / "kv", budget_bytes=int(one_blob_bytes(tiny_engine, texts[0]) * 2.5))
-    index_paths(db, KvSavingEmbedder(tiny_engine, store), [tmp_path / "docs"],
-                model_path=str(tiny_engine.path))  # fmt: skip
+    budget = int(one_blob_bytes(tiny_engine, texts[0]) * 2.5)
+    store = KvCacheStore(db, tmp_path / "kv", budget_bytes=budget)
+    embedder = KvSavingEmbedder(tiny_engine, store)
+    index_paths(db, embedder, [tmp_path / "docs"], model_path=str(tiny_engine.path))
     kept = {row[0] for row in db.execute("SELECT text_hash FROM kv_blobs")}
     missing = next(t for t in texts if text_digest(t) not in kept)  # indexed without its KV
     answerer = Answerer(db, tiny_engine, store)
