@@ -14,6 +14,7 @@ from gritdesk.config import ConfigError, load_config, require_model, resolve_db,
 from gritdesk.errors import GritdeskError
 from gritdesk.paths import cache_dir
 from gritdesk.runtime.engine import Engine, EngineSettings
+from gritdesk.runtime.kv_state_codec import Q8RowsCodec
 from gritdesk.runtime.recipes import Recipe, get_recipe
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_cache import DEFAULT_BUDGET_BYTES, KvCacheStore, kv_folder
@@ -28,6 +29,7 @@ class SessionOptions:
     kv_type: str | None = None
     flash_attn: bool | None = None
     kv_budget_gib: float | None = None
+    kv_disk_format: str | None = None  # "raw" (as llama.cpp saves it) or "q8_rows"
     recipe: str | None = None  # flag, else config, else registry/GGUF key, else gritlm
     chat_model: str | os.PathLike[str] | None = None  # pair mode: a separate model answers
 
@@ -92,6 +94,17 @@ def engine_settings(options: SessionOptions) -> EngineSettings:
     return EngineSettings(n_ctx=n_ctx, kv_type=kv_type, flash_attn=flash)
 
 
+def kv_disk_codec(options: SessionOptions) -> Q8RowsCodec | None:
+    """How saved KV rows are stored (runtime/kv_state_codec.py; measured in
+    benchmarks/kv_blob_formats.py): "raw", or "q8_rows" (f16 rows as 8-bit blocks)."""
+    name = str(_setting(options.kv_disk_format, "kv_disk_format", "raw"))
+    if name == "raw":
+        return None
+    if name == Q8RowsCodec.name:
+        return Q8RowsCodec()
+    raise ConfigError(f"kv_disk_format {name!r}: choose raw or {Q8RowsCodec.name}")
+
+
 def open_session(options: SessionOptions, *, load_model: bool = True) -> Session:
     """Open the index and load its model: --model, else the one the index was built with,
     else GRITDESK_MODEL or config."""
@@ -103,7 +116,9 @@ def open_session(options: SessionOptions, *, load_model: bool = True) -> Session
     session = Session(db_path, db)
     budget = _setting(options.kv_budget_gib, "kv_budget_gib", DEFAULT_BUDGET_BYTES / 2**30)
     folder = kv_cache_directory(db_path, db)
-    session.kv_store = KvCacheStore(db, folder, int(float(budget) * 2**30))  # type: ignore[arg-type]
+    session.kv_store = KvCacheStore(
+        db, folder, int(float(budget) * 2**30), kv_disk_codec(options)  # type: ignore[arg-type]
+    )
     if not load_model:
         return session
     # the flag, then the model the index was built with, then GRITDESK_MODEL / config

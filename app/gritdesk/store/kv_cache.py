@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import apsw
 
@@ -82,18 +82,37 @@ class KvCacheStats:
         return size / tokens if tokens else None
 
 
+class BlobCodec(Protocol):
+    """How payloads look on disk when not as the runtime handed them (smaller, maybe lossy).
+    Its name joins the signature: blobs of another disk format are other keys (misses)."""
+
+    name: str
+
+    def encode(self, payload: bytes | bytearray) -> bytes: ...
+
+    def decode(self, stored: bytearray) -> bytearray: ...  # raises ValueError when malformed
+
+
 class KvCacheStore:
     """Blob files + an index table; the total on disk stays within `budget_bytes`."""
 
     def __init__(
-        self, db: apsw.Connection, directory: Path, budget_bytes: int = DEFAULT_BUDGET_BYTES
+        self,
+        db: apsw.Connection,
+        directory: Path,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        codec: BlobCodec | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"KV cache budget must be >= 0 bytes, got {budget_bytes}")
         self.db = db
         self.directory = Path(directory)
         self.budget_bytes = budget_bytes
+        self.codec = codec  # None: payloads stored as the runtime serialised them
         self.last_rejection: str | None = None
+
+    def _on_disk(self, signature: Mapping[str, object]) -> Mapping[str, object]:
+        return signature if self.codec is None else {**signature, "disk_format": self.codec.name}
 
     def _path(self, text_hash: str, signature: str) -> str:
         return f"{text_hash[:2]}/{text_hash}-{signature[:16]}.gkv"
@@ -103,6 +122,7 @@ class KvCacheStore:
     ) -> bytearray | None:
         """The saved payload for an answer, or None (absent, or rejected: then it is deleted).
         A returned payload counts as a hit (answers are the only readers)."""
+        signature = self._on_disk(signature)
         key = signature_key(signature)
         with read_transaction(self.db):
             row = self.db.execute(
@@ -114,7 +134,9 @@ class KvCacheStore:
         blob_id, file = row
         try:
             payload = read_blob(self.directory / file, signature, tokens)
-        except (KvBlobRejected, FileNotFoundError) as exc:
+            if self.codec is not None:
+                payload = self.codec.decode(payload)
+        except (KvBlobRejected, FileNotFoundError, ValueError) as exc:
             self.last_rejection = str(exc)
             self._delete([(blob_id, file)])
             return None
@@ -147,6 +169,9 @@ class KvCacheStore:
         no answer has used, then the least recently used, until it fits; it counts one hit.
         Returns False (saving nothing) when it does not fit (or is larger than the whole
         budget); raises KvCacheWriteError when the file cannot be written."""
+        signature = self._on_disk(signature)
+        if self.codec is not None:
+            payload = self.codec.encode(payload)
         key = signature_key(signature)
         file = self._path(text_hash, key)
         size = blob_size(signature, tokens, payload)
