@@ -12,7 +12,8 @@ for byte, and anything that does not parse exactly (another llama.cpp layout, ce
 extensions) is stored as it is.
 
 Packed form: b"GKQ8" | u64 original length | u32 n regions | per region u64 offset,
-u64 f16 count | the original minus those regions | per region its f16 scales then int8s.
+u64 f16 count, u64 values per row | the original minus those regions | per region its f16
+scales then int8s (each row padded to whole blocks).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ IO_MAGIC = 0xAF143CD8  # llama-context.cpp `io_magic`, first in every sequence s
 BLOCK = 32
 MAGIC = b"GKQ8"
 _HEAD = struct.Struct("<4sQI")
-_REGION = struct.Struct("<QQ")
+_REGION = struct.Struct("<QQQ")
 
 
 class KvStateLayoutError(ValueError):
     """The bytes are not a llama.cpp sequence state this codec understands."""
 
 
-def f16_regions(data: bytes | bytearray | memoryview) -> list[tuple[int, int]]:
-    """(byte offset, number of f16 values) of every f16 K/V tensor in a sequence state."""
+def f16_regions(data: bytes | bytearray | memoryview) -> list[tuple[int, int, int]]:
+    """(byte offset, number of f16 values, values per row) of every f16 K/V tensor in a
+    sequence state. A row is one cell's K (or V), or for a transposed V one dimension's
+    values over all cells: 8-bit blocks never span two rows."""
     view = memoryview(data)
     at = 0
 
@@ -47,14 +50,14 @@ def f16_regions(data: bytes | bytearray | memoryview) -> list[tuple[int, int]]:
         at += size
         return values
 
-    regions: list[tuple[int, int]] = []
+    regions: list[tuple[int, int, int]] = []
 
-    def tensor(kind: int, n_bytes: int) -> None:
+    def tensor(kind: int, n_bytes: int, row_bytes: int) -> None:
         nonlocal at
         if at + n_bytes > len(view):
             raise KvStateLayoutError("truncated sequence state")
         if kind == GGML_TYPE_F16 and n_bytes:
-            regions.append((at, n_bytes // 2))
+            regions.append((at, n_bytes // 2, row_bytes // 2))
         at += n_bytes
 
     magic, _seq = take("<Ii")
@@ -71,22 +74,26 @@ def f16_regions(data: bytes | bytearray | memoryview) -> list[tuple[int, int]]:
         v_trans, n_layer = take("<II")
         for _ in range(n_layer):
             k_type, row = take("<iQ")
-            tensor(k_type, cells * row)
+            tensor(k_type, cells * row, row)
         for _ in range(n_layer):
             if v_trans:
                 v_type, element, n_embd_v = take("<iII")
-                tensor(v_type, element * n_embd_v * cells)
+                tensor(v_type, element * n_embd_v * cells, element * cells)
             else:
                 v_type, row = take("<iQ")
-                tensor(v_type, cells * row)
+                tensor(v_type, cells * row, row)
     if at != len(view):
         raise KvStateLayoutError(f"{len(view) - at} bytes left after the sequence state")
     return regions
 
 
-def _quantize(values: np.ndarray) -> tuple[bytes, bytes]:
-    pad = (-len(values)) % BLOCK
-    blocks = np.pad(values.astype(np.float32), (0, pad)).reshape(-1, BLOCK)
+def _n_blocks(count: int, row: int) -> int:
+    return count // row * -(-row // BLOCK)
+
+
+def _quantize(values: np.ndarray, row: int) -> tuple[bytes, bytes]:
+    rows = values.astype(np.float32).reshape(-1, row)
+    blocks = np.pad(rows, ((0, 0), (0, (-row) % BLOCK))).reshape(-1, BLOCK)
     scale = np.abs(blocks).max(axis=1) / 127.0
     scale16 = scale.astype(np.float16)
     safe = scale16.astype(np.float32)
@@ -95,10 +102,10 @@ def _quantize(values: np.ndarray) -> tuple[bytes, bytes]:
     return scale16.tobytes(), q.tobytes()
 
 
-def _dequantize(scales: memoryview, q: memoryview, count: int) -> np.ndarray:
+def _dequantize(scales: memoryview, q: memoryview, count: int, row: int) -> np.ndarray:
     s = np.frombuffer(scales, np.float16).astype(np.float32)
     v = np.frombuffer(q, np.int8).reshape(-1, BLOCK).astype(np.float32) * s[:, None]
-    return v.reshape(-1)[:count].astype(np.float16)
+    return v.reshape(count // row, -1)[:, :row].astype(np.float16)
 
 
 def pack_q8(data: bytes | bytearray) -> bytes:
@@ -112,14 +119,14 @@ def pack_q8(data: bytes | bytearray) -> bytes:
     skeleton: list[bytes | memoryview] = []
     packed: list[bytes] = []
     at = 0
-    for offset, count in regions:
+    for offset, count, row in regions:
         skeleton.append(view[at:offset])
-        scales, q = _quantize(np.frombuffer(view[offset : offset + 2 * count], np.float16))
+        scales, q = _quantize(np.frombuffer(view[offset : offset + 2 * count], np.float16), row)
         packed += [scales, q]
         at = offset + 2 * count
     skeleton.append(view[at:])
     head = _HEAD.pack(MAGIC, len(data), len(regions)) + b"".join(
-        _REGION.pack(o, c) for o, c in regions
+        _REGION.pack(*region) for region in regions
     )
     return b"".join([head, *skeleton, *packed])
 
@@ -137,19 +144,23 @@ def unpack_q8(packed: bytes | bytearray) -> bytearray:
     at += n * _REGION.size
     out = bytearray(length)
     src = 0  # position in the original
-    for offset, count in regions:
+    for offset, count, _row in regions:
         size = offset - src
         out[src:offset] = view[at : at + size]
         at += size
         src = offset + 2 * count
     out[src:] = view[at : at + length - src]
     at += length - src
-    for offset, count in regions:
-        n_blocks = -(-count // BLOCK)
+    for offset, count, row in regions:
+        if row <= 0 or count % row:
+            raise KvStateLayoutError("packed state with a malformed region")
+        n_blocks = _n_blocks(count, row)
         scales = view[at : at + 2 * n_blocks]
         q = view[at + 2 * n_blocks : at + 2 * n_blocks + BLOCK * n_blocks]
+        if len(q) != BLOCK * n_blocks:
+            raise KvStateLayoutError("truncated packed state")
         at += 2 * n_blocks + BLOCK * n_blocks
-        out[offset : offset + 2 * count] = _dequantize(scales, q, count).tobytes()
+        out[offset : offset + 2 * count] = _dequantize(scales, q, count, row).tobytes()
     if at != len(view):
         raise KvStateLayoutError("packed state length does not match its regions")
     return out
