@@ -95,8 +95,9 @@ def engine_settings(options: SessionOptions) -> EngineSettings:
 
 
 def kv_disk_codec(options: SessionOptions) -> Q8RowsCodec | None:
-    """How saved KV rows are stored (runtime/kv_state_codec.py; measured in
-    benchmarks/kv_blob_formats.py): "raw", or "q8_rows" (f16 rows as 8-bit blocks)."""
+    """How saved KV rows are stored (runtime/kv_state_codec.py): "raw" (the default), or
+    "q8_rows" (f16 rows as 8-bit blocks: 0.53x the disk, but an 8-bit cache's drift and a
+    slower restore, benchmarks/kv_blob_formats.py)."""
     name = str(_setting(options.kv_disk_format, "kv_disk_format", "raw"))
     if name == "raw":
         return None
