@@ -70,6 +70,7 @@ def test_index_and_serve_tables(tmp_path: Path) -> None:
         ('recipe = "gritlm9"\n', {}, {}, "config.toml: recipe: unknown recipe 'gritlm9'"),
         ("[serve]\nport = -1\n", {}, {}, "serve.port: must be a whole number >= 0"),
         ("context = \n", {}, {}, "config.toml: not valid TOML"),
+        ('kv_disk_format = "zip"\n', {}, {}, "kv_disk_format: must be one of raw, q8_rows"),
     ],
 )
 def test_bad_values_name_the_key_and_the_source(

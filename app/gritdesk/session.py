@@ -13,6 +13,7 @@ from gritdesk.errors import GritdeskError
 from gritdesk.model_choice import require_model, resolve_model
 from gritdesk.paths import cache_dir
 from gritdesk.runtime.engine import Engine
+from gritdesk.runtime.kv_state_codec import Q8RowsCodec
 from gritdesk.runtime.recipes import Recipe, get_recipe
 from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
@@ -66,6 +67,13 @@ def kv_cache_directory(db_path: Path, db: apsw.Connection | None = None) -> Path
         conn.close()
 
 
+def kv_disk_codec(name: str) -> Q8RowsCodec | None:
+    """How saved KV rows are stored (runtime/kv_state_codec.py): "raw" (the default), or
+    "q8_rows" (f16 rows as 8-bit blocks: 0.53x the disk, but an 8-bit cache's drift and a
+    slower restore, benchmarks/kv_blob_formats.py)."""
+    return Q8RowsCodec() if name == Q8RowsCodec.name else None
+
+
 def open_session(settings: Settings, *, load_model: bool = True) -> Session:
     """Open the index and load its model: the configured one (flag, environment, config),
     else the one the index was built with, else an installed one."""
@@ -74,7 +82,12 @@ def open_session(settings: Settings, *, load_model: bool = True) -> Session:
         db = open_database(db_path)
     except apsw.Error as exc:
         raise GritdeskError(f"cannot open index database {db_path}: {exc}") from None
-    store = KvCacheStore(db, kv_cache_directory(db_path, db), settings.kv_budget_bytes)
+    store = KvCacheStore(
+        db,
+        kv_cache_directory(db_path, db),
+        settings.kv_budget_bytes,
+        kv_disk_codec(settings.kv_disk_format),
+    )
     session = Session(db_path, db, store, settings)
     if not load_model:
         return session

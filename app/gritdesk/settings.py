@@ -76,6 +76,7 @@ class Settings:
     kv_type: KvType = KvType.F16
     flash_attn: bool = False
     kv_budget_gib: float = DEFAULT_KV_BUDGET_GIB
+    kv_disk_format: str = "raw"  # or "q8_rows" (see runtime/kv_state_codec.py)
     index: IndexSettings = field(default_factory=IndexSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
 
@@ -173,6 +174,15 @@ def _recipe(value: object, where: str) -> str:
     return name
 
 
+def _choice(*choices: str) -> Parser:
+    def parse(value: object, where: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
 def _patterns(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: must be a list of glob patterns (strings)")
@@ -188,6 +198,7 @@ _TOP: dict[str, Parser] = {
     "kv_type": _kv_type,
     "flash_attn": _boolean,
     "kv_budget_gib": _number(0),
+    "kv_disk_format": _choice("raw", "q8_rows"),
 }
 # config.toml [index] key -> (ParseLimits field, bytes per unit)
 _INDEX_LIMITS = {

@@ -261,7 +261,8 @@ class Answerer:
     def _kv_state(
         self, text_hash: str | None, tokens: list[int], text: str, prepared: PreparedAnswer
     ) -> tuple[KvState, str]:
-        """The saved KV of a segment, or compute (and save, best effort) it now."""
+        """The saved KV of a segment, or compute it now and admit it (evicting blobs no answer
+        used first: store/kv_cache.py), best effort."""
         signature = self.engine.kv_signature
         if self.kv_store is not None and text_hash is not None:
             payload = self.kv_store.get(text_hash, signature, tokens)
@@ -273,7 +274,7 @@ class Answerer:
             raise RuntimeError("document tokenization differs between embedding and caching")
         if self.kv_store is not None and text_hash is not None:
             try:
-                self.kv_store.put(text_hash, signature, tokens, state.data)
+                self.kv_store.put(text_hash, signature, tokens, state.data, by="answer")
             except KvCacheWriteError as exc:  # the answer goes on; the next one recomputes
                 prepared.timings.kv_save_failures += 1
                 if prepared.timings.kv_save_failures == 1:

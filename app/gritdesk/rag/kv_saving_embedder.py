@@ -3,6 +3,11 @@
 The bidirectional pass that embeds a chunk at index time computes exactly the KV that Doc
 Caching restores later; saving it then costs a write, not a second pass. The indexer
 stays unaware: it calls `embed_documents` as with any `DocumentEmbedder`.
+
+Indexing admits KV into the budget's free room only (store/kv_cache.py, the admission rule):
+once no text of a batch can fit, the batch is embedded without taking its KV states at all,
+so a corpus larger than the budget costs a plain embedding pass beyond the first budget's
+worth of chunks.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ class KvSavingEmbedder:
         self.engine = engine
         self.kv_store = kv_store
         self.saved = 0
-        self.skipped = 0  # larger than the whole budget
+        self.skipped = 0  # not kept: the budget is full (or one blob is larger than all of it)
         self.failed = 0  # not written (disk full...): the chunks are indexed all the same
         self.last_failure: str | None = None
+        self._bytes_per_token: float | None = None  # learnt from the first states taken
 
     @property
     def fingerprint(self) -> str:
@@ -52,11 +58,17 @@ class KvSavingEmbedder:
         return self.engine.embed_queries(texts, instruction)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not self._room_for_any(texts):
+            self.skipped += len(texts)
+            return self.engine.embed_documents(texts)
         vectors, states = self.engine.embed_documents_with_kv(texts)
         signature = self.engine.kv_signature
         for text, state in zip(texts, states, strict=True):
+            self._bytes_per_token = len(state.data) / max(len(state.tokens), 1)
             try:
-                saved = self.kv_store.put(text_digest(text), signature, state.tokens, state.data)
+                saved = self.kv_store.put(
+                    text_digest(text), signature, state.tokens, state.data, by="index"
+                )
             except KvCacheWriteError as exc:  # best effort: a cache miss later, not a lost file
                 self.failed += 1
                 self.last_failure = str(exc)
@@ -66,3 +78,14 @@ class KvSavingEmbedder:
             else:
                 self.skipped += 1
         return vectors
+
+    def _room_for_any(self, texts: Sequence[str]) -> bool:
+        """Whether the budget's free room may take the KV of at least one of `texts` (before
+        any state was taken, its size per token is unknown: then any free room will do)."""
+        free = self.kv_store.free_bytes()
+        if free <= 0:
+            return False
+        if self._bytes_per_token is None:
+            return True
+        shortest = min(len(self.engine.document_tokens(t)) for t in texts)
+        return shortest * self._bytes_per_token < free

@@ -1,5 +1,20 @@
 """Saved KV caches of chunks: blob files under a cache directory, indexed in SQLite, kept
-under a disk budget by evicting the least recently used.
+under a disk budget by an admission rule that never churns while indexing.
+
+The admission rule (issue 13):
+- **Indexing admits into free room only.** A chunk's KV is written while the index embeds it
+  only if it fits in what the budget has left; indexing never evicts. Once the budget is full
+  the rest of the corpus is embedded without keeping KV, so indexing writes at most the
+  budget, whatever the corpus size (LRU eviction wrote ~100x the budget for a corpus 10x it,
+  all of it evicted again before any answer could use it). Which chunks get the first room
+  is arbitrary: at index time nothing says which will be asked about.
+- **Answers admit on a miss.** An answer whose chunk has no blob computes its KV (the
+  recipe's document format, bidirectional pass) and admits it, evicting to make room.
+- **Answers' hits count; eviction prefers blobs no answer has used.** Every restore by an
+  answer counts a hit. Eviction takes blobs with no hits first (oldest first), then the
+  least recently used of those answers did use. So the first room goes to chunks answers
+  need, index-time blobs are the first to give way, and a blob that served an answer
+  survives any number of index-time blobs.
 
 Blobs are content-addressed by the chunk text's hash and the engine's KV signature
 (model fingerprint, KV type, flash attention, ...): a changed chunk simply has another
@@ -21,6 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 import apsw
 
@@ -33,6 +49,9 @@ DEFAULT_BUDGET_BYTES = 4 * 2**30  # table: migrations.m002_kv_blobs
 # written it a moment ago and be about to record it.
 RECONCILE_GRACE_S = 600.0
 OWNER_FILE = "database"  # in a KV folder: the path of the database it was last opened as
+# Who offers a blob (see the admission rule above): indexing fills free room only, an answer
+# may evict.
+Admission = Literal["index", "answer"]
 
 
 def signature_key(signature: Mapping[str, object]) -> str:
@@ -63,18 +82,37 @@ class KvCacheStats:
         return size / tokens if tokens else None
 
 
+class BlobCodec(Protocol):
+    """How payloads look on disk when not as the runtime handed them (smaller, maybe lossy).
+    Its name joins the signature: blobs of another disk format are other keys (misses)."""
+
+    name: str
+
+    def encode(self, payload: bytes | bytearray) -> bytes: ...
+
+    def decode(self, stored: bytearray) -> bytearray: ...  # raises ValueError when malformed
+
+
 class KvCacheStore:
     """Blob files + an index table; the total on disk stays within `budget_bytes`."""
 
     def __init__(
-        self, db: apsw.Connection, directory: Path, budget_bytes: int = DEFAULT_BUDGET_BYTES
+        self,
+        db: apsw.Connection,
+        directory: Path,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        codec: BlobCodec | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"KV cache budget must be >= 0 bytes, got {budget_bytes}")
         self.db = db
         self.directory = Path(directory)
         self.budget_bytes = budget_bytes
+        self.codec = codec  # None: payloads stored as the runtime serialised them
         self.last_rejection: str | None = None
+
+    def _on_disk(self, signature: Mapping[str, object]) -> Mapping[str, object]:
+        return signature if self.codec is None else {**signature, "disk_format": self.codec.name}
 
     def _path(self, text_hash: str, signature: str) -> str:
         return f"{text_hash[:2]}/{text_hash}-{signature[:16]}.gkv"
@@ -82,7 +120,9 @@ class KvCacheStore:
     def get(
         self, text_hash: str, signature: Mapping[str, object], tokens: Sequence[int]
     ) -> bytearray | None:
-        """The saved payload, or None (absent, or rejected: then it is deleted)."""
+        """The saved payload for an answer, or None (absent, or rejected: then it is deleted).
+        A returned payload counts as a hit (answers are the only readers)."""
+        signature = self._on_disk(signature)
         key = signature_key(signature)
         with read_transaction(self.db):
             row = self.db.execute(
@@ -94,22 +134,44 @@ class KvCacheStore:
         blob_id, file = row
         try:
             payload = read_blob(self.directory / file, signature, tokens)
-        except (KvBlobRejected, FileNotFoundError) as exc:
+            if self.codec is not None:
+                payload = self.codec.decode(payload)
+        except (KvBlobRejected, FileNotFoundError, ValueError) as exc:
             self.last_rejection = str(exc)
             self._delete([(blob_id, file)])
             return None
         with write_transaction(self.db):
             self.db.execute(
-                "UPDATE kv_blobs SET last_used_at = ? WHERE id = ?", (time.time(), blob_id)
+                "UPDATE kv_blobs SET last_used_at = ?, hits = hits + 1 WHERE id = ?",
+                (time.time(), blob_id),
             )
         return payload
 
+    def free_bytes(self) -> int:
+        """What the budget has left (indexing admits blobs into this room only)."""
+        with read_transaction(self.db):
+            total = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM kv_blobs").fetchone()[0]
+        return self.budget_bytes - total
+
     def put(
-        self, text_hash: str, signature: Mapping[str, object], tokens: Sequence[int], payload: bytes
+        self,
+        text_hash: str,
+        signature: Mapping[str, object],
+        tokens: Sequence[int],
+        payload: bytes,
+        *,
+        by: Admission = "answer",
     ) -> bool:
-        """Save a payload, first evicting least recently used blobs so that the total on disk
-        never exceeds the budget. Returns False (saving nothing) when one blob alone is larger
-        than the budget; raises KvCacheWriteError when the file cannot be written."""
+        """Save a payload under the admission rule (module docstring); True if it is kept.
+
+        `by="index"`: kept only if it fits in the free room (nothing is evicted; a blob already
+        saved for this text is kept as it is, not rewritten). `by="answer"`: first evicts blobs
+        no answer has used, then the least recently used, until it fits; it counts one hit.
+        Returns False (saving nothing) when it does not fit (or is larger than the whole
+        budget); raises KvCacheWriteError when the file cannot be written."""
+        signature = self._on_disk(signature)
+        if self.codec is not None:
+            payload = self.codec.encode(payload)
         key = signature_key(signature)
         file = self._path(text_hash, key)
         size = blob_size(signature, tokens, payload)
@@ -117,12 +179,18 @@ class KvCacheStore:
             return False
         evicted: list[tuple[int, str]] = []
         with write_transaction(self.db):
+            if by == "index" and self.db.execute(
+                "SELECT 1 FROM kv_blobs WHERE text_hash = ? AND signature = ?", (text_hash, key)
+            ).fetchone():
+                return True
             self.db.execute(
                 "DELETE FROM kv_blobs WHERE text_hash = ? AND signature = ?", (text_hash, key)
             )
             total = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM kv_blobs").fetchone()[0]
+            if by == "index" and total + size > self.budget_bytes:
+                return False
             for blob_id, blob_file, blob_bytes in self.db.execute(
-                "SELECT id, file, bytes FROM kv_blobs ORDER BY last_used_at, id"
+                "SELECT id, file, bytes FROM kv_blobs ORDER BY (hits > 0), last_used_at, id"
             ).fetchall():
                 if total + size <= self.budget_bytes:
                     break
@@ -141,7 +209,7 @@ class KvCacheStore:
         with write_transaction(self.db):
             self.db.execute(
                 "INSERT OR REPLACE INTO kv_blobs (text_hash, signature, kv_type, file, bytes, "
-                "n_tokens, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "n_tokens, created_at, last_used_at, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     text_hash,
                     key,
@@ -151,6 +219,7 @@ class KvCacheStore:
                     len(tokens),
                     now,
                     now,
+                    1 if by == "answer" else 0,
                 ),
             )
         return True

@@ -276,3 +276,15 @@ def m007_int8_vectors(conn: apsw.Connection) -> None:
             insert_quantized(conn, ids, floats.reshape(len(rows), dim))
             last_id = ids[-1]
     conn.execute("DROP TABLE chunk_embeddings")
+
+
+@migration
+def m008_kv_blob_hits(conn: apsw.Connection) -> None:
+    """How often answers restored each saved KV blob: eviction takes blobs no answer has used
+    first (store/kv_cache.py, the admission rule)."""
+    conn.execute(
+        """
+        ALTER TABLE kv_blobs ADD COLUMN hits INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX kv_blobs_eviction ON kv_blobs((hits > 0), last_used_at, id);
+        """
+    )
