@@ -88,7 +88,7 @@ def print_index_summary(
         f"removed {report.removed}, skipped {len(report.skipped)}, ignored {report.ignored}; "
         f"{report.chunks_written} chunks ({report.chunks_embedded} embedded, "
         f"{report.tokens_embedded} tokens) in {report.elapsed_s:.1f} s; "
-        f"KV caches saved {kv_saved}" + (f" ({kv_skipped} over budget)" if kv_skipped else "")
+        f"KV caches saved {kv_saved}" + (f" ({kv_skipped} not kept: budget full)" if kv_skipped else "")
     )
     if kv_failed:
         print(
@@ -155,10 +155,13 @@ def print_index_estimate(
             f"a page (one timed here), ~{describe_duration(e.ocr_seconds)} of the time{past}"
         )
     if e.kv_bytes is not None and e.files:
-        budget = f"; budget {describe_size(kv_budget)}" if kv_budget is not None else ""
+        # indexing fills the budget's free room and never evicts (store/kv_cache.py)
+        written = e.kv_bytes if kv_budget is None else min(e.kv_bytes, kv_budget)
+        budget = f", budget {describe_size(kv_budget)}" if kv_budget is not None else ""
         say(
-            f"  KV caches: ~{describe_size(e.kv_bytes)} on disk "
-            f"({describe_size(e.kv_bytes_per_token or 0)}/token{budget})"
+            f"  KV caches: ~{describe_size(written)} written at most "
+            f"(~{describe_size(e.kv_bytes)} for every chunk at "
+            f"{describe_size(e.kv_bytes_per_token or 0)}/token{budget})"
         )
     if e.biggest_files:
         say("  biggest files: " + ", ".join(
