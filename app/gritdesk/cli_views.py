@@ -88,7 +88,8 @@ def print_index_summary(
         f"removed {report.removed}, skipped {len(report.skipped)}, ignored {report.ignored}; "
         f"{report.chunks_written} chunks ({report.chunks_embedded} embedded, "
         f"{report.tokens_embedded} tokens) in {report.elapsed_s:.1f} s; "
-        f"KV caches saved {kv_saved}" + (f" ({kv_skipped} not kept: budget full)" if kv_skipped else "")
+        f"KV caches saved {kv_saved}"
+        + (f" ({kv_skipped} not kept: budget full)" if kv_skipped else "")
     )
     if kv_failed:
         print(
