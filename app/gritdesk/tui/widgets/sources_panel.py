@@ -18,7 +18,12 @@ from gritdesk.store.conversations import CitedChunk
 from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.styles import styles_beside
 
-KV_WORDS = {"cached": "KV cached", "computed": "KV computed", "fresh": "as text"}
+KV_WORDS = {
+    "cached": "KV cached",
+    "computed": "KV computed",
+    "fresh": "as text",
+    "kept": "KV kept from the last turn",
+}
 
 
 LOCATION_CHARS = 36  # what fits on one line of the panel after "[n] "
