@@ -591,8 +591,8 @@ class Engine:
         <|assistant|>\\n{a}</s>\\n<|user|>...`; ChatML: system, `<|im_start|>user\\n{q}...`)."""
         return self.prompt_tokens(self.recipe.chat.conversation(turns))
 
-    def prefill(self, tokens: Sequence[int], position: int) -> None:
-        """Causal decode of `tokens` into sequence 0 at `position`; logits for the last one."""
+    def prefill(self, tokens: Sequence[int], position: int, seq: int = 0) -> None:
+        """Causal decode of `tokens` into sequence `seq` at `position`; logits for the last one."""
         if position + len(tokens) > self.n_ctx:
             raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
         self._set_mode(embeddings=False, causal=True)
@@ -600,7 +600,7 @@ class Engine:
             chunk = tokens[start : start + self.n_ubatch]
             last_chunk = start + len(chunk) == len(tokens)
             for i, token in enumerate(chunk):
-                self._fill(i, token, position + start + i, 0, last_chunk and i == len(chunk) - 1)
+                self._fill(i, token, position + start + i, seq, last_chunk and i == len(chunk) - 1)
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
@@ -702,10 +702,13 @@ class Engine:
         return self.stream(tokens, options=options, stats=stats, should_stop=should_stop)
 
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
-        """Logits after a causal pass over `tokens` from an empty cache (used to rerank)."""
-        self.reset()
-        self.prefill(tokens, 0)
-        return self.last_logits()
+        """Logits after a causal pass over `tokens` alone (used to rerank), in a scratch
+        sequence: sequence 0 (a chat's kept context) stays when there is room beside it."""
+        self._clear_scratch(len(tokens))
+        self.prefill(tokens, 0, seq=SCRATCH_SEQ)
+        logits = self.last_logits()
+        ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+        return logits
 
 
 class _StopMatcher:
