@@ -10,7 +10,7 @@ from textual.widgets._markdown import MarkdownBlock
 from gritdesk.tui.block_splitter import BlockSplitter
 from gritdesk.tui.widgets.conversation_view import AnswerMessage, ConversationView
 
-from .conftest import run_async
+from .conftest import run_async, wait_until
 
 LIMIT = 200
 
@@ -83,7 +83,8 @@ async def test_the_answer_widget_is_drawn_from_the_exact_text_when_it_ends() -> 
         await pilot.pause()
         assert len(answer.query(MarkdownBlock)) > 3  # short blocks while it streams
         await answer.close_stream()
-        await pilot.pause()
         assert answer.text == text
         assert answer.source == text
-        assert len(answer.query(MarkdownBlock)) == 1  # one paragraph, as the model wrote it
+        await wait_until(  # one paragraph, as the model wrote it
+            pilot, lambda: len(answer.query(MarkdownBlock)) == 1, what="the answer redrawn"
+        )

@@ -60,14 +60,15 @@ class AnswerMessage(Markdown):
         await self._stream.write(self._splitter.feed(piece))
 
     async def close_stream(self) -> None:
-        """Draw whatever is pending and stop streaming; drawn again from the exact text if
-        the stream had block breaks added."""
+        """Draw whatever is pending and stop streaming. If the stream had block breaks added,
+        the answer is drawn again from its exact text (in the background: Markdown parses it
+        on a worker thread)."""
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
         if self._splitter.split:
             self._splitter = BlockSplitter()
-            await self.update(self.text)
+            self.update(self.text)
 
     def set_finished(self, finish_reason: str, error: str | None = None) -> None:
         self.set_class(finish_reason in ("cancelled", "error"), "-interrupted")
