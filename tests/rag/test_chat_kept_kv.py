@@ -204,3 +204,8 @@ def test_context_used_in_between_or_another_conversation(
     again = ask(answerer, SECOND, history, monkeypatch)
     reason = again.prepared.reprefill_reason
     assert reason == "the model's context was used for other work since the previous answer"
+
+    # a conversation opened from history: nothing was kept, nothing to tell the user
+    loaded = ask(Answerer(session.db, engine, session.kv_store), SECOND, history, monkeypatch)
+    assert loaded.prepared.reprefill_reason == "nothing kept from the previous answer"
+    assert not any("read the conversation again" in n for n in loaded.prepared.notices)

@@ -224,8 +224,8 @@ class Answerer:
         prepared.retrieved = tuple(source.hit for source in prepared.sources)
         if history:
             reason = self._continue_kept(prepared)
-            if reason is not None:
-                prepared.reprefill_reason = reason
+            prepared.reprefill_reason = reason
+            if reason is not None and self.kept is not None:  # a kept context had to go
                 prepared.notices.append(f"read the conversation again: {reason}")
         if prepared.kept is None:
             self._fit_context(prepared)
