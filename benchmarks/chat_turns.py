@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,9 +65,17 @@ def main() -> None:
     ap.add_argument("--doc-tokens", type=int, default=250, help="tokens per file (one chunk)")
     ap.add_argument("--gen-tokens", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--modes", default="doc,off", help="cache modes to run, comma-separated")
     args = ap.parse_args()
     model = resolve_model(args.model)
     work = Path(tempfile.mkdtemp(prefix="gritdesk-chat-bench-"))
+    try:
+        run(args, model, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, model: Path, work: Path) -> None:
     os.environ["GRITDESK_DATA_DIR"] = str(work / "data")  # no user config, no user index
     corpus, db = work / "corpus", work / "index.db"
     corpus.mkdir()
@@ -83,7 +92,7 @@ def main() -> None:
     assert engine is not None
     answerer = Answerer(session.db, engine, session.kv_store)
     gen = GenerationOptions(max_tokens=args.gen_tokens)
-    for mode in (CacheMode.DOC, CacheMode.OFF):
+    for mode in (CacheMode(m) for m in args.modes.split(",")):
         options = AskOptions(k=len(TOPICS), cache_mode=mode, generation=gen)
         kept_s: list[float] = []
         suffix_s: list[float] = []
