@@ -22,7 +22,7 @@ KV_WORDS = {
     "cached": "KV cached",
     "computed": "KV computed",
     "fresh": "as text",
-    "kept": "KV kept from the last turn",
+    "kept": "KV kept",  # still in the context from the previous turn
 }
 
 
