@@ -147,6 +147,8 @@ class IndexBackend:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""
         store = self.session.kv_store
         assert store is not None
+        # a kept chat context would make every embedding decode of the run span its cells
+        self.engine.reset()
         embedder = KvSavingEmbedder(self.engine, store)
         options = {
             "model_path": str(self.engine.path),
