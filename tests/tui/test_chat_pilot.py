@@ -71,6 +71,7 @@ async def test_answer_streams_in_with_its_sources(
         answer = screen.query(AnswerMessage).last()
         await wait_until(pilot, lambda: not screen.answering, what="the answer to finish")
         finished = time.perf_counter()
+        await wait_until(pilot, lambda: bool(answer.border_subtitle), what="its end drawn")
 
         # streamed: many partial texts, each extending the last, the first well before the end
         assert len(shown) > 3, "the answer did not arrive piece by piece"

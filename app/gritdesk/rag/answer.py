@@ -3,6 +3,10 @@ fresh text, stream the answer, cite the sources.
 
 Two phases so an interface can show the sources before the first token: `prepare` (retrieve,
 rerank, fit the context) then `stream` (restore caches, prefill the fresh part, generate).
+
+Chat turns: the generator's KV after an answer (its prompt and the answer) is kept. A
+follow-up that retrieves the same chunks, in the same order, prefills only itself on top
+of it; otherwise the prompt is built anew and `PreparedAnswer.reprefill_reason` says why.
 """
 
 from __future__ import annotations
@@ -11,12 +15,20 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import apsw
 
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text
-from gritdesk.rag.layouts import CachedPart, CacheMode, Layout, Placement, build_layout
+from gritdesk.rag.layouts import (
+    CachedPart,
+    CacheMode,
+    Layout,
+    Placement,
+    build_layout,
+    follow_up,
+)
 from gritdesk.rag.rerank import rerank_hits
 from gritdesk.rag.retrieve import Hit, retrieval_instruction, search
 from gritdesk.runtime.engine import (
@@ -51,7 +63,9 @@ class AskOptions:
 class Source:
     number: int
     hit: Hit
-    kv: str = "fresh"  # "cached" (restored), "computed" (embedded now and saved), "fresh" (as text)
+    # "cached" (restored), "computed" (embedded now and saved), "fresh" (as text),
+    # "kept" (still in the context from the previous turn)
+    kv: str = "fresh"
     rerank_score: float | None = None
 
     def citation(self, roots: Sequence[str] = ()) -> Citation:
@@ -90,6 +104,19 @@ class AnswerTimings:
     kv_save_failures: int = 0  # computed KV that could not be saved (disk full...)
 
 
+@dataclass(frozen=True)
+class KeptContext:
+    """What the generator's sequence 0 holds after an answer: the whole prompt (cached
+    chunks, earlier turns, the question) and the answer, KV for positions 0..end-1."""
+
+    epoch: int  # Engine.sequence_epoch then: a change means the KV is gone
+    layout: tuple[CacheMode, Placement]
+    retrieved: tuple[Hit, ...]  # the chunks retrieved for it, in rank order, before fitting
+    n_sources: int  # how many of them the prompt holds
+    turns: tuple[ChatTurn, ...]  # the conversation it holds, its last answer included
+    end: int
+
+
 @dataclass
 class PreparedAnswer:
     question: str
@@ -99,6 +126,10 @@ class PreparedAnswer:
     notices: list[str] = field(default_factory=list)
     timings: AnswerTimings = field(default_factory=AnswerTimings)
     finish_reason: str = ""
+    retrieved: tuple[Hit, ...] = ()  # before fitting the context
+    kept: KeptContext | None = None  # set: this turn continues the previous one's KV
+    follow_up_tokens: list[int] = field(default_factory=list)  # prefilled on top of `kept`
+    reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
 
 
 class PairModeCacheError(GritdeskError):
@@ -117,6 +148,26 @@ def _embedded_text(hit: Hit) -> str:
 def text_digest(text: str) -> str:
     """The key of a chunk's saved KV: the same sha256 the index stores as chunks.text_hash."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunk_key(hit: Hit) -> tuple[int, str]:
+    return hit.chunk_id, text_digest(_embedded_text(hit))
+
+
+def _short_location(hit: Hit) -> str:
+    """`a.md:3`: the file's name and the place in it."""
+    return Path(hit.path).name + hit.location[len(hit.path) :]
+
+
+def sources_change(before: Sequence[Hit], after: Sequence[Hit]) -> str:
+    """`sources changed: +a.md:3 -b.md:7` (or `sources reordered`)."""
+    old = {_chunk_key(h) for h in before}
+    new = {_chunk_key(h) for h in after}
+    added = [f"+{_short_location(h)}" for h in after if _chunk_key(h) not in old]
+    removed = [f"-{_short_location(h)}" for h in before if _chunk_key(h) not in new]
+    if not added and not removed:
+        return "sources reordered"
+    return "sources changed: " + " ".join(added + removed)
 
 
 class Answerer:
@@ -138,6 +189,7 @@ class Answerer:
         self.generator = chat_engine or engine
         self.pair_mode = chat_engine is not None
         self.kv_store = None if self.pair_mode else kv_store
+        self.kept: KeptContext | None = None  # the last answer's KV, still in the generator
 
     # --- phase 1 --------------------------------------------------------------------------
 
@@ -185,8 +237,43 @@ class Answerer:
                 zip(hits[: options.k], scores[: options.k], strict=True)
             )
         ]
-        self.fit_context(prepared)
+        prepared.retrieved = tuple(source.hit for source in prepared.sources)
+        if history:
+            reason = self._continue_kept(prepared)
+            prepared.reprefill_reason = reason
+            if reason is not None and self.kept is not None:  # a kept context had to go
+                prepared.notices.append(f"read the conversation again: {reason}")
+        if prepared.kept is None:
+            self.fit_context(prepared)
         return prepared
+
+    def _continue_kept(self, prepared: PreparedAnswer) -> str | None:
+        """Continue the previous turn's KV if it holds this conversation and the same chunks;
+        else say why not."""
+        kept, options = self.kept, prepared.options
+        history = tuple(prepared.history)
+        if kept is None:
+            return "nothing kept from the previous answer"
+        if kept.turns[-len(history) :] != history:
+            return "the conversation is not the one kept"
+        if kept.epoch != self.generator.sequence_epoch:
+            return "the model's context was used for other work since the previous answer"
+        if kept.layout != (options.cache_mode, options.placement):
+            return "the cache mode changed"
+        pieces = follow_up(options.cache_mode, self.generator.recipe, prepared.question)
+        if pieces is None:
+            return f"cache mode {options.cache_mode.value} caches the question itself"
+        if [_chunk_key(h) for h in kept.retrieved] != [_chunk_key(h) for h in prepared.retrieved]:
+            return sources_change(kept.retrieved, prepared.retrieved)
+        tokens = self.generator.prompt_tokens(pieces)
+        n_ctx = self.generator.n_ctx
+        if kept.end + len(tokens) > n_ctx - min(options.generation.max_tokens, n_ctx // 4):
+            return f"the conversation no longer fits the {n_ctx}-token context"
+        prepared.kept, prepared.follow_up_tokens = kept, tokens
+        prepared.sources = prepared.sources[: kept.n_sources]
+        for source in prepared.sources:
+            source.kv = "kept"
+        return None
 
     def citations(self, prepared: PreparedAnswer) -> list[Citation]:
         """The answer's sources as cited, paths shown relative to their indexed folder."""
@@ -286,9 +373,57 @@ class Answerer:
     def stream(
         self, prepared: PreparedAnswer, should_stop: Callable[[], bool] | None = None
     ) -> Iterator[str]:
-        """Restore cached segments into place, prefill the fresh tail, stream the answer."""
+        """Restore cached segments into place, prefill the fresh tail, stream the answer.
+        A follow-up that continues the kept KV prefills only itself."""
         engine, options, timings = self.generator, prepared.options, prepared.timings
         t_start = time.perf_counter()
+        kept, self.kept = prepared.kept, None  # kept again only if this answer completes
+        if kept is not None and kept.epoch != engine.sequence_epoch:
+            kept = None  # the KV went between prepare and stream: lay the prompt out anew
+            for source in prepared.sources:
+                source.kv = "fresh"
+            self.fit_context(prepared)
+        if kept is not None:
+            engine.keep_until(kept.end)  # nothing past the kept answer (a no-op normally)
+            fresh, position, reused, computed = prepared.follow_up_tokens, kept.end, kept.end, 0
+            turns = kept.turns
+        else:
+            fresh, position, reused, computed = self._assemble(prepared)
+            turns = tuple(prepared.history)
+        stats = GenerationStats(started_at=t_start)
+        answer: list[str] = []
+        for piece in engine.stream(
+            fresh,
+            position=position,
+            reused_tokens=reused,
+            options=options.generation,
+            stats=stats,
+            should_stop=should_stop,
+        ):
+            answer.append(piece)
+            yield piece
+        timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
+        timings.prompt_tokens_reused = reused
+        timings.generated_tokens = stats.generated_tokens
+        timings.tokens_per_second = stats.tokens_per_second
+        if stats.seconds_to_first_token is not None:
+            timings.first_token_ms = stats.seconds_to_first_token * 1000
+        timings.total_ms = (time.perf_counter() - t_start) * 1000
+        prepared.finish_reason = stats.finish_reason
+        if not options.generation.stop:  # a stop string's tokens are in the KV, not the text
+            self.kept = KeptContext(
+                epoch=engine.sequence_epoch,
+                layout=(options.cache_mode, options.placement),
+                retrieved=prepared.retrieved,
+                n_sources=len(prepared.sources),
+                turns=(*turns, ChatTurn(prepared.question, "".join(answer))),
+                end=stats.end_position,
+            )
+
+    def _assemble(self, prepared: PreparedAnswer) -> tuple[list[int], int, int, int]:
+        """Put the cached segments into a cleared sequence 0; returns the fresh tokens, where
+        they start, and how many tokens were restored and computed before them."""
+        engine, options, timings = self.generator, prepared.options, prepared.timings
         docs = [_embedded_text(s.hit) for s in prepared.sources]
         layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
         states: list[tuple[KvState, str]] = []
@@ -326,22 +461,4 @@ class Answerer:
             else:
                 computed += n
         timings.kv_restore_ms = (time.perf_counter() - t0) * 1000
-
-        fresh = self._fresh_tokens(layout, prepared.history)
-        stats = GenerationStats(started_at=t_start)
-        yield from engine.stream(
-            fresh,
-            position=position,
-            reused_tokens=reused,
-            options=options.generation,
-            stats=stats,
-            should_stop=should_stop,
-        )
-        timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
-        timings.prompt_tokens_reused = reused
-        timings.generated_tokens = stats.generated_tokens
-        timings.tokens_per_second = stats.tokens_per_second
-        if stats.seconds_to_first_token is not None:
-            timings.first_token_ms = stats.seconds_to_first_token * 1000
-        timings.total_ms = (time.perf_counter() - t_start) * 1000
-        prepared.finish_reason = stats.finish_reason
+        return self._fresh_tokens(layout, prepared.history), position, reused, computed

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gritdesk.runtime.recipes import CacheMode, Piece, Recipe, fill, join_texts
+from gritdesk.runtime.recipes import CacheMode, Markup, Piece, Recipe, Text, fill, join_texts
 
 
 class Placement(StrEnum):
@@ -56,3 +56,19 @@ def build_layout(mode: CacheMode, recipe: Recipe, query: str, docs: list[str]) -
     if mode is CacheMode.DOC_QUERY:
         return Layout((*doc_parts, CachedPart("query")), tuple(fill(rag.doc_query_suffix)))
     raise ValueError(f"unknown cache mode {mode!r}")
+
+
+def follow_up(mode: CacheMode, recipe: Recipe, query: str) -> tuple[Piece, ...] | None:
+    """What follows a kept turn (its prompt and answer still in the KV) to ask the next
+    question over the same chunks: the answer's end, then the question as `mode` asks it
+    after its cached part. None: the mode caches the question itself (query, query-doc,
+    doc-query), so a new question needs a new layout."""
+    chat, rag = recipe.chat, recipe.rag
+    if mode is CacheMode.DOC:
+        turn = fill(rag.doc_cached_suffix, query=query)
+    elif mode is CacheMode.OFF:
+        turn = [Markup(chat.turn_sep), *chat.user_turn(query)]
+    else:
+        return None
+    pieces = (*chat.answer_end, *turn)
+    return tuple(p for p in pieces if not isinstance(p, Markup | Text) or p.text)

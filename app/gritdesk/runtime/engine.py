@@ -51,7 +51,9 @@ KV_TYPES = {
     KvType.Q8_0: ll.GGML_TYPE_Q8_0,
     KvType.Q4_0: ll.GGML_TYPE_Q4_0,
 }
-SCRATCH_SEQ = 1  # sequence ids >= 1 are scratch space while assembling a prompt in seq 0
+# Sequence 0 holds the prompt being answered (and, between chat turns, the conversation so
+# far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
+SCRATCH_SEQ = 1
 
 # --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
 
@@ -114,6 +116,8 @@ class GenerationStats:
     seconds_to_first_token: float | None = None
     seconds_total: float = 0.0
     finish_reason: str = ""
+    end_position: int = 0  # sequence 0 holds KV for positions < this (the last sampled
+    # token is not decoded when it ends the answer)
     started_at: float = field(default_factory=time.perf_counter, repr=False)  # perf_counter
 
     @property
@@ -167,7 +171,7 @@ class Engine:
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_ubatch
         cparams.n_ubatch = n_ubatch
-        cparams.n_seq_max = self.settings.n_seq_max
+        cparams.n_seq_max = self.settings.n_seq_max + SCRATCH_SEQ  # texts embed beside seq 0
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = True  # all sequences share the n_ctx cells
@@ -193,6 +197,9 @@ class Engine:
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
         self._n_embd = ll.llama_model_n_embd(self._model)
         self._mode: tuple[bool, bool] | None = None
+        self._epoch = 0  # see `sequence_epoch`
+        self._seq0_cells = 0  # KV cells sequence 0 occupies (an upper bound)
+        self.tokens_decoded = 0  # every token through llama_decode, embedding included
         self._adds_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
         self._stop_tokens: frozenset[int] = frozenset()
         self._chat_checked = False
@@ -379,6 +386,29 @@ class Engine:
     def reset(self) -> None:
         """Forget every sequence in the KV cache."""
         ll.llama_memory_clear(self._memory, True)
+        self._epoch += 1
+        self._seq0_cells = 0
+
+    @property
+    def sequence_epoch(self) -> int:
+        """Changes whenever sequence 0 is cleared: a caller that left KV there (a chat's
+        previous turn) checks it to know that KV is still there."""
+        return self._epoch
+
+    def keep_until(self, position: int) -> None:
+        """Drop sequence 0's KV from `position` on (a kept chat turn continues there)."""
+        if not ll.llama_memory_seq_rm(self._memory, 0, position, -1):
+            raise KvStateError(f"llama.cpp could not trim the context at position {position}")
+
+    def _clear_scratch(self, n_tokens: int) -> None:
+        """Room for `n_tokens` in the scratch sequences. Sequence 0 stays when they fit
+        beside it (an embedding decode sees only its own sequence: GRITLM_NOTES section 4),
+        else every sequence goes."""
+        if self._seq0_cells == 0 or self._seq0_cells + n_tokens > self.n_ctx:
+            self.reset()
+            return
+        for seq in range(SCRATCH_SEQ, SCRATCH_SEQ + self.settings.n_seq_max):
+            ll.llama_memory_seq_rm(self._memory, seq, -1, -1)
 
     def _decode(self, n_tokens: int) -> None:
         self._check_open()
@@ -386,6 +416,7 @@ class Engine:
         rc = ll.llama_decode(self._ctx, self._batch)
         if rc != 0:
             raise DecodeError(rc, last_llama_error())
+        self.tokens_decoded += n_tokens
 
     def _fill(self, i: int, token: int, pos: int, seq: int, output: bool) -> None:
         b = self._batch
@@ -394,6 +425,8 @@ class Engine:
         b.n_seq_id[i] = 1
         b.seq_id[i][0] = seq
         b.logits[i] = output
+        if seq == 0:
+            self._seq0_cells += 1
 
     # --- embedding -------------------------------------------------------------------------
 
@@ -452,9 +485,9 @@ class Engine:
         states: list[KvState] = []
         self._set_mode(embeddings=True, causal=self.recipe.embedding.attention == "causal")
         for group in self._groups(prepared):
-            self.reset()
+            self._clear_scratch(sum(len(prepared[index][0]) for index in group))
             n = 0
-            for seq, index in enumerate(group):
+            for seq, index in enumerate(group, SCRATCH_SEQ):
                 for pos, token in enumerate(prepared[index][0]):
                     self._fill(n, token, pos, seq, True)
                     n += 1
@@ -465,7 +498,7 @@ class Engine:
             if not np.isfinite(hidden).all():
                 raise NonFiniteOutputError(self.path, "hidden states (embedding)")
             row = 0
-            for seq, index in enumerate(group):
+            for seq, index in enumerate(group, SCRATCH_SEQ):
                 tokens, start, end = prepared[index]
                 pooled = hidden[row + start : row + end].mean(axis=0, dtype=np.float64)
                 row += len(tokens)
@@ -526,6 +559,7 @@ class Engine:
             ll.llama_memory_seq_add(self._memory, SCRATCH_SEQ, 0, n, position)
         ll.llama_memory_seq_cp(self._memory, SCRATCH_SEQ, 0, -1, -1)
         ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+        self._seq0_cells += n
         return n
 
     # --- generation ------------------------------------------------------------------------
@@ -535,8 +569,8 @@ class Engine:
         <|assistant|>\\n{a}</s>\\n<|user|>...`; ChatML: system, `<|im_start|>user\\n{q}...`)."""
         return self.prompt_tokens(self.recipe.chat.conversation(turns))
 
-    def prefill(self, tokens: Sequence[int], position: int) -> None:
-        """Causal decode of `tokens` into sequence 0 at `position`; logits for the last one."""
+    def prefill(self, tokens: Sequence[int], position: int, seq: int = 0) -> None:
+        """Causal decode of `tokens` into sequence `seq` at `position`; logits for the last one."""
         if position + len(tokens) > self.n_ctx:
             raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
         self._set_mode(embeddings=False, causal=True)
@@ -544,7 +578,7 @@ class Engine:
             chunk = tokens[start : start + self.n_ubatch]
             last_chunk = start + len(chunk) == len(tokens)
             for i, token in enumerate(chunk):
-                self._fill(i, token, position + start + i, 0, last_chunk and i == len(chunk) - 1)
+                self._fill(i, token, position + start + i, seq, last_chunk and i == len(chunk) - 1)
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
@@ -628,6 +662,7 @@ class Engine:
         finally:
             ll.llama_sampler_free(sampler)
             stats.seconds_total = time.perf_counter() - stats.started_at
+            stats.end_position = pos
 
     def generate(
         self,
@@ -645,10 +680,13 @@ class Engine:
         return self.stream(tokens, options=options, stats=stats, should_stop=should_stop)
 
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
-        """Logits after a causal pass over `tokens` from an empty cache (used to rerank)."""
-        self.reset()
-        self.prefill(tokens, 0)
-        return self.last_logits()
+        """Logits after a causal pass over `tokens` alone (used to rerank), in a scratch
+        sequence: sequence 0 (a chat's kept context) stays when there is room beside it."""
+        self._clear_scratch(len(tokens))
+        self.prefill(tokens, 0, seq=SCRATCH_SEQ)
+        logits = self.last_logits()
+        ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+        return logits
 
 
 class _StopMatcher:

@@ -133,6 +133,8 @@ class IndexBackend:
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""
+        # a kept chat context would make every embedding decode of the run span its cells
+        self.engine.reset()
         index = self.session.settings.index
         service = IndexService(
             self.session.db,

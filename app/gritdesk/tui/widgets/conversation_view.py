@@ -2,7 +2,8 @@
 
 An answer is written through Textual's `MarkdownStream`, which appends fragments to the
 document (batching them when tokens come faster than frames) instead of re-rendering the
-whole message per token. The view stays scrolled to the bottom until the user scrolls up.
+whole message per token; `BlockSplitter` keeps the block being appended to short. The view
+stays scrolled to the bottom until the user scrolls up.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from gritdesk.store.conversations import StoredMessage
 from gritdesk.terminal_text import printable, printable_line
+from gritdesk.tui.block_splitter import BlockSplitter
 from gritdesk.tui.styles import styles_beside
 
 FINISH_NOTES = {
@@ -43,6 +45,7 @@ class AnswerMessage(Markdown):
         self.text = text
         self.border_title = "gritdesk"
         self._stream: MarkdownStream | None = None
+        self._splitter = BlockSplitter()
         if finish_reason is not None:
             self.set_finished(finish_reason)
 
@@ -54,13 +57,18 @@ class AnswerMessage(Markdown):
         if self._stream is None:
             self._stream = Markdown.get_stream(self)
         self.text += piece
-        await self._stream.write(piece)
+        await self._stream.write(self._splitter.feed(piece))
 
     async def close_stream(self) -> None:
-        """Draw whatever is pending and stop streaming."""
+        """Draw whatever is pending and stop streaming. If the stream had block breaks added,
+        the answer is drawn again from its exact text (in the background: Markdown parses it
+        on a worker thread)."""
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
+        if self._splitter.split:
+            self._splitter = BlockSplitter()
+            self.update(self.text)
 
     def set_finished(self, finish_reason: str, error: str | None = None) -> None:
         self.set_class(finish_reason in ("cancelled", "error"), "-interrupted")

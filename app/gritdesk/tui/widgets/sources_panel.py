@@ -18,7 +18,12 @@ from gritdesk.store.citations import Citation
 from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.styles import styles_beside
 
-KV_WORDS = {"cached": "KV cached", "computed": "KV computed", "fresh": "as text"}
+KV_WORDS = {
+    "cached": "KV cached",
+    "computed": "KV computed",
+    "fresh": "as text",
+    "kept": "KV kept",  # still in the context from the previous turn
+}
 
 
 LOCATION_CHARS = 36  # what fits on one line of the panel after "[n] "
