@@ -151,7 +151,7 @@ def text_digest(text: str) -> str:
 
 
 def _chunk_key(hit: Hit) -> tuple[int, str]:
-    return hit.chunk_id, text_digest(_embedded_text(hit))
+    return hit.chunk_id, hit.text_hash or text_digest(_embedded_text(hit))
 
 
 def _short_location(hit: Hit) -> str:
