@@ -31,7 +31,8 @@ from _models import resolve_model
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
 from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn, GenerationOptions, GenerationStats
-from gritdesk.session import SessionOptions, open_session
+from gritdesk.session import open_session
+from gritdesk.settings import Settings
 
 TOPICS = {
     "harbour.txt": "the harbour office letters about cargo ships grain prices storms repairs",
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, model: Path, work: Path) -> None:
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     print(f"model {model.name}; indexed {len(TOPICS)} files in {time.perf_counter() - t0:.0f} s")
-    session = open_session(SessionOptions(db=db, model=model, n_ctx=2048))
+    session = open_session(Settings(db=db, model=model, context=2048))
     engine = session.engine
     assert engine is not None
     answerer = Answerer(session.db, engine, session.kv_store)

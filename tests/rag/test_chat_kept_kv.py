@@ -20,7 +20,8 @@ import pytest
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
 from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn, Engine, GenerationOptions
-from gritdesk.session import Session, SessionOptions, open_session
+from gritdesk.session import Session, open_session
+from gritdesk.settings import Settings
 from reference.cache_layouts import Segment, cached_segment, moved, suffix_logits
 from reference.llama_numpy import LlamaWeights
 
@@ -62,7 +63,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path):
         capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    s = open_session(SessionOptions(db=db, model=tiny_model_path, n_ctx=1024))
+    s = open_session(Settings(db=db, model=tiny_model_path, context=1024))
     yield s
     s.close()
 
