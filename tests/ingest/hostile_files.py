@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from ingest.fixture_files import make_docx
+from ingest.fixture_files import make_docx, pdf_file
 
 
 def markdown_heading_spaces(spaces: int = 1_000_000) -> bytes:
@@ -48,20 +48,7 @@ def pdf_shared_content_stream(pages: int, ops: int, shared: bool = True) -> byte
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
             b"/Resources << /Font << /F1 3 0 R >> >> >>" % contents
         )
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
+    return pdf_file(objects)
 
 
 def write_docx_bomb(path: Path, inflated_bytes: int) -> None:

@@ -125,27 +125,3 @@ def test_config_and_run_overrides(tmp_path: Path, tiny_model_path):
     ).stdout  # fmt: skip
     assert "logs/server.log" not in listed  # its chunks went with the exclusion
     assert "data/matrix.csv|indexed" in listed and "node_modules/pkg/readme.md|indexed" in listed
-
-
-@pytest.mark.parametrize(
-    "config, message",
-    [
-        ("[index]\ncsv_max_mib = -1\n", "index.csv_max_mib: must be a number >= 0"),
-        ("[index]\ninclude = '*.csv'\n", "index.include: must be a list of glob patterns"),
-        ("[index]\nskip_vendored = 1\n", "index.skip_vendored: must be true or false"),
-        ("[index]\ncsvmax = 1\n", "unknown key index.csvmax"),
-    ],
-)
-def test_bad_selection_config_is_a_clear_error(tmp_path: Path, tiny_model_path, config, message):
-    (tmp_path / "root").mkdir()
-    proc = subprocess.run(
-        gritdesk_command(
-            "index", tmp_path / "root", "--db", tmp_path / "i.db", "--model", tiny_model_path
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(tmp_path / "data", config),
-    )
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from ingest.cli_runs import cli_env, gritdesk_command, run_index, skip_reasons
+from ingest.cli_runs import cli_env, run_index, skip_reasons
 from ingest.hostile_files import one_char_lines
 
 pytestmark = pytest.mark.slow
@@ -33,27 +32,3 @@ def test_size_limit_from_config(tmp_path: Path, tiny_model_path: Path):
     report, _ = run_index(tiny_model_path, tmp_path / "index.db", root, env=env)
     assert "larger than the 1 MiB limit" in skip_reasons(report)["big.txt"], report
     assert report["indexed"] == 1
-
-
-@pytest.mark.parametrize(
-    "config, message",
-    [
-        ("[index]\nparse_timeout = 5\n", "unknown key index.parse_timeout"),
-        ("[index]\nparse_timeout_s = -1\n", "index.parse_timeout_s: must be a number > 0"),
-        ("[index]\nparse_memory_mib = 'lots'\n", "index.parse_memory_mib: must be a number > 0"),
-        ("[index]\nocr = 'no'\n", "index.ocr: must be true or false"),
-    ],
-)
-def test_bad_limit_is_a_clear_error(tmp_path: Path, tiny_model_path: Path, config, message):
-    (tmp_path / "root").mkdir()
-    proc = subprocess.run(
-        gritdesk_command(
-            "index", tmp_path / "root", "--db", tmp_path / "i.db", "--model", tiny_model_path
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(tmp_path / "data", config),
-    )
-    assert proc.returncode == 2
-    assert message in proc.stderr and "Traceback" not in proc.stderr
