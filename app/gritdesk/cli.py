@@ -253,7 +253,7 @@ def chat(settings: Settings, root: RootOption = None) -> None:
     """Chat with your files in the terminal: streaming answers, sources, saved conversations."""
     from gritdesk.tui import wait_passively
 
-    wait_passively()  # before llama_cpp loads
+    wait_passively()  # before llama.cpp loads
     from gritdesk.tui.app import run_chat
 
     run_chat(settings, root)

@@ -36,6 +36,9 @@ def default_db_path() -> Path:
     return data_dir() / "index.db"
 
 
+NATIVE_DIST = "llama-cpp-python"  # the distribution build.sh builds from its pinned sdist
+
+
 def sdist_path() -> Path:
     """The llama-cpp-python sdist build.sh downloaded (holds the real vocab files).
 
@@ -43,5 +46,6 @@ def sdist_path() -> Path:
     native/recipe.env), so the installed distribution's version names it; reading its
     metadata imports nothing of llama.cpp.
     """
-    version = metadata.version("llama_cpp_python")
-    return cache_dir() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    version = metadata.version(NATIVE_DIST)
+    stem = NATIVE_DIST.replace("-", "_")  # sdist file names are normalised so (PEP 625)
+    return cache_dir() / "sdist" / f"{stem}-{version}.tar.gz"
