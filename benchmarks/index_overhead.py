@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import resolve_model
-from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS, index_paths
+from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS, IndexOptions, index_paths
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.store.connection import open_database
@@ -69,14 +69,16 @@ def main() -> None:
         warm = Path(tmp) / "warm"
         warm.mkdir()
         make_corpus(warm, 2)  # warm-up: graphs and buffers reach the sizes indexing needs
-        index_paths(open_database(Path(tmp) / "warm.db"), engine, [warm], model_path=str(path))
+        index_paths(
+            open_database(Path(tmp) / "warm.db"), engine, [warm], IndexOptions(model_path=str(path))
+        )
         results = {}
         for label, save_kv in (("index (no KV saving)", False), ("index + save KV", True)):
             db = open_database(Path(tmp) / f"{label[:5]}{save_kv}.db")
             store = KvCacheStore(db, Path(tmp) / f"kv{save_kv}")
             embedder = KvSavingEmbedder(engine, store) if save_kv else engine
             t0 = time.perf_counter()
-            report = index_paths(db, embedder, [corpus], model_path=str(path))
+            report = index_paths(db, embedder, [corpus], IndexOptions(model_path=str(path)))
             results[label] = time.perf_counter() - t0
             chunks = report.chunks_embedded
         # the embedded text is heading line + chunk text: rebuild it exactly as the index did

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import resolve_model
 from gritdesk.ingest.chunk import embedding_text
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.store import kv_cache
@@ -95,10 +95,12 @@ def main() -> None:
         warm.mkdir()
         make_corpus(corpus, args.files)
         make_corpus(warm, 2)  # warm-up: graphs and buffers reach the sizes indexing needs
-        index_paths(open_database(Path(tmp) / "warm.db"), engine, [warm], model_path=str(path))
+        index_paths(
+            open_database(Path(tmp) / "warm.db"), engine, [warm], IndexOptions(model_path=str(path))
+        )
         # the texts the index will embed, and their KV size per token
         probe = open_database(Path(tmp) / "probe.db")
-        index_paths(probe, ChunkingOnly(engine), [corpus], model_path=str(path))
+        index_paths(probe, ChunkingOnly(engine), [corpus], IndexOptions(model_path=str(path)))
         rows = probe.execute(
             "SELECT text, heading_path FROM chunks ORDER BY source_id, ordinal"
         ).fetchall()
@@ -114,7 +116,7 @@ def main() -> None:
         store = KvCacheStore(db, Path(tmp) / "kv", budget_bytes=budget)
         embedder = KvSavingEmbedder(engine, store)
         report, indexed, cpu_index = timed(
-            lambda: index_paths(db, embedder, [corpus], model_path=str(path))
+            lambda: index_paths(db, embedder, [corpus], IndexOptions(model_path=str(path)))
         )
         pure_after, _, cpu_after = timed(time_pure, engine, texts)
         kept = store.stats()

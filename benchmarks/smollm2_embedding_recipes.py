@@ -19,7 +19,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.retrieve import _chunk_rows, keyword_search, search
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.runtime.recipes import ECHO, SMOLLM2, EmbeddingFormat, Recipe
@@ -71,7 +71,7 @@ def rank_of(texts: list[str], phrase: str) -> int | None:
 def measure(model: Path, recipe: Recipe, folder: Path) -> dict[str, list[int | None]]:
     db = open_database(folder / f"{recipe.name.split()[0]}.db")
     with Engine(model, EngineSettings(n_ctx=2048), recipe=recipe) as engine:
-        index_paths(db, engine, [CORPUS], model_path=str(model), recipe=recipe.name)
+        index_paths(db, engine, [CORPUS], IndexOptions(model_path=str(model), recipe=recipe.name))
         vector, hybrid, keyword = [], [], []
         for question, phrase in QUESTIONS:
             query = engine.embed_queries([question], recipe.retrieval_instruction)[0]

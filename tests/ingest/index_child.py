@@ -45,7 +45,7 @@ def main() -> None:
         sys.addaudithook(audit)
 
     from gritdesk.ingest.chunk import ChunkingPolicy
-    from gritdesk.ingest.indexer import index_paths
+    from gritdesk.ingest.indexer import IndexOptions, index_paths
     from gritdesk.store.connection import open_database
     from ingest.fake_embedder import BagOfWordsEmbedder
 
@@ -75,8 +75,10 @@ def main() -> None:
         db,
         embedder,
         args.paths,
-        policy=ChunkingPolicy(target_tokens=args.target_tokens, overlap_tokens=8),
-        batch_chunks=args.batch_chunks,
+        IndexOptions(
+            policy=ChunkingPolicy(target_tokens=args.target_tokens, overlap_tokens=8),
+            batch_chunks=args.batch_chunks,
+        ),
     )
     result = report.as_dict()
     if args.count:

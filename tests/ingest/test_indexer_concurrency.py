@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.store.connection import open_database
 from ingest.fake_embedder import BagOfWordsEmbedder
 from ingest.fixture_files import write_corpus
@@ -35,7 +35,7 @@ def test_a_reader_searching_in_a_loop_sees_no_errors(tmp_path: Path) -> None:
     db_path = tmp_path / "index.db"
     db = open_database(db_path)
     policy = ChunkingPolicy(target_tokens=48, overlap_tokens=8)
-    index_paths(db, SlowEmbedder(), [root / "part0"], policy=policy, batch_chunks=4)
+    index_paths(db, SlowEmbedder(), [root / "part0"], IndexOptions(policy=policy, batch_chunks=4))
 
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
@@ -46,12 +46,12 @@ def test_a_reader_searching_in_a_loop_sees_no_errors(tmp_path: Path) -> None:
     )
     try:
         time.sleep(1.0)  # the reader is up and searching
-        index_paths(db, SlowEmbedder(), [root], policy=policy, batch_chunks=4)
+        index_paths(db, SlowEmbedder(), [root], IndexOptions(policy=policy, batch_chunks=4))
         for path in sorted(root.rglob("*.md"))[:15]:  # replace chunks of existing files
             path.write_text(path.read_text().replace("river", "stream") + "\nedited\n")
         for path in sorted(root.rglob("*.txt"))[:10]:  # and delete some
             path.unlink()
-        index_paths(db, SlowEmbedder(), [root], policy=policy, batch_chunks=4)
+        index_paths(db, SlowEmbedder(), [root], IndexOptions(policy=policy, batch_chunks=4))
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=60)
@@ -81,13 +81,9 @@ def test_two_indexers_on_one_database_at_once(tmp_path: Path) -> None:
         assert proc.returncode == 0, err.decode()[-3000:]
 
     reference = open_database(tmp_path / "reference.db")
-    index_paths(
-        reference,
-        BagOfWordsEmbedder(),
-        [root],
-        policy=ChunkingPolicy(target_tokens=48, overlap_tokens=8),
-        batch_chunks=8,
-    )
+    policy = ChunkingPolicy(target_tokens=48, overlap_tokens=8)
+    options = IndexOptions(policy=policy, batch_chunks=8)
+    index_paths(reference, BagOfWordsEmbedder(), [root], options)
     db = open_database(db_path)
     assert_index_consistent(db)
     assert index_snapshot(db) == index_snapshot(reference)

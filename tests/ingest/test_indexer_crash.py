@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.store.connection import open_database
 from ingest.fake_embedder import BagOfWordsEmbedder
 from ingest.fixture_files import write_corpus
@@ -44,8 +44,7 @@ def reference_snapshot(tmp_path: Path, root: Path, name: str) -> dict:
         db,
         BagOfWordsEmbedder(max_document_tokens=64),
         [root],
-        policy=ChunkingPolicy(target_tokens=48, overlap_tokens=8),
-        batch_chunks=8,
+        IndexOptions(policy=ChunkingPolicy(target_tokens=48, overlap_tokens=8), batch_chunks=8),
     )
     return index_snapshot(db)
 

@@ -10,7 +10,13 @@ import apsw
 import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import IndexProgress, IndexReport, index_known_roots, index_paths
+from gritdesk.ingest.indexer import (
+    IndexOptions,
+    IndexProgress,
+    IndexReport,
+    index_known_roots,
+    index_paths,
+)
 from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.store.connection import open_database
 from gritdesk.store.model_record import ModelMismatchError, clear_index, read_model_record
@@ -22,11 +28,14 @@ POLICY = ChunkingPolicy(target_tokens=48, overlap_tokens=8)
 
 
 def run(
-    db: apsw.Connection, paths: list[Path], embedder: BagOfWordsEmbedder | None = None, **kw
+    db: apsw.Connection,
+    paths: list[Path],
+    embedder: BagOfWordsEmbedder | None = None,
+    limits: ParseLimits | None = None,
+    **kw,
 ) -> IndexReport:
-    return index_paths(
-        db, embedder or BagOfWordsEmbedder(), paths, policy=POLICY, batch_chunks=8, **kw
-    )
+    options = IndexOptions(policy=POLICY, batch_chunks=8, limits=limits or ParseLimits())
+    return index_paths(db, embedder or BagOfWordsEmbedder(), paths, options, **kw)
 
 
 def clean_rebuild(tmp_path: Path, root: Path, name: str = "clean.db") -> apsw.Connection:
@@ -138,7 +147,7 @@ def test_several_roots_in_one_database(tmp_path: Path) -> None:
     db = open_database(tmp_path / "index.db")
     run(db, [a])
     run(db, [b])
-    report = index_known_roots(db, BagOfWordsEmbedder(), policy=POLICY)
+    report = index_known_roots(db, BagOfWordsEmbedder(), IndexOptions(policy=POLICY))
     assert report.unchanged == 12 and sorted(report.roots) == [str(a.resolve()), str(b.resolve())]
     paths = {row[0] for row in db.execute("SELECT DISTINCT r.path FROM roots r")}
     assert paths == {str(a.resolve()), str(b.resolve())}
@@ -155,7 +164,7 @@ def test_another_model_is_refused_and_rebuild_switches(tmp_path: Path, corpus: P
     assert "--rebuild" in str(error.value)
 
     clear_index(db)
-    report = index_known_roots(db, other, policy=POLICY)
+    report = index_known_roots(db, other, IndexOptions(policy=POLICY))
     assert report.indexed == 26
     assert read_model_record(db).fingerprint == "other-model-64"
     assert_index_consistent(db)
@@ -236,9 +245,9 @@ def test_new_chunking_settings_rechunk_and_reuse_embeddings(tmp_path: Path, corp
     run(db, [corpus])
     wider = ChunkingPolicy(target_tokens=60, overlap_tokens=8)
     embedder = BagOfWordsEmbedder()
-    report = index_paths(db, embedder, [corpus], policy=wider)
+    report = index_paths(db, embedder, [corpus], IndexOptions(policy=wider))
     assert report.indexed == 26  # every file re-chunked ...
     assert report.chunks_embedded < report.chunks_written  # ... unchanged chunk texts reused
     clean = open_database(tmp_path / "clean.db")
-    index_paths(clean, BagOfWordsEmbedder(), [corpus], policy=wider)
+    index_paths(clean, BagOfWordsEmbedder(), [corpus], IndexOptions(policy=wider))
     assert index_snapshot(db) == index_snapshot(clean)

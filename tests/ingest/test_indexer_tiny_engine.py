@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.store.connection import open_database
 from ingest.index_content import assert_index_consistent
 
@@ -28,7 +28,7 @@ def test_chunks_at_the_limit_embed_without_overflow(tiny_engine, tmp_path: Path)
 
     db = open_database(tmp_path / "index.db")
     policy = ChunkingPolicy(target_tokens=100_000)  # as big as the model allows
-    report = index_paths(db, tiny_engine, [root], policy=policy)
+    report = index_paths(db, tiny_engine, [root], IndexOptions(policy=policy))
     assert report.errors == [] and report.indexed == 2
 
     limit = tiny_engine.max_document_tokens

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import IndexReport
+from gritdesk.ingest.indexer import IndexOptions, IndexReport
 from gritdesk.ingest.watch import watch_paths
 from gritdesk.store.connection import open_database
 from ingest.fake_embedder import BagOfWordsEmbedder
@@ -37,7 +37,7 @@ def test_watch_follows_creates_edits_deletes_and_ignore_changes(tmp_path: Path) 
             "on_report": reports.append,
             "stop_event": stop,
             "debounce_ms": 100,
-            "policy": ChunkingPolicy(target_tokens=48),
+            "options": IndexOptions(policy=ChunkingPolicy(target_tokens=48)),
         },
         daemon=True,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.rag.layouts import CacheMode, Placement
@@ -89,7 +89,9 @@ def test_cache_modes_account_for_reused_and_computed_tokens(
     db = open_database(tmp_path / "index.db")
     with Engine(tiny_model_path, EngineSettings(n_ctx=2048)) as engine:
         store = KvCacheStore(db, tmp_path / "kv")
-        index_paths(db, KvSavingEmbedder(engine, store), [CORPUS], model_path=str(engine.path))
+        index_paths(
+            db, KvSavingEmbedder(engine, store), [CORPUS], IndexOptions(model_path=str(engine.path))
+        )
         answerer = Answerer(db, engine, store)
         results = {}
         for mode in CacheMode:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.answer import Answerer, AskOptions, text_digest
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, GenerationOptions
@@ -66,14 +66,16 @@ def test_indexing_a_corpus_bigger_than_the_budget_writes_at_most_the_budget(
     budget = int(one_blob_bytes(tiny_engine, texts[0]) * 2.5)  # the corpus is ~3x the budget
     store = KvCacheStore(db, tmp_path / "kv", budget_bytes=budget)
     embedder = KvSavingEmbedder(tiny_engine, store)
-    report = index_paths(db, embedder, [tmp_path / "docs"], model_path=str(tiny_engine.path))
+    report = index_paths(
+        db, embedder, [tmp_path / "docs"], IndexOptions(model_path=str(tiny_engine.path))
+    )
     assert report.chunks_written == len(TOPICS)
     assert embedder.saved == 2 and embedder.skipped == len(TOPICS) - 2
     assert sum(written) <= budget  # nothing written only to be evicted again
     assert len(written) == embedder.saved == store.stats().blobs
     # a second run adds a file: its KV goes into what room is left, if it fits, no more
     (tmp_path / "docs" / "note-9.txt").write_text("A ninth note about the parking garage.\n")
-    index_paths(db, embedder, [tmp_path / "docs"], model_path=str(tiny_engine.path))
+    index_paths(db, embedder, [tmp_path / "docs"], IndexOptions(model_path=str(tiny_engine.path)))
     assert sum(written) == store.stats().bytes <= budget
 
 
@@ -83,7 +85,7 @@ def test_a_miss_is_computed_admitted_and_reused(tiny_engine: Engine, tmp_path: P
     budget = int(one_blob_bytes(tiny_engine, texts[0]) * 2.5)
     store = KvCacheStore(db, tmp_path / "kv", budget_bytes=budget)
     embedder = KvSavingEmbedder(tiny_engine, store)
-    index_paths(db, embedder, [tmp_path / "docs"], model_path=str(tiny_engine.path))
+    index_paths(db, embedder, [tmp_path / "docs"], IndexOptions(model_path=str(tiny_engine.path)))
     kept = {row[0] for row in db.execute("SELECT text_hash FROM kv_blobs")}
     missing = next(t for t in texts if text_digest(t) not in kept)  # indexed without its KV
     answerer = Answerer(db, tiny_engine, store)

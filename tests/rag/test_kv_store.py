@@ -106,7 +106,7 @@ def test_budget_evicts_least_recently_used(tiny_engine: Engine, tmp_path: Path) 
 
 
 def test_changed_source_file_invalidates_its_blobs(tiny_engine: Engine, tmp_path: Path) -> None:
-    from gritdesk.ingest.indexer import index_paths
+    from gritdesk.ingest.indexer import IndexOptions, index_paths
     from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 
     folder = tmp_path / "docs"
@@ -116,12 +116,12 @@ def test_changed_source_file_invalidates_its_blobs(tiny_engine: Engine, tmp_path
     db = open_database(tmp_path / "index.db")
     store = KvCacheStore(db, tmp_path / "kv")
     embedder = KvSavingEmbedder(tiny_engine, store)
-    index_paths(db, embedder, [folder], model_path=str(tiny_engine.path))
+    index_paths(db, embedder, [folder], IndexOptions(model_path=str(tiny_engine.path)))
     assert store.stats().blobs == 2
     old_hashes = {row[0] for row in db.execute("SELECT text_hash FROM chunks")}
 
     (folder / "a.txt").write_text("Alpha paragraph, rewritten: invoices are now paid weekly.\n")
-    index_paths(db, embedder, [folder], model_path=str(tiny_engine.path))
+    index_paths(db, embedder, [folder], IndexOptions(model_path=str(tiny_engine.path)))
     assert store.sweep_orphans() == 1
     new_hashes = {row[0] for row in db.execute("SELECT text_hash FROM chunks")}
     stale = (old_hashes - new_hashes).pop()

@@ -10,7 +10,7 @@ import apsw
 import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.retrieve import (
     Hit,
     fts_match_expression,
@@ -60,7 +60,8 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[apsw.Connection, 
     base = tmp_path_factory.mktemp("retrieve")
     write_docs(base / "docs")
     db = open_database(base / "index.db")
-    index_paths(db, BagOfWordsEmbedder(), [base / "docs"], policy=ChunkingPolicy(target_tokens=48))
+    options = IndexOptions(policy=ChunkingPolicy(target_tokens=48))
+    index_paths(db, BagOfWordsEmbedder(), [base / "docs"], options)
     return db, (base / "docs").resolve()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
@@ -38,7 +38,9 @@ def build_index(db_path: Path, model_path: Path, recipe: str = "gritlm") -> None
     with Engine(model_path, EngineSettings(n_ctx=N_CTX), recipe=get_recipe(recipe)) as engine:
         store = KvCacheStore(db, kv_cache_directory(db_path))
         embedder = KvSavingEmbedder(engine, store)
-        index_paths(db, embedder, [CORPUS], model_path=str(engine.path), recipe=recipe)
+        index_paths(
+            db, embedder, [CORPUS], IndexOptions(model_path=str(engine.path), recipe=recipe)
+        )
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
@@ -44,7 +44,9 @@ def build_hostile_index(db_path: Path, docs: Path, model_path: Path) -> None:
     db = open_database(db_path)
     with Engine(model_path, EngineSettings(n_ctx=2048)) as engine:
         embedder = KvSavingEmbedder(engine, KvCacheStore(db, kv_cache_directory(db_path)))
-        index_paths(db, embedder, [docs], model_path=str(engine.path), recipe="gritlm")
+        index_paths(
+            db, embedder, [docs], IndexOptions(model_path=str(engine.path), recipe="gritlm")
+        )
     db.close()
 
 

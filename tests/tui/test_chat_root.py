@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 
 from gritdesk.commands.roots import resolve_root
-from gritdesk.ingest.indexer import index_paths
+from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.rag.retrieve import keyword_search
 from gritdesk.runtime.engine import Engine, EngineSettings
@@ -32,7 +32,9 @@ def add_other_root(db_path: Path, model_path: Path, folder: Path) -> None:
     try:
         with Engine(model_path, EngineSettings(n_ctx=N_CTX)) as engine:
             embedder = KvSavingEmbedder(engine, KvCacheStore(db, kv_cache_directory(db_path)))
-            index_paths(db, embedder, [folder], model_path=str(engine.path), recipe="gritlm")
+            index_paths(
+                db, embedder, [folder], IndexOptions(model_path=str(engine.path), recipe="gritlm")
+            )
         # the question does reach the other folder when nothing scopes it
         everywhere = keyword_search(db, QUESTION, 5)
         only_other = keyword_search(db, QUESTION, 5, resolve_root(db, folder).id)

@@ -147,18 +147,27 @@ ProgressCallback = Callable[[IndexProgress], None]
 # --- the run ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
+class IndexOptions:
+    """How a run indexes, whichever entry point starts it: the model name and recipe it
+    records, chunking, batch size, the per-file `limits` (size, parse time, memory,
+    output) and the `selection` of data files and vendored folders to skip."""
+
+    model_path: str | None = None
+    recipe: str | None = None
+    policy: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    batch_chunks: int = DEFAULT_BATCH_CHUNKS
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    selection: FileSelection = field(default_factory=FileSelection)
+
+
 def index_paths(
     db: apsw.Connection,
     embedder: DocumentEmbedder,
     paths: Iterable[str | os.PathLike],
+    options: IndexOptions | None = None,
     *,
     progress: ProgressCallback | None = None,
-    model_path: str | None = None,
-    recipe: str | None = None,
-    policy: ChunkingPolicy | None = None,
-    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
-    limits: ParseLimits | None = None,
-    selection: FileSelection | None = None,
     expected_tokens: int | None = None,
 ) -> IndexReport:
     """Index (or bring up to date) each path: a folder becomes a root, a file is indexed in
@@ -166,30 +175,21 @@ def index_paths(
 
     Raises ModelMismatchError when the index was built with another model, and
     FileNotFoundError for a path that neither exists nor lies under a known root.
-    `limits` bound the size, parse time, memory and output of each file; `selection`
-    says which data files and vendored folders are skipped (see file_selection);
     `expected_tokens` (the estimate's) gives progress its ETA at the measured tokens/s.
     """
-    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    options = options or IndexOptions()
+    model = bind_model(db, ModelRecord.of(embedder, options.model_path, options.recipe))
     scopes = [_resolve_scope(db, Path(p)) for p in paths]
-    return _run(
-        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection,
-        expected_tokens,
-    )
+    return _run(db, embedder, model, scopes, options, progress, expected_tokens)
 
 
 def index_changed_paths(
     db: apsw.Connection,
     embedder: DocumentEmbedder,
     paths: Iterable[str | os.PathLike],
+    options: IndexOptions | None = None,
     *,
     progress: ProgressCallback | None = None,
-    model_path: str | None = None,
-    recipe: str | None = None,
-    policy: ChunkingPolicy | None = None,
-    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
-    limits: ParseLimits | None = None,
-    selection: FileSelection | None = None,
 ) -> IndexReport:
     """Bring paths reported changed under known roots up to date (`index --watch`).
 
@@ -197,45 +197,18 @@ def index_changed_paths(
     created inside a root is judged by the walk's own rule (never out of the root),
     and a path outside every known root is ignored.
     """
-    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    options = options or IndexOptions()
+    model = bind_model(db, ModelRecord.of(embedder, options.model_path, options.recipe))
     scopes = [scope for p in paths if (scope := _scope_in_known_root(db, Path(p))) is not None]
-    return _run(
-        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection
-    )
-
-
-def _run(
-    db: apsw.Connection,
-    embedder: DocumentEmbedder,
-    model: ModelRecord,
-    scopes: list[_Scope],
-    progress: ProgressCallback | None,
-    policy: ChunkingPolicy | None,
-    batch_chunks: int,
-    limits: ParseLimits | None,
-    selection: FileSelection | None = None,
-    expected_tokens: int | None = None,
-) -> IndexReport:
-    limits = limits or ParseLimits()
-    with ParserProcess(limits) as parser:
-        run = _IndexRun(db, embedder, model, policy or ChunkingPolicy(), batch_chunks, parser)
-        run.selection = selection or FileSelection()
-        run.expected_tokens = expected_tokens
-        run.progress_callback = progress
-        return run.execute(scopes)
+    return _run(db, embedder, model, scopes, options, progress)
 
 
 def index_known_roots(
     db: apsw.Connection,
     embedder: DocumentEmbedder,
+    options: IndexOptions | None = None,
     *,
     progress: ProgressCallback | None = None,
-    model_path: str | None = None,
-    recipe: str | None = None,
-    policy: ChunkingPolicy | None = None,
-    batch_chunks: int = DEFAULT_BATCH_CHUNKS,
-    limits: ParseLimits | None = None,
-    selection: FileSelection | None = None,
     expected_tokens: int | None = None,
 ) -> IndexReport:
     """Update every root the index knows (`gritdesk index` with no path; after --rebuild).
@@ -243,12 +216,27 @@ def index_known_roots(
     Each root is taken as recorded, not looked up again by path: a root that is gone
     (an unmounted drive) is then reported and kept, never an error for the others.
     """
-    model = bind_model(db, ModelRecord.of(embedder, model_path, recipe))
+    options = options or IndexOptions()
+    model = bind_model(db, ModelRecord.of(embedder, options.model_path, options.recipe))
     scopes = [_Scope(root, None) for root in list_roots(db)]
-    return _run(
-        db, embedder, model, scopes, progress, policy, batch_chunks, limits, selection,
-        expected_tokens,
-    )
+    return _run(db, embedder, model, scopes, options, progress, expected_tokens)
+
+
+def _run(
+    db: apsw.Connection,
+    embedder: DocumentEmbedder,
+    model: ModelRecord,
+    scopes: list[_Scope],
+    options: IndexOptions,
+    progress: ProgressCallback | None,
+    expected_tokens: int | None = None,
+) -> IndexReport:
+    with ParserProcess(options.limits) as parser:
+        run = _IndexRun(db, embedder, model, options.policy, options.batch_chunks, parser)
+        run.selection = options.selection
+        run.expected_tokens = expected_tokens
+        run.progress_callback = progress
+        return run.execute(scopes)
 
 
 @dataclass(frozen=True)

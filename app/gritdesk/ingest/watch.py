@@ -20,7 +20,7 @@ import apsw
 from watchfiles import Change, DefaultFilter, watch
 
 from gritdesk.ingest.ignore_rules import IGNORE_FILE_NAMES
-from gritdesk.ingest.indexer import IndexReport, index_changed_paths, index_paths
+from gritdesk.ingest.indexer import IndexOptions, IndexReport, index_changed_paths, index_paths
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.sources import list_roots
 
@@ -35,7 +35,7 @@ def watch_paths(
     stop_event: threading.Event | None = None,
     debounce_ms: int = 1600,
     retry_ms: int = 5000,
-    **index_options,
+    options: IndexOptions | None = None,
 ) -> None:
     """Index `paths`, then re-index what changes under them until `stop_event` is set."""
     paths = [Path(p).expanduser().resolve() for p in paths]
@@ -43,7 +43,7 @@ def watch_paths(
 
     def attempt(index, targets: list) -> bool:
         try:
-            report = index(db, embedder, targets, **index_options)
+            report = index(db, embedder, targets, options)
         except Exception as exc:  # logged and retried: one bad moment must not end watching
             report_error(f"{type(exc).__name__}: {exc}")
             return False

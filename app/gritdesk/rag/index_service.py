@@ -17,6 +17,7 @@ import apsw
 
 from gritdesk.ingest.file_selection import FileSelection
 from gritdesk.ingest.indexer import (
+    IndexOptions,
     IndexReport,
     ProgressCallback,
     index_known_roots,
@@ -64,12 +65,12 @@ class IndexService:
         self.embedder: Engine | KvSavingEmbedder = (
             KvSavingEmbedder(engine, store) if self.saves_kv else engine
         )
-        self.options: dict[str, object] = {
-            "model_path": str(engine.path),
-            "recipe": engine.recipe.name,
-            "limits": limits,
-            "selection": selection,
-        }
+        self.options = IndexOptions(
+            model_path=str(engine.path),
+            recipe=engine.recipe.name,
+            limits=limits,
+            selection=selection,
+        )
 
     def run(
         self,
@@ -80,14 +81,14 @@ class IndexService:
         """Index `paths` (every known root when empty), then tidy the KV blobs."""
         if paths:
             report = index_paths(
-                self.db, self.embedder, paths, progress=progress,
-                expected_tokens=expected_tokens, **self.options,  # type: ignore[arg-type]
-            )
+                self.db, self.embedder, paths, self.options,
+                progress=progress, expected_tokens=expected_tokens,
+            )  # fmt: skip
         else:
             report = index_known_roots(
-                self.db, self.embedder, progress=progress,
-                expected_tokens=expected_tokens, **self.options,  # type: ignore[arg-type]
-            )
+                self.db, self.embedder, self.options,
+                progress=progress, expected_tokens=expected_tokens,
+            )  # fmt: skip
         self.tidy()
         return report
 
@@ -105,8 +106,9 @@ class IndexService:
             on_report(report)
 
         watch_paths(
-            self.db, self.embedder, paths, on_report=reported, on_error=on_error, **self.options
-        )
+            self.db, self.embedder, paths, on_report=reported, on_error=on_error,
+            options=self.options,
+        )  # fmt: skip
 
     def tidy(self) -> None:
         self.store.sweep_orphans()  # blobs of chunks that changed or went away
