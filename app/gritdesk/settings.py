@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
@@ -22,9 +22,10 @@ from gritdesk.ingest.parser_process import MIB, ParseLimits
 from gritdesk.paths import data_dir, default_db_path
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, EngineSettings, KvType
 from gritdesk.runtime.recipes import RECIPES
+from gritdesk.store.kv_cache import DEFAULT_BUDGET_BYTES
 
 MIN_CONTEXT = 256
-DEFAULT_KV_BUDGET_GIB = 4.0
+DEFAULT_KV_BUDGET_GIB = DEFAULT_BUDGET_BYTES / 2**30
 API_KEY_ENV = "GRITDESK_API_KEY"  # keeps the key out of `ps` listings
 
 
@@ -91,18 +92,14 @@ class Settings:
 # --- reading values ---------------------------------------------------------------------
 
 
-class _Source:
-    """Where a value came from, for error messages: `--context`, `GRITDESK_CONTEXT`, a file."""
+def _flag(key: str) -> str:
+    """How an error names a value given as a flag: `--kv-type`."""
+    return f"--{key.replace('_', '-')}"
 
-    def __init__(self, kind: str, path: Path | None = None) -> None:
-        self.kind, self.path = kind, path
 
-    def name(self, key: str) -> str:
-        if self.kind == "flag":
-            return f"--{key.split('.')[-1].replace('_', '-')}"
-        if self.kind == "env":
-            return f"GRITDESK_{key.upper()}"
-        return f"{self.path}: {key}"
+def _env(key: str) -> str:
+    """The environment variable of a top-level key: `GRITDESK_KV_TYPE`."""
+    return f"GRITDESK_{key.upper()}"
 
 
 Parser = Callable[[object, str], object]  # (value, where) -> typed value
@@ -225,7 +222,6 @@ _SERVE: dict[str, Parser] = {
     "max_input_tokens": _number(1, integer=True),
     "max_tokens": _number(1, integer=True),
 }
-INDEX_KEYS = tuple(_INDEX)  # for the README and `gritdesk index --help`
 
 
 def read_config_file(path: Path) -> dict[str, object]:
@@ -280,12 +276,11 @@ def load_settings(
     top: dict[str, object] = {}
     for key, parse in _TOP.items():
         if key in given:
-            top[key] = parse(given[key], _Source("flag").name(key))
-        elif env.get(f"GRITDESK_{key.upper()}"):
-            raw = _from_environment(parse, env[f"GRITDESK_{key.upper()}"])
-            top[key] = parse(raw, _Source("env").name(key))
+            top[key] = parse(given[key], _flag(key))
+        elif env.get(_env(key)):
+            top[key] = parse(_from_environment(parse, env[_env(key)]), _env(key))
         elif key in config:
-            top[key] = parse(config[key], _Source("file", path).name(key))
+            top[key] = parse(config[key], f"{path}: {key}")
     return Settings(
         **top,  # type: ignore[arg-type]
         index=_index_settings(index_table, path),
@@ -325,14 +320,9 @@ def _serve_settings(
     values: dict[str, object] = {}
     for key, parse in _SERVE.items():
         if flags.get(key) is not None:
-            values[key] = parse(flags[key], _Source("flag").name(key))
+            values[key] = parse(flags[key], _flag(key))
         elif key == "api_key" and env.get(API_KEY_ENV):
             values[key] = env[API_KEY_ENV]
         elif key in table:
             values[key] = parse(table[key], f"{path}: serve.{key}")
     return ServeSettings(**values)  # type: ignore[arg-type]
-
-
-def settings_fields() -> tuple[str, ...]:
-    """The top-level keys of config.toml (and their GRITDESK_<KEY> variables)."""
-    return tuple(f.name for f in fields(Settings) if f.name not in ("index", "serve"))
