@@ -76,6 +76,22 @@ def run_index(
     return json.loads(proc.stdout.splitlines()[-1]), proc
 
 
+def index_texts(model: Path, folder: Path, texts: dict[str, str]) -> Path:
+    """Write `texts` (file name -> text) into `folder`/corpus and index them with the real
+    `gritdesk index`, keeping each chunk's KV; the database's path."""
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    for name, text in texts.items():
+        (corpus / name).write_text(text + "\n")
+    db = folder / "index.db"
+    proc = subprocess.run(
+        gritdesk_command("index", corpus, "--db", db, "--model", model),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
 def skip_reasons(report: dict) -> dict[str, str]:
     """Skipped files by name (the last path component), with their reasons."""
     return {Path(s["path"]).name: s["reason"] for s in report["skipped"]}

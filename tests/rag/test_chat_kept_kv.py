@@ -8,9 +8,6 @@ suffix, its answer and turn two's question causal over everything.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn, Engine, GenerationOptions
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
+from ingest.cli_runs import index_texts
 from reference.cache_layouts import Segment, cached_segment, moved, suffix_logits
 from reference.llama_numpy import LlamaWeights
 
@@ -51,18 +49,7 @@ def weights(tiny_model_path: Path) -> LlamaWeights:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path):
-    root = tmp_path_factory.mktemp("chat-kv")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name, text in CORPUS.items():
-        (corpus / name).write_text(text + "\n")
-    db = root / "index.db"
-    proc = subprocess.run(
-        [sys.executable, "-c", "from gritdesk.cli import main; main()", "index", str(corpus),
-         "--db", str(db), "--model", str(tiny_model_path)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    db = index_texts(tiny_model_path, tmp_path_factory.mktemp("chat-kv"), CORPUS)
     s = open_session(Settings(db=db, model=tiny_model_path, context=1024))
     yield s
     s.close()

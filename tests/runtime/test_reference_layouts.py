@@ -12,9 +12,6 @@ fails for a cache from a causal pass and for a cache of another document.
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from gritdesk.runtime.engine import Engine, GenerationOptions
 from gritdesk.runtime.recipes import GRITLM
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
+from ingest.cli_runs import index_texts
 from reference.cache_layouts import (
     Segment,
     cached_segment,
@@ -73,19 +71,7 @@ def weights(tiny_model_path: Path) -> LlamaWeights:
 
 @pytest.fixture(scope="module")
 def indexed_db(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Path:
-    root = tmp_path_factory.mktemp("layouts")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name, text in CORPUS.items():
-        (corpus / name).write_text(text + "\n")
-    db = root / "index.db"
-    proc = subprocess.run(
-        [sys.executable, "-c", "from gritdesk.cli import main; main()", "index", str(corpus),
-         "--db", str(db), "--model", str(tiny_model_path)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return db
+    return index_texts(tiny_model_path, tmp_path_factory.mktemp("layouts"), CORPUS)
 
 
 # (KV cache type, on-disk format of saved blobs): "q8_rows" stores f16 rows as 8-bit
