@@ -116,8 +116,9 @@ def run_index(
 
 
 def _print_json(value: dict) -> None:
-    json.dump(value, sys.stdout)
-    sys.stdout.write("\n")
+    """One report per line, written whole: `json.dump` writes piece by piece, so a Ctrl-C
+    while a watch run reports left half a line for the reader of `--json`."""
+    sys.stdout.write(json.dumps(value) + "\n")
     sys.stdout.flush()
 
 
