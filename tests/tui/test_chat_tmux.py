@@ -67,7 +67,10 @@ def test_real_chat_answers_in_a_terminal_and_restores_it(
     assert "╭─ Hotel costs are refunded up to" in screen  # the conversation, titled by it
 
     pane.press("C-q")
-    screen = pane.wait_for(lambda s: "CHAT-EXIT=" in s, 60, "the app to exit")
+    # the app's exit status, then `stty -a`'s report (it names the columns) of the terminal
+    screen = pane.wait_for(
+        lambda s: "CHAT-EXIT=" in s and "columns" in s, 60, "the app to exit and stty to report"
+    )
     assert "CHAT-EXIT=0" in screen
     assert "BEFORE-CHAT" in screen  # the screen from before the app is back
     assert "Traceback" not in screen
