@@ -1,5 +1,6 @@
-"""Sequence 0 (a chat's kept context) survives embedding and reranking passes that fit beside
-it, and those passes give what they give on an empty cache."""
+"""Sequence 0 (a chat's kept context) survives embedding and reranking passes, and those
+passes give what they give on an empty cache (tests/runtime/test_engine_history.py checks
+that bit for bit over a longer sequence of operations)."""
 
 from __future__ import annotations
 
@@ -44,11 +45,15 @@ def test_embedding_and_reranking_beside_a_kept_sequence(tiny_engine: Engine) -> 
     assert [s.tokens for s in beside_states] == [s.tokens for s in alone_states]
 
 
-def test_a_pass_that_does_not_fit_beside_it_clears_it(tiny_engine: Engine) -> None:
+def test_a_pass_that_would_not_fit_beside_it_keeps_it(tiny_engine: Engine) -> None:
+    """Scratch work runs with sequence 0 parked, so even a nearly full context survives."""
     engine = tiny_engine
     engine.reset()
     filler = engine.tokenize(" harbour" * (engine.n_ctx - 8), add_bos=True)[: engine.n_ctx - 8]
     engine.prefill(filler, 0)
+    expected = continuation_logits(engine, filler)
+    engine.keep_until(len(filler))
     epoch = engine.sequence_epoch
     engine.embed_documents(DOCS)  # needs more than the 8 free cells
-    assert engine.sequence_epoch != epoch
+    assert engine.sequence_epoch == epoch
+    np.testing.assert_array_equal(continuation_logits(engine, filler), expected)

@@ -53,6 +53,7 @@ KV_TYPES = {
 }
 # Sequence 0 holds the prompt being answered (and, between chat turns, the conversation so
 # far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
+# Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`).
 SCRATCH_SEQ = 1
 
 # --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
@@ -197,6 +198,7 @@ class Engine:
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
         self._n_embd = ll.llama_model_n_embd(self._model)
         self._mode: tuple[bool, bool] | None = None
+        self._parked: bytes | None = None  # sequence 0 while scratch work runs
         self._epoch = 0  # see `sequence_epoch`
         self._seq0_cells = 0  # KV cells sequence 0 occupies (an upper bound)
         self.tokens_decoded = 0  # every token through llama_decode, embedding included
@@ -386,6 +388,7 @@ class Engine:
     def reset(self) -> None:
         """Forget every sequence in the KV cache."""
         ll.llama_memory_clear(self._memory, True)
+        self._parked = None
         self._epoch += 1
         self._seq0_cells = 0
 
@@ -397,18 +400,39 @@ class Engine:
 
     def keep_until(self, position: int) -> None:
         """Drop sequence 0's KV from `position` on (a kept chat turn continues there)."""
+        self._unpark()
         if not ll.llama_memory_seq_rm(self._memory, 0, position, -1):
             raise KvStateError(f"llama.cpp could not trim the context at position {position}")
 
-    def _clear_scratch(self, n_tokens: int) -> None:
-        """Room for `n_tokens` in the scratch sequences. Sequence 0 stays when they fit
-        beside it (an embedding decode sees only its own sequence: GRITLM_NOTES section 4),
-        else every sequence goes."""
-        if self._seq0_cells == 0 or self._seq0_cells + n_tokens > self.n_ctx:
-            self.reset()
+    def _clear_scratch(self) -> None:
+        """An empty cache for work in the scratch sequences, sequence 0 parked meanwhile.
+
+        A pass beside a kept sequence 0 would see none of its cells (the mask hides them),
+        yet its numbers would still change: its cells would sit further along the cache,
+        and ggml sums attention over cells in SIMD lanes assigned by cell index, so the
+        same values add up in another order. A model with quantized weights re-quantizes
+        every activation, which turns those last-bit differences into logits off by 0.4
+        (SmolLM2 Q4_1 on an AVX2 CPU, issue 20). So scratch work always starts from cell 0
+        of an empty cache, as on a fresh engine, and sequence 0 comes back (to the same
+        cells, bit for bit) before anything uses it again.
+        """
+        holds_seq0 = self._seq0_cells and ll.llama_memory_seq_pos_max(self._memory, 0) >= 0
+        if self._parked is None and holds_seq0:
+            self._parked = self._save_seq(0)
+        ll.llama_memory_clear(self._memory, True)
+
+    def _unpark(self) -> None:
+        """Put a parked sequence 0 back into an empty cache, at cells 0.. as it was built."""
+        parked, self._parked = self._parked, None
+        if parked is None:
             return
-        for seq in range(SCRATCH_SEQ, SCRATCH_SEQ + self.settings.n_seq_max):
-            ll.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        ll.llama_memory_clear(self._memory, True)
+        data = (ctypes.c_uint8 * len(parked)).from_buffer_copy(parked)
+        if ll.llama_state_seq_set_data(self._ctx, data, len(parked), 0) == 0:
+            self.reset()  # the kept context is lost; callers see the epoch change
+            raise KvStateError(
+                f"could not put the kept context back ({last_llama_error() or 'no detail'})"
+            )
 
     def _decode(self, n_tokens: int) -> None:
         self._check_open()
@@ -485,7 +509,7 @@ class Engine:
         states: list[KvState] = []
         self._set_mode(embeddings=True, causal=self.recipe.embedding.attention == "causal")
         for group in self._groups(prepared):
-            self._clear_scratch(sum(len(prepared[index][0]) for index in group))
+            self._clear_scratch()
             n = 0
             for seq, index in enumerate(group, SCRATCH_SEQ):
                 for pos, token in enumerate(prepared[index][0]):
@@ -539,6 +563,7 @@ class Engine:
         """Put a saved state into sequence 0 starting at `position` (RoPE re-rotated by
         llama.cpp's position shift); returns the number of tokens it holds."""
         self._check_open()
+        self._unpark()
         n = len(state.tokens)
         if position + n > self.n_ctx:
             raise InputTooLongError("the cached prompt", position + n, self.n_ctx)
@@ -573,6 +598,8 @@ class Engine:
         """Causal decode of `tokens` into sequence `seq` at `position`; logits for the last one."""
         if position + len(tokens) > self.n_ctx:
             raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
+        if seq == 0:
+            self._unpark()
         self._set_mode(embeddings=False, causal=True)
         for start in range(0, len(tokens), self.n_ubatch):
             chunk = tokens[start : start + self.n_ubatch]
@@ -681,8 +708,8 @@ class Engine:
 
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits after a causal pass over `tokens` alone (used to rerank), in a scratch
-        sequence: sequence 0 (a chat's kept context) stays when there is room beside it."""
-        self._clear_scratch(len(tokens))
+        sequence on an empty cache: sequence 0 (a chat's kept context) is parked, not lost."""
+        self._clear_scratch()
         self.prefill(tokens, 0, seq=SCRATCH_SEQ)
         logits = self.last_logits()
         ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
