@@ -18,6 +18,8 @@ from gritdesk.ingest.parser_process import MIB
 from gritdesk.models.model_info import kv_bytes_per_token
 from gritdesk.rag.index_service import IndexService
 from gritdesk.session import Session
+from gritdesk.store.connection import StorageFullError
+from gritdesk.store.index_size import index_size
 from gritdesk.store.model_record import clear_index
 from gritdesk.store.sources import list_roots
 
@@ -110,9 +112,22 @@ def run_index(
 
         service.watch(targets, on_report=report_done, on_error=report_error)
         return
-    with index_progress(enabled=not as_json) as progress:
-        report = service.run(paths, progress, estimate.tokens if estimate else None)
+    try:
+        with index_progress(enabled=not as_json) as progress:
+            report = service.run(paths, progress, estimate.tokens if estimate else None)
+    except StorageFullError as exc:
+        raise GritdeskError(_disk_full_message(session, exc)) from None
     report_done(report)
+
+
+def _disk_full_message(session: Session, exc: StorageFullError) -> str:
+    """What a full disk stopped, what is kept, and how to go on."""
+    size = index_size(session.db)  # reading needs no room
+    return (
+        f"{exc}: indexing stopped; {size.files} files ({size.chunks} chunks) indexed before "
+        "it are kept. Free some space (or move the database with --db) and run the same "
+        "command again: it goes on from there"
+    )
 
 
 def _print_json(value: dict) -> None:

@@ -34,6 +34,15 @@ class DatabaseOpenError(GritdeskError):
     """The index database could not be opened (not a database, unreadable, corrupt...)."""
 
 
+class StorageFullError(GritdeskError):
+    """A write found the disk (or quota) holding the database full; it was rolled back,
+    so what earlier transactions stored is intact."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"the disk holding the index database {path} is full ({detail})")
+        self.path = path
+
+
 def open_database(path: str | Path) -> apsw.Connection:
     """Open (creating if needed) the index database at `path` and bring its schema up to date."""
     path = Path(path).expanduser()
@@ -73,12 +82,18 @@ def write_transaction(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
-    except BaseException:
-        if not conn.get_autocommit():
-            conn.execute("ROLLBACK")
-        raise
-    else:
         conn.execute("COMMIT")
+    except apsw.FullError as exc:
+        _roll_back(conn)
+        raise StorageFullError(conn.filename, str(exc)) from exc
+    except BaseException:
+        _roll_back(conn)
+        raise
+
+
+def _roll_back(conn: apsw.Connection) -> None:
+    if not conn.get_autocommit():
+        conn.execute("ROLLBACK")
 
 
 @contextmanager
