@@ -21,8 +21,13 @@ GET_A_MODEL = (
 
 
 def _model_ref(value: str | os.PathLike[str]) -> Path:
-    """A path as given, or an installed model's name (`gritlm-7b`, `gritlm-7b:Q8_0`)."""
+    """A path as given, an installed model's name (`gritlm-7b`, `gritlm-7b:Q8_0`), or one
+    found in another tool's store (`ollama:qwen2.5:3b`, `lmstudio:...`, `hf:...`)."""
     text = os.fspath(value)
+    from gritdesk.models.found import is_found_name, locate_found
+
+    if is_found_name(text) and not Path(text).exists():
+        return locate_found(text).path
     path = Path(text).expanduser()
     if path.exists() or "/" in text or text.endswith(".gguf"):
         return path

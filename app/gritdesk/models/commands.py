@@ -50,17 +50,18 @@ def _use_hint(path: Path) -> str:
 
 @models_app.command("list")
 def models_list(json_out: JsonOption = False) -> None:
-    """Known GritLM builds (pullable) and your installed models."""
+    """Known builds (pullable), your installed models, and GGUF models other tools keep here."""
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import list_json, list_tables
+    from gritdesk.models.display import found_json, found_table, list_json, list_tables
+    from gritdesk.models.found import found_models
     from gritdesk.models.installed import InstalledModels
 
-    catalog, store = load_catalog(), InstalledModels()
+    catalog, store, found = load_catalog(), InstalledModels(), found_models()
     if json_out:
-        _print_json(list_json(catalog, store))
+        _print_json({**list_json(catalog, store), "found": found_json(found)})
         return
     console = _out()
-    for table in list_tables(catalog, store):
+    for table in [*list_tables(catalog, store), found_table(found)]:
         console.print(table)
 
 

@@ -7,8 +7,9 @@ from rich.table import Table
 
 from gritdesk.models.catalog import Catalog
 from gritdesk.models.drift import DriftReport
+from gritdesk.models.found import FoundModel
 from gritdesk.models.installed import InstalledModels
-from gritdesk.models.model_info import ModelInfo
+from gritdesk.models.model_info import ModelInfo, model_runs
 from gritdesk.terminal_text import printable_line
 
 
@@ -68,6 +69,39 @@ def list_json(catalog: Catalog, store: InstalledModels) -> dict[str, object]:
             for m in store.all()
         ],
     }
+
+
+def found_json(found: list[FoundModel]) -> list[dict[str, object]]:
+    rows = []
+    for model in found:
+        runs = model_runs(model.path)
+        rows.append(
+            {
+                "name": model.name,
+                "source": model.source,
+                "path": str(model.path),
+                "size": model.size,
+                "architecture": runs.architecture,
+                "runnable": runs.runnable,
+                "why_not": runs.why_not,
+            }
+        )
+    return rows
+
+
+def found_table(found: list[FoundModel]) -> Table:
+    table = Table(title="Found on this machine (Ollama, LM Studio, Hugging Face cache; read-only)")
+    for column in ("name", "size", "architecture", "runs in gritdesk"):
+        table.add_column(column)
+    for model in found:
+        runs = model_runs(model.path)
+        verdict = "yes" if runs.runnable else f"no: {runs.why_not}"
+        table.add_row(
+            cell(model.name), human_bytes(model.size), cell(runs.architecture), cell(verdict)
+        )
+    if not found:
+        table.add_row("(none)", "", "", "")
+    return table
 
 
 def list_tables(catalog: Catalog, store: InstalledModels) -> list[Table]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import gguf
 
 from gritdesk.runtime.engine_settings import KvType
-from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint
+from gritdesk.runtime.errors import ModelFileError
+from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint, gguf_architecture
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,26 @@ class ModelInfo:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelRuns:
+    """Whether gritdesk can run a GGUF, and if not why (for listings of found models)."""
+
+    architecture: str
+    runnable: bool
+    why_not: str = ""
+
+
+def model_runs(path: Path) -> ModelRuns:
+    try:
+        return ModelRuns(check_gguf(path).architecture, True)
+    except ModelFileError as exc:
+        try:
+            architecture = gguf_architecture(path)
+        except ModelFileError:
+            architecture = "?"
+        return ModelRuns(architecture, False, exc.reason)
 
 
 def kv_row_bytes(kv_type: str, n_values: int) -> int | None:

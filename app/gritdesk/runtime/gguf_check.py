@@ -140,7 +140,8 @@ _fingerprints: _IdentityCache[str] = _IdentityCache(
 )
 
 
-def _check_gguf(path: Path) -> GgufSummary:
+def _checked_reader(path: Path) -> tuple[gguf.GGUFReader, os.stat_result]:
+    """The gguf reader over `path`, once its header passed the bounds check."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -168,6 +169,21 @@ def _check_gguf(path: Path) -> GgufSummary:
     except Exception as exc:  # the reader raises ValueError, IndexError, struct errors...
         raise ModelFileError(path, f"corrupt or truncated GGUF metadata ({exc})") from None
 
+    return reader, st
+
+
+def gguf_architecture(path: Path) -> str:
+    """`general.architecture` of a GGUF, supported or not (for listings of other tools'
+    models); raises ModelFileError for a file that is not a sound GGUF."""
+    reader, _ = _checked_reader(path)
+    arch = _field(reader, "general.architecture")
+    if not isinstance(arch, str):
+        raise ModelFileError(path, "no general.architecture key")
+    return arch
+
+
+def _check_gguf(path: Path) -> GgufSummary:
+    reader, st = _checked_reader(path)
     arch = _field(reader, "general.architecture")
     if not isinstance(arch, str):
         raise ModelFileError(path, "no general.architecture key")
