@@ -28,6 +28,7 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +39,13 @@ import numpy as np
 from gritdesk.rag.retrieve import search
 from gritdesk.store.connection import MMAP_SIZE, open_database
 from gritdesk.store.vectors import default_candidates, nearest_chunks, quantize_int8
-from store.legacy_float32_index import build_float32_index, float32_nearest, open_legacy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # its baseline
+from store.legacy_float32_index import (
+    build_float32_index,
+    float32_nearest,
+    open_legacy,
+)
 
 
 class ZipfText:
