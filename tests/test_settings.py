@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gritdesk.ingest.parser_process import MIB
+from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, KvType
 from gritdesk.settings import ConfigError, Settings, load_settings
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.file_selection import DATA_KINDS, FileSelection
-from gritdesk.ingest.parser_process import MIB, ParseLimits
+from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.paths import data_dir, default_db_path
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, EngineSettings, KvType
 from gritdesk.runtime.recipes import RECIPES

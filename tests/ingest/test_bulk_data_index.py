@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gritdesk.ingest.parser_process import MIB
+from gritdesk.ingest.byte_sizes import MIB
 from ingest.cli_runs import cli_env, gritdesk_command, run_index
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import typer
 
 from gritdesk.cli_views import index_progress, print_index_estimate, print_index_summary
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.estimate import IndexEstimate, estimate_index
 from gritdesk.ingest.indexer import IndexReport
-from gritdesk.ingest.parser_process import MIB
 from gritdesk.models.model_info import kv_bytes_per_token
 from gritdesk.rag.index_service import IndexService
 from gritdesk.session import Session

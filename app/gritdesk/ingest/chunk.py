@@ -204,8 +204,7 @@ def _sections(blocks: list[Block]) -> list[list[Block]]:
     after it when that one is its subsection, so the title is cited with its text.
     """
     runs = [
-        list(run)
-        for _, run in groupby(blocks, key=lambda b: (b.heading_path, b.page, b.locator))
+        list(run) for _, run in groupby(blocks, key=lambda b: (b.heading_path, b.page, b.locator))
     ]
     sections: list[list[Block]] = []
     carried: list[Block] = []

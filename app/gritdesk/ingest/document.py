@@ -52,3 +52,8 @@ class SkipFile(UnindexableFile):
 
 class ParseFailure(UnindexableFile):
     status = "error"
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as editors number them (only \\n, \\r\\n and \\r end a line)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")

@@ -32,12 +32,13 @@ from pathlib import Path, PurePosixPath
 
 import apsw
 
+from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
 from gritdesk.ingest.formats.ocr import tesseract_path
 from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
 from gritdesk.ingest.parse import skip_reason_from_name
-from gritdesk.ingest.parser_process import MIB, OCR_SHARE, ParseLimits, ParserProcess
+from gritdesk.ingest.parser_process import OCR_SHARE, ParseLimits, ParserProcess
 from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.index_throughput import stored_throughput

@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 
 import pathspec
 
+from gritdesk.ingest.byte_sizes import MIB, describe_bytes
 from gritdesk.ingest.ignore_rules import compile_rules, matchable
-from gritdesk.ingest.parser_process import MIB, describe_bytes
 
 INCLUDE_HINT = "; index it with --include"
 

@@ -16,6 +16,7 @@ import pathspec
 
 IGNORE_FILE_NAMES = (".gitignore", ".gritdeskignore")
 
+
 @dataclass(frozen=True)
 class IgnoreLayer:
     """The rules of one ignore file.

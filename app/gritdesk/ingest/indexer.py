@@ -27,11 +27,12 @@ from typing import Literal
 import apsw
 import numpy as np
 
+from gritdesk.ingest.byte_sizes import describe_bytes
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.document import SkipFile, UnindexableFile
 from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
 from gritdesk.ingest.parse import skip_reason_from_name
-from gritdesk.ingest.parser_process import ParseLimits, ParserProcess, describe_bytes
+from gritdesk.ingest.parser_process import ParseLimits, ParserProcess
 from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
@@ -704,9 +705,7 @@ class _IndexRun:
     def _share(self, found: FoundFile) -> float | None:
         return found.size / self.bytes_total if self.bytes_total else None
 
-    def _notify(
-        self, phase: Phase, current: str | None = None, share: float | None = None
-    ) -> None:
+    def _notify(self, phase: Phase, current: str | None = None, share: float | None = None) -> None:
         if self.progress_callback is None:
             return
         self.progress_callback(

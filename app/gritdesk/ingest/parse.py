@@ -11,20 +11,20 @@ import io
 import logging
 import re
 import time
-import warnings
 from pathlib import PurePosixPath
 
+from gritdesk.ingest.byte_sizes import describe_bytes
 from gritdesk.ingest.decode_text import decode_text
-from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile, split_lines
 from gritdesk.ingest.formats.ebooks import parse_epub
-from gritdesk.ingest.formats.mail import parse_mail
+from gritdesk.ingest.formats.html import parse_html
+from gritdesk.ingest.formats.mail import MAX_ATTACHMENT_BYTES, parse_mail
 from gritdesk.ingest.formats.ocr import OCR_TURNED_OFF, OCR_UNAVAILABLE, ocr_pages, tesseract_path
 from gritdesk.ingest.formats.opendocument import parse_opendocument
 from gritdesk.ingest.formats.packages import check_package
 from gritdesk.ingest.formats.rtf import parse_rtf
 from gritdesk.ingest.formats.slides import parse_pptx
 from gritdesk.ingest.formats.spreadsheets import parse_csv, parse_xlsx
-from gritdesk.ingest.parser_process import describe_bytes
 
 
 def _words(text: str) -> list[str]:
@@ -48,9 +48,8 @@ BINARY_SUFFIXES = frozenset(
     )
 )
 # Documents in formats no parser here reads yet.
-UNSUPPORTED_SUFFIXES = frozenset(
-    _words(".doc .xls .ppt .pages .numbers .key")
-)
+UNSUPPORTED_SUFFIXES = frozenset(_words(".doc .xls .ppt .pages .numbers .key"))
+
 
 def skip_reason_from_name(rel_path: str) -> str | None:
     """Why a file is skipped on its name alone (before reading it), or None."""
@@ -99,7 +98,7 @@ def parse_document(
     elif suffix == ".rtf":
         document = parse_rtf(data)
     elif suffix in (".eml", ".mbox"):
-        document = parse_mail(data, suffix[1:], budget, max_inflated_bytes)
+        document = parse_mail(data, suffix[1:], budget, max_inflated_bytes, _attachment)
     elif suffix in (".csv", ".tsv"):
         document = parse_csv(budget.check_text(decode_text(data)), suffix, budget)
     elif suffix in HTML_SUFFIXES:
@@ -112,6 +111,22 @@ def parse_document(
     if not any(block.text.strip() for block in document.blocks):
         raise SkipFile("no text content")
     return document
+
+
+def _attachment(name: str, data: bytes, max_inflated_bytes: int | None) -> ParsedDocument | None:
+    """A mail attachment parsed like a file of its name; None when gritdesk skips or cannot
+    read it (handed to the mail parser, which sits below this module)."""
+    if skip_reason_from_name(name):
+        return None
+    try:
+        return parse_document(
+            name,
+            data,
+            max_output_bytes=MAX_ATTACHMENT_BYTES * 4,
+            max_inflated_bytes=max_inflated_bytes,
+        )
+    except (SkipFile, ParseFailure):
+        return None
 
 
 BLOCK_OVERHEAD = 32  # bytes a block costs beyond its text, for the output limit
@@ -145,11 +160,6 @@ class _OutputBudget:
                 f"parsed text and lines over the {describe_bytes(self.limit)} limit "
                 "(limit: parse_output_mib)"
             )
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines as editors number them (only \\n, \\r\\n and \\r end a line)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def parse_plain_text(text: str) -> ParsedDocument:
@@ -250,79 +260,6 @@ def _front_matter_end(lines: list[str]) -> int:
         if line.strip() in ("---", "..."):
             return number
     return 0
-
-
-# --- HTML ---------------------------------------------------------------------------------
-
-_HTML_BLOCK_TAGS = frozenset(
-    _words(
-        """
-        p div li dt dd pre blockquote td th caption figcaption address article aside section
-        header footer main nav summary details h1 h2 h3 h4 h5 h6 title tr table ul ol dl body
-        """
-    )
-)
-_HTML_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head"})
-
-
-def parse_html(text: str) -> ParsedDocument:
-    """Text of each block element, at its source line, under the h1-h6 headings before it."""
-    from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
-    from bs4.element import NavigableString, PageElement, Tag
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        soup = BeautifulSoup(text, "html.parser")
-    headings: list[tuple[int, str]] = []
-    blocks: list[Block] = []
-    current_block = None
-    pieces: list[str] = []
-    line: int | None = None
-
-    def flush() -> None:
-        joined = " ".join("".join(pieces).split())
-        if joined:
-            tag_name = current_block.name if current_block is not None else ""
-            is_heading = tag_name in {"h1", "h2", "h3", "h4", "h5", "h6"}
-            if is_heading:
-                level = int(tag_name[1])
-                while headings and headings[-1][0] >= level:
-                    headings.pop()
-                headings.append((level, joined))
-            blocks.append(
-                Block(
-                    joined, line, heading_path=tuple(t for _, t in headings), is_heading=is_heading
-                )
-            )
-        pieces.clear()
-
-    for line_break in soup.find_all("br"):
-        line_break.replace_with("\n")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if title:
-        blocks.append(Block(title, soup.title.sourceline))
-    # One pass over the tree with an explicit stack, carrying each node's nearest block
-    # element down: asking every string for its parents is quadratic in the nesting
-    # depth, and recursion would overflow on a page nested 200,000 deep.
-    stack: list[tuple[PageElement, Tag | None]] = [(soup, None)]
-    while stack:
-        node, block = stack.pop()
-        if isinstance(node, NavigableString):
-            if isinstance(node, Comment | Declaration | Doctype | ProcessingInstruction):
-                continue
-            if block is not current_block:
-                flush()
-                current_block = block
-                line = getattr(block, "sourceline", None)
-            pieces.append(str(node))
-            continue
-        if not isinstance(node, Tag) or node.name in _HTML_SKIP_TAGS:
-            continue
-        if node.name in _HTML_BLOCK_TAGS:
-            block = node
-        stack.extend((child, block) for child in reversed(node.contents))
-    flush()
-    return ParsedDocument("html", blocks)
 
 
 # --- PDF ----------------------------------------------------------------------------------

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gritdesk.ingest.byte_sizes import MIB, describe_bytes
 from gritdesk.ingest.document import ParsedDocument, ParseFailure, SkipFile
 
-MIB = 1024 * 1024
 _HEADER = struct.Struct("<Q")
 
 
@@ -50,12 +50,6 @@ class ParseLimits:
 
 
 OCR_SHARE = 0.8  # of a file's parse time, what OCR of its scanned pages may take
-
-
-def describe_bytes(size: int) -> str:
-    if size >= 1024 * MIB:
-        return f"{size / (1024 * MIB):.3g} GiB"
-    return f"{size / MIB:.3g} MiB"
 
 
 class ParserProcess:
@@ -102,9 +96,7 @@ class ParserProcess:
         on_slow: Callable[[], None] | None = None,
         slow_after_s: float = 1.0,
     ):
-        request = pickle.dumps(
-            (op, rel_path, data, self.limits), protocol=pickle.HIGHEST_PROTOCOL
-        )
+        request = pickle.dumps((op, rel_path, data, self.limits), protocol=pickle.HIGHEST_PROTOCOL)
         proc = self._send(request)
         deadline = time.monotonic() + self.limits.seconds
         slow_at = time.monotonic() + slow_after_s if on_slow else None

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urldefrag
 from gritdesk.ingest.decode_text import decode_text
 from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
 from gritdesk.ingest.formats import BlockBudget
+from gritdesk.ingest.formats.html import parse_html
 from gritdesk.ingest.formats.packages import check_package
 
 _OPF = "http://www.idpf.org/2007/opf"
@@ -48,7 +49,6 @@ def parse_epub(
         raise
     except Exception as exc:  # BadZipFile, KeyError (a missing part), XMLSyntaxError
         raise ParseFailure(f"cannot read EPUB: {type(exc).__name__}: {exc}") from exc
-    from gritdesk.ingest.parse import parse_html
 
     blocks: list[Block] = []
     chapter = 0
@@ -69,7 +69,10 @@ def parse_epub(
                 path = (title, *path)
             made.append(
                 Block(
-                    block.text, None, heading_path=path, is_heading=block.is_heading,
+                    block.text,
+                    None,
+                    heading_path=path,
+                    is_heading=block.is_heading,
                     locator=locator,
                 )
             )
@@ -100,8 +103,7 @@ def _refuse_drm(book: zipfile.ZipFile) -> None:
     except KeyError:
         return
     algorithms = {
-        method.get("Algorithm", "")
-        for method in _xml(encryption).iter("{*}EncryptionMethod")
+        method.get("Algorithm", "") for method in _xml(encryption).iter("{*}EncryptionMethod")
     }
     if algorithms - set(_FONT_OBFUSCATION):
         raise SkipFile("DRM-protected EPUB (encrypted; gritdesk cannot read it)")
@@ -122,9 +124,7 @@ def _resolve(base: str, href: str) -> str:
 def _spine_and_titles(book: zipfile.ZipFile, opf_path: str) -> tuple[list[str], dict[str, str]]:
     """The spine's document paths in reading order, and chapter titles by document path."""
     package = _xml(book.read(opf_path))
-    items = {
-        item.get("id"): item for item in package.iter(f"{{{_OPF}}}item") if item.get("href")
-    }
+    items = {item.get("id"): item for item in package.iter(f"{{{_OPF}}}item") if item.get("href")}
     spine_element = package.find(f"{{{_OPF}}}spine")
     spine = []
     for ref in package.iter(f"{{{_OPF}}}itemref"):

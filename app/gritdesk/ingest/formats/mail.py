@@ -14,10 +14,15 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 
-from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile
+from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, SkipFile, split_lines
 from gritdesk.ingest.formats import BlockBudget
+from gritdesk.ingest.formats.html import parse_html
+
+# (attachment name, its bytes, the inflation limit) -> its document, or None if not read
+AttachmentParser = Callable[[str, bytes, "int | None"], "ParsedDocument | None"]
 
 MAX_MESSAGES = 100_000
 MAX_ATTACHMENTS = 10  # per message
@@ -40,8 +45,11 @@ def parse_mail(
     kind: str,
     budget: BlockBudget | None = None,
     max_inflated_bytes: int | None = None,
+    parse_attachment: AttachmentParser | None = None,
 ) -> ParsedDocument:
-    """`kind` is "eml" (one message) or "mbox" (messages split at their `From ` lines)."""
+    """`kind` is "eml" (one message) or "mbox" (messages split at their `From ` lines).
+    `parse_attachment` reads an attachment as a file of its name (`parse.parse_document`
+    hands itself in; None leaves attachments out)."""
     if kind == "mbox":
         if not data.startswith(b"From "):
             raise ParseFailure("cannot read MBOX: it does not start with a 'From ' line")
@@ -61,7 +69,7 @@ def parse_mail(
         locator = f"message {number}" if kind == "mbox" else None
         try:
             message = email.message_from_bytes(raw, policy=email.policy.default)
-            made = _message_blocks(message, locator, max_inflated_bytes)
+            made = _message_blocks(message, locator, max_inflated_bytes, parse_attachment)
         except (SkipFile, MemoryError, RecursionError):
             raise
         except Exception as exc:
@@ -81,9 +89,11 @@ def _has_headers(raw: bytes) -> bool:
 
 
 def _message_blocks(
-    message: EmailMessage, locator: str | None, max_inflated_bytes: int | None
+    message: EmailMessage,
+    locator: str | None,
+    max_inflated_bytes: int | None,
+    parse_attachment: AttachmentParser | None,
 ) -> list[Block]:
-    from gritdesk.ingest.parse import parse_html, split_lines
 
     heading = message_heading(message)
     path = (heading,)
@@ -102,7 +112,7 @@ def _message_blocks(
             lines = split_lines(content)
         blocks += [Block(line, None, heading_path=path, locator=locator) for line in lines]
     attached = 0
-    for part in message.iter_attachments():
+    for part in message.iter_attachments() if parse_attachment is not None else ():
         name = part.get_filename() or ""
         if not name or name.lower().endswith(_MAIL_SUFFIXES) or attached >= MAX_ATTACHMENTS:
             continue
@@ -110,31 +120,16 @@ def _message_blocks(
         if not payload or len(payload) > MAX_ATTACHMENT_BYTES:
             continue
         attached += 1
-        blocks += _attachment_blocks(name, payload, path, locator, max_inflated_bytes)
+        document = parse_attachment(name, payload, max_inflated_bytes)
+        if document is not None:
+            blocks += _attachment_blocks(name, document, path, locator)
     return blocks
 
 
 def _attachment_blocks(
-    name: str,
-    payload: bytes,
-    path: tuple[str, ...],
-    locator: str | None,
-    max_inflated_bytes: int | None,
+    name: str, document: ParsedDocument, path: tuple[str, ...], locator: str | None
 ) -> list[Block]:
-    """The attachment's blocks under the message heading; unreadable ones add nothing."""
-    from gritdesk.ingest.parse import parse_document, skip_reason_from_name
-
-    if skip_reason_from_name(name):
-        return []
-    try:
-        document = parse_document(
-            name,
-            payload,
-            max_output_bytes=MAX_ATTACHMENT_BYTES * 4,
-            max_inflated_bytes=max_inflated_bytes,
-        )
-    except (SkipFile, ParseFailure):
-        return []
+    """The attachment's blocks under the message heading."""
     prefix = (f"{locator}, " if locator else "") + f"attachment {name}"
     blocks = []
     for block in document.blocks:

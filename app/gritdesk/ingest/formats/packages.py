@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+from gritdesk.ingest.byte_sizes import describe_bytes
 from gritdesk.ingest.document import SkipFile
-from gritdesk.ingest.parser_process import describe_bytes
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")

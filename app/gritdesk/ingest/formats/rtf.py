@@ -8,13 +8,11 @@ RTF file is cited by its name and headings are not recovered.
 from __future__ import annotations
 
 from gritdesk.ingest.decode_text import decode_text
-from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure
+from gritdesk.ingest.document import Block, ParsedDocument, ParseFailure, split_lines
 
 
 def parse_rtf(data: bytes) -> ParsedDocument:
     from striprtf.striprtf import rtf_to_text
-
-    from gritdesk.ingest.parse import split_lines
 
     if not data.lstrip().startswith(b"{\\rtf"):
         raise ParseFailure("cannot read RTF: it does not start with '{\\rtf'")

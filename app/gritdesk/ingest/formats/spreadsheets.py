@@ -71,9 +71,7 @@ def cell_text(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def sheet_blocks(
-    sheet: str | None, rows: Iterable[Row], budget: BlockBudget | None
-) -> list[Block]:
+def sheet_blocks(sheet: str | None, rows: Iterable[Row], budget: BlockBudget | None) -> list[Block]:
     """The blocks of one sheet's regions, header row first in each (`sheet` None: a CSV,
     no sheet name in the locator and no heading)."""
     heading = (sheet,) if sheet is not None else ()
@@ -89,12 +87,15 @@ def sheet_blocks(
             return
         shown = ([header] if header is not None and region[0] is not header else []) + region
         columns = [column for _, cells in shown for column, _ in cells]
-        locator = sheet_reference(
-            sheet, region[0][0], region[-1][0], min(columns), max(columns)
-        )
+        locator = sheet_reference(sheet, region[0][0], region[-1][0], min(columns), max(columns))
         made = [
-            Block(_row_text(cells), None, heading_path=heading, locator=locator,
-                  repeated=row is header)
+            Block(
+                _row_text(cells),
+                None,
+                heading_path=heading,
+                locator=locator,
+                repeated=row is header,
+            )
             for row in shown
             for _, cells in [row]
         ]
@@ -109,8 +110,10 @@ def sheet_blocks(
             continue
         if header is None:
             header = row
-        elif number > previous_row + 1 or size + _row_size(cells) > REGION_CHARS or (
-            len(region) >= REGION_ROWS
+        elif (
+            number > previous_row + 1
+            or size + _row_size(cells) > REGION_CHARS
+            or (len(region) >= REGION_ROWS)
         ):
             flush()
         region.append(row)
