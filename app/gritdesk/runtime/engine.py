@@ -9,6 +9,11 @@ reader sees the whole path from text to vectors and from prompt to tokens:
   back each text's KV state for saving (Doc Caching).
 - generate: embeddings off, causal on -> (restore saved KV states, shifted into place)
   -> prefill the fresh tokens -> sample token by token, streaming text.
+- an encoder (a `bert` GGUF such as all-MiniLM-L6-v2) only embeds: llama.cpp gives its
+  context no KV memory (`llama_get_memory` is NULL), so there is nothing to clear, save or
+  restore; its texts go through `llama_encode` (0.3.36's llama_decode would forward there
+  too), each at positions 0.. of its own sequence id, several per call. Every call that
+  needs a KV cache or logits refuses it with `EmbeddingOnlyError`, never reaching llama.cpp.
 
 Nothing here knows about files, SQLite or chunks: that is the store's and rag's job.
 """
@@ -31,6 +36,7 @@ import numpy as np
 from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
     DecodeError,
+    EmbeddingOnlyError,
     EmptyInputError,
     InputTooLongError,
     KvStateError,
@@ -39,6 +45,7 @@ from gritdesk.runtime.errors import (
     RuntimeFailure,
 )
 from gritdesk.runtime.gguf_check import (
+    EMBEDDING_ONLY_ARCHITECTURES,
     GgufSummary,
     check_gguf,
     fingerprint,
@@ -54,6 +61,11 @@ KV_TYPES = {
 # Sequence 0 holds the prompt being answered (and, between chat turns, the conversation so
 # far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
 SCRATCH_SEQ = 1
+# An encoder's context holds no KV, so n_ctx only bounds one encode call. Its attention costs
+# the square of the call's tokens whatever the per-text mask hides, and so does its compute
+# buffer (MiniLM: 5.8 MiB at 512 tokens, ~0.8 GB at 4096): packing pays for short texts only
+# (benchmarks/encoder_packing.py; README), and `pack_tokens` (256) stays well inside this.
+ENCODER_CONTEXT = 512
 
 # --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
 
@@ -152,7 +164,11 @@ class Engine:
         self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
         self._legacy_fingerprint: str | None = None
-        self._check_kv_type_fits()
+        self.embedding_only = self.summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
+        if self.embedding_only:
+            self._check_encoder_recipe()
+        else:
+            self._check_kv_type_fits()
         init_backend()
 
         mparams = ll.llama_model_default_params()
@@ -165,6 +181,8 @@ class Engine:
         self._vocab = ll.llama_model_get_vocab(self._model)
 
         n_ctx = self.settings.n_ctx
+        if self.embedding_only:
+            n_ctx = min(n_ctx, ENCODER_CONTEXT)
         n_ubatch = min(self.settings.n_ubatch or n_ctx, n_ctx)
         threads = self.settings.n_threads or os.cpu_count() or 2
         cparams = ll.llama_context_default_params()
@@ -191,7 +209,16 @@ class Engine:
             raise ModelFileError(
                 self.path, f"llama.cpp could not create a context ({last_llama_error()})"
             )
-        self._memory = ll.llama_get_memory(self._ctx)
+        self._memory = ll.llama_get_memory(self._ctx)  # None (NULL) for an encoder
+        if self.embedding_only != (self._memory is None):
+            ll.llama_free(self._ctx)
+            ll.llama_model_free(self._model)
+            self._ctx = self._model = None
+            raise ModelFileError(
+                self.path,
+                f"llama.cpp {'gave' if self._memory else 'gave no'} KV memory to this "
+                f"{self.summary.architecture} model, which gritdesk does not expect",
+            )
         self.n_ctx = ll.llama_n_ctx(self._ctx)
         self.n_ubatch = ll.llama_n_ubatch(self._ctx)
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
@@ -204,9 +231,41 @@ class Engine:
         self._stop_tokens: frozenset[int] = frozenset()
         self._chat_checked = False
         fmt = self.recipe.embedding
-        around = [BOS, Markup(fmt.document() + (fmt.echo_separator or "") + fmt.suffix)]
-        self._doc_overhead_tokens = len(self.tokenize_prompt(around)) + fmt.append_eos
+        around_text = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
+        self._doc_overhead_tokens = len(self.tokenize_prompt([BOS, Markup(around_text)]))
+        self._doc_overhead_tokens += fmt.append_eos
         self._doc_copies = 1 if fmt.echo_separator is None else 2
+        # Tokens by which a text counted alone may differ inside its format (BPE/SPM merges
+        # across the prefix boundary). WordPiece splits at whitespace and punctuation before
+        # it looks words up, so with nothing but special tokens around the text it is exact.
+        wordpiece = ll.llama_vocab_type(self._vocab) == ll.LLAMA_VOCAB_TYPE_WPM
+        self._count_margin = 0 if wordpiece and not around_text else 8
+        # Longest sequence one embedding pass takes: one decode, the recipe's cut, and for an
+        # encoder its absolute position table (positions past it do not exist).
+        self._max_sequence = self.n_ubatch
+        if fmt.max_tokens is not None:
+            self._max_sequence = min(self._max_sequence, fmt.max_tokens)
+        if self.embedding_only and self.summary.n_ctx_train > 0:
+            self._max_sequence = min(self._max_sequence, self.summary.n_ctx_train)
+
+    def _check_encoder_recipe(self) -> None:
+        """An encoder attends both ways and cannot generate: a recipe that wants causal
+        attention or answers would give wrong vectors or read logits that do not exist."""
+        recipe = self.recipe
+        if recipe.generates or recipe.embedding.attention != "bidirectional":
+            raise ModelFileError(
+                self.path,
+                f"a {self.summary.architecture} model only embeds, with bidirectional attention; "
+                f"recipe {recipe.name!r} {'answers' if recipe.generates else 'is causal'}: "
+                "use --recipe minilm (and --chat-model PATH to answer)",
+            )
+
+    def _require_kv(self, what: str) -> None:
+        if self.embedding_only:
+            raise EmbeddingOnlyError(
+                f"{self.path.name} is a {self.summary.architecture} model: it embeds only and "
+                f"has no KV cache, so it cannot {what}"
+            )
 
     def _check_kv_type_fits(self) -> None:
         """llama.cpp refuses a quantized cache whose 32-value blocks do not divide a head."""
@@ -281,9 +340,11 @@ class Engine:
         """Longest document text one embedding decode takes (format and a margin excluded).
 
         The margin covers the few tokens by which tokenizing prefix+text together can differ
-        from counting the text alone; an Echo recipe holds the text twice.
+        from counting the text alone (none for WordPiece with only [CLS]/[SEP] around the
+        text: MiniLM's chunks get 256 - 2 tokens); an Echo recipe holds the text twice.
         """
-        return (self.n_ubatch - self._doc_overhead_tokens - 8) // self._doc_copies
+        room = self._max_sequence - self._doc_overhead_tokens - self._count_margin
+        return room // self._doc_copies
 
     @property
     def bos(self) -> int:
@@ -336,6 +397,7 @@ class Engine:
 
     def prompt_tokens(self, pieces: Sequence[Piece]) -> list[int]:
         """Tokens of a generation prompt; the first one checks the GGUF's chat template."""
+        self._require_kv("generate")
         if not self._chat_checked:
             self._check_chat_template()
         return self.tokenize_prompt(pieces)
@@ -384,8 +446,9 @@ class Engine:
             self._mode = (embeddings, causal)
 
     def reset(self) -> None:
-        """Forget every sequence in the KV cache."""
-        ll.llama_memory_clear(self._memory, True)
+        """Forget every sequence in the KV cache (an encoder keeps none)."""
+        if self._memory is not None:
+            ll.llama_memory_clear(self._memory, True)
         self._epoch += 1
         self._seq0_cells = 0
 
@@ -397,13 +460,16 @@ class Engine:
 
     def keep_until(self, position: int) -> None:
         """Drop sequence 0's KV from `position` on (a kept chat turn continues there)."""
+        self._require_kv("keep a chat's context")
         if not ll.llama_memory_seq_rm(self._memory, 0, position, -1):
             raise KvStateError(f"llama.cpp could not trim the context at position {position}")
 
     def _clear_scratch(self, n_tokens: int) -> None:
         """Room for `n_tokens` in the scratch sequences. Sequence 0 stays when they fit
         beside it (an embedding decode sees only its own sequence: GRITLM_NOTES section 4),
-        else every sequence goes."""
+        else every sequence goes. An encoder keeps nothing between calls."""
+        if self._memory is None:
+            return
         if self._seq0_cells == 0 or self._seq0_cells + n_tokens > self.n_ctx:
             self.reset()
             return
@@ -414,6 +480,18 @@ class Engine:
         self._check_open()
         self._batch.n_tokens = n_tokens
         rc = ll.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise DecodeError(rc, last_llama_error())
+        self.tokens_decoded += n_tokens
+
+    def _encode(self, n_tokens: int) -> None:
+        """One encoder pass over the batch. llama.cpp asserts (aborts the process) when a call
+        exceeds n_ubatch (patch 0001 covers llama_decode only), so that is checked here."""
+        self._check_open()
+        if n_tokens > self.n_ubatch:
+            raise InputTooLongError("one encoder call", n_tokens, self.n_ubatch)
+        self._batch.n_tokens = n_tokens
+        rc = ll.llama_encode(self._ctx, self._batch)
         if rc != 0:
             raise DecodeError(rc, last_llama_error())
         self.tokens_decoded += n_tokens
@@ -453,10 +531,15 @@ class Engine:
             raise EmptyInputError(f"{what} is empty: nothing to embed")
         fmt = self.recipe.embedding
         tokens, head, body = self._format(text, prefix)
-        if len(tokens) > self.n_ubatch:
-            raise InputTooLongError(what, len(tokens), self.n_ubatch)
+        if fmt.max_tokens is not None and len(tokens) > self._max_sequence:
+            keep_tail = int(fmt.append_eos)  # the cut text still ends with its EOS ([SEP])
+            tokens = tokens[: self._max_sequence - keep_tail] + tokens[len(tokens) - keep_tail :]
+        if len(tokens) > self._max_sequence:
+            raise InputTooLongError(what, len(tokens), self._max_sequence)
         if fmt.pooling == "last":
             return tokens, len(tokens) - 1, len(tokens)
+        if fmt.pooled == "all":
+            return tokens, 0, len(tokens)
         text_end = len(self.tokenize_prompt(body)) if fmt.suffix else len(tokens)
         if fmt.pooled == "suffix":
             return tokens, text_end, len(tokens)
@@ -481,6 +564,8 @@ class Engine:
     def _embed_prepared(
         self, prepared: list[tuple[list[int], int, int]], keep_state: bool
     ) -> tuple[np.ndarray, list[KvState]]:
+        if keep_state:
+            self._require_kv("save the KV of its embedding pass")
         vectors = np.zeros((len(prepared), self._n_embd), dtype=np.float32)
         states: list[KvState] = []
         self._set_mode(embeddings=True, causal=self.recipe.embedding.attention == "causal")
@@ -488,10 +573,13 @@ class Engine:
             self._clear_scratch(sum(len(prepared[index][0]) for index in group))
             n = 0
             for seq, index in enumerate(group, SCRATCH_SEQ):
-                for pos, token in enumerate(prepared[index][0]):
+                for pos, token in enumerate(prepared[index][0]):  # positions from 0 per text
                     self._fill(n, token, pos, seq, True)
                     n += 1
-            self._decode(n)
+            if self._memory is None:
+                self._encode(n)
+            else:
+                self._decode(n)
             hidden = np.ctypeslib.as_array(
                 ll.llama_get_embeddings(self._ctx), shape=(n, self._n_embd)
             )
@@ -522,7 +610,9 @@ class Engine:
         return self.embed(texts, instruction)
 
     def embed_documents_with_kv(self, texts: Sequence[str]) -> tuple[np.ndarray, list[KvState]]:
-        """Embed documents and hand back each one's KV state from the same pass."""
+        """Embed documents and hand back each one's KV state from the same pass (refused by an
+        encoder, which keeps no KV: `EmbeddingOnlyError`)."""
+        self._require_kv("save the KV of its embedding pass")
         prefix = self.recipe.embedding.document()
         prepared = [self._prepare(t, prefix, f"document {i + 1}") for i, t in enumerate(texts)]
         return self._embed_prepared(prepared, keep_state=True)
@@ -530,6 +620,7 @@ class Engine:
     # --- KV states -------------------------------------------------------------------------
 
     def _save_seq(self, seq: int) -> bytes:
+        self._require_kv("save a KV state")
         size = ll.llama_state_seq_get_size(self._ctx, seq)
         buf = (ctypes.c_uint8 * size)()
         written = ll.llama_state_seq_get_data(self._ctx, buf, size, seq)
@@ -539,6 +630,7 @@ class Engine:
         """Put a saved state into sequence 0 starting at `position` (RoPE re-rotated by
         llama.cpp's position shift); returns the number of tokens it holds."""
         self._check_open()
+        self._require_kv("restore a saved KV state")
         n = len(state.tokens)
         if position + n > self.n_ctx:
             raise InputTooLongError("the cached prompt", position + n, self.n_ctx)
@@ -571,6 +663,7 @@ class Engine:
 
     def prefill(self, tokens: Sequence[int], position: int, seq: int = 0) -> None:
         """Causal decode of `tokens` into sequence `seq` at `position`; logits for the last one."""
+        self._require_kv("generate")
         if position + len(tokens) > self.n_ctx:
             raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
         self._set_mode(embeddings=False, causal=True)
@@ -582,6 +675,7 @@ class Engine:
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
+        self._require_kv("compute logits")  # an encoder's context has no logits buffer
         logits = np.ctypeslib.as_array(
             ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
         ).copy()
@@ -612,6 +706,7 @@ class Engine:
     ) -> Iterator[str]:
         """Prefill `fresh_tokens` at `position` (after `reused_tokens` restored ones), then
         sample and yield text pieces as they come. Cache state must be prepared by the caller."""
+        self._require_kv("generate")
         options = options or GenerationOptions()
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens_computed = len(fresh_tokens)
@@ -682,6 +777,7 @@ class Engine:
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits after a causal pass over `tokens` alone (used to rerank), in a scratch
         sequence: sequence 0 (a chat's kept context) stays when there is room beside it."""
+        self._require_kv("compute logits")
         self._clear_scratch(len(tokens))
         self.prefill(tokens, 0, seq=SCRATCH_SEQ)
         logits = self.last_logits()
