@@ -522,8 +522,17 @@ class Engine:
         return tokens, head, body
 
     def document_tokens(self, text: str) -> list[int]:
-        """The tokens an embedding pass over document `text` computes KV for."""
-        return self._format(text, self.recipe.embedding.document())[0]
+        """The tokens an embedding pass over document `text` computes (and keeps KV for)."""
+        return self._cut(self._format(text, self.recipe.embedding.document())[0])
+
+    def _cut(self, tokens: list[int]) -> list[int]:
+        """A recipe with `max_tokens` cuts a longer sequence there, keeping its final EOS
+        (sentence-transformers' truncation: [CLS] + the first 254 pieces + [SEP])."""
+        fmt = self.recipe.embedding
+        if fmt.max_tokens is None or len(tokens) <= self._max_sequence:
+            return tokens
+        keep_tail = int(fmt.append_eos)
+        return tokens[: self._max_sequence - keep_tail] + tokens[len(tokens) - keep_tail :]
 
     def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int, int]:
         """Tokens of one text in the recipe's format, and the [start, end) span to pool."""
@@ -531,9 +540,7 @@ class Engine:
             raise EmptyInputError(f"{what} is empty: nothing to embed")
         fmt = self.recipe.embedding
         tokens, head, body = self._format(text, prefix)
-        if fmt.max_tokens is not None and len(tokens) > self._max_sequence:
-            keep_tail = int(fmt.append_eos)  # the cut text still ends with its EOS ([SEP])
-            tokens = tokens[: self._max_sequence - keep_tail] + tokens[len(tokens) - keep_tail :]
+        tokens = self._cut(tokens)
         if len(tokens) > self._max_sequence:
             raise InputTooLongError(what, len(tokens), self._max_sequence)
         if fmt.pooling == "last":
