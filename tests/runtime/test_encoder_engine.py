@@ -6,8 +6,10 @@ model's 256 trained positions exactly."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import gguf
 import pytest
 
 from gritdesk.runtime import engine as engine_module
@@ -92,3 +94,15 @@ def test_many_texts_pack_into_few_encode_calls(
     per_call = engine.settings.n_seq_max
     assert len(calls) == -(-len(texts) // per_call)  # 16 texts a call: 3 calls
     assert sum(calls) == sum(len(engine.document_tokens(t)) for t in texts)
+
+
+def test_a_model_trained_on_its_cls_vector_is_refused_by_a_mean_recipe(
+    minilm_path: Path, tmp_path: Path
+) -> None:
+    """bge and other BERTs pool [CLS]; the GGUF says so, and the mean recipe would be wrong."""
+    cls_model = tmp_path / "cls.gguf"
+    shutil.copyfile(minilm_path, cls_model)
+    field = gguf.GGUFReader(cls_model, "r+").fields["bert.pooling_type"]
+    field.parts[field.data[0]][0] = int(gguf.PoolingType.CLS)
+    with pytest.raises(ModelFileError, match="trained with pooling type 2"):
+        Engine(cls_model, EngineSettings())

@@ -250,14 +250,23 @@ class Engine:
 
     def _check_encoder_recipe(self) -> None:
         """An encoder attends both ways and cannot generate: a recipe that wants causal
-        attention or answers would give wrong vectors or read logits that do not exist."""
-        recipe = self.recipe
+        attention or answers would give wrong vectors or read logits that do not exist. Nor
+        may a recipe pool the mean of a model trained on its [CLS] vector (bge and others
+        record that as `<arch>.pooling_type`), or the other way round."""
+        recipe, arch = self.recipe, self.summary.architecture
         if recipe.generates or recipe.embedding.attention != "bidirectional":
             raise ModelFileError(
                 self.path,
-                f"a {self.summary.architecture} model only embeds, with bidirectional attention; "
-                f"recipe {recipe.name!r} {'answers' if recipe.generates else 'is causal'}: "
+                f"a {arch} model only embeds, with bidirectional attention; recipe "
+                f"{recipe.name!r} {'answers' if recipe.generates else 'is causal'}: "
                 "use --recipe minilm (and --chat-model PATH to answer)",
+            )
+        trained = self.summary.metadata.get(f"{arch}.pooling_type")
+        if trained is not None and int(trained) != int(ll.LLAMA_POOLING_TYPE_MEAN):
+            raise ModelFileError(
+                self.path,
+                f"this model was trained with pooling type {trained} (not mean); recipe "
+                f"{recipe.name!r} pools the mean of its tokens, so its vectors would be wrong",
             )
 
     def _require_kv(self, what: str) -> None:
@@ -571,8 +580,6 @@ class Engine:
     def _embed_prepared(
         self, prepared: list[tuple[list[int], int, int]], keep_state: bool
     ) -> tuple[np.ndarray, list[KvState]]:
-        if keep_state:
-            self._require_kv("save the KV of its embedding pass")
         vectors = np.zeros((len(prepared), self._n_embd), dtype=np.float32)
         states: list[KvState] = []
         self._set_mode(embeddings=True, causal=self.recipe.embedding.attention == "causal")
