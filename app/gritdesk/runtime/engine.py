@@ -9,6 +9,11 @@ reader sees the whole path from text to vectors and from prompt to tokens:
   back each text's KV state for saving (Doc Caching).
 - generate: embeddings off, causal on -> (restore saved KV states, shifted into place)
   -> prefill the fresh tokens -> sample token by token, streaming text.
+- an encoder (a `bert` GGUF such as all-MiniLM-L6-v2) only embeds: llama.cpp gives its
+  context no KV memory (`llama_get_memory` is NULL), so there is nothing to clear, save or
+  restore; its texts go through `llama_encode` (0.3.36's llama_decode would forward there
+  too), each at positions 0.. of its own sequence id, several per call. Every call that
+  needs a KV cache or logits refuses it with `EmbeddingOnlyError`, never reaching llama.cpp.
 
 Nothing here knows about files, SQLite or chunks: that is the store's and rag's job.
 """
@@ -31,6 +36,7 @@ import numpy as np
 from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
     DecodeError,
+    EmbeddingOnlyError,
     EmptyInputError,
     InputTooLongError,
     KvStateError,
@@ -39,6 +45,7 @@ from gritdesk.runtime.errors import (
     RuntimeFailure,
 )
 from gritdesk.runtime.gguf_check import (
+    EMBEDDING_ONLY_ARCHITECTURES,
     GgufSummary,
     check_gguf,
     fingerprint,
@@ -55,6 +62,11 @@ KV_TYPES = {
 # far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
 # Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`).
 SCRATCH_SEQ = 1
+# An encoder's context holds no KV, so n_ctx only bounds one encode call. Its attention costs
+# the square of the call's tokens whatever the per-text mask hides, and so does its compute
+# buffer (MiniLM: 5.8 MiB at 512 tokens, ~0.8 GB at 4096): packing pays for short texts only
+# (benchmarks/encoder_packing.py; README), and `pack_tokens` (256) stays well inside this.
+ENCODER_CONTEXT = 512
 
 # --- llama.cpp logging: silent unless asked, last errors kept for our messages ------------
 
@@ -153,7 +165,11 @@ class Engine:
         self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
         self._fingerprint: str | None = None
         self._legacy_fingerprint: str | None = None
-        self._check_kv_type_fits()
+        self.embedding_only = self.summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
+        if self.embedding_only:
+            self._check_encoder_recipe()
+        else:
+            self._check_kv_type_fits()
         init_backend()
 
         mparams = ll.llama_model_default_params()
@@ -166,6 +182,8 @@ class Engine:
         self._vocab = ll.llama_model_get_vocab(self._model)
 
         n_ctx = self.settings.n_ctx
+        if self.embedding_only:
+            n_ctx = min(n_ctx, ENCODER_CONTEXT)
         n_ubatch = min(self.settings.n_ubatch or n_ctx, n_ctx)
         threads = self.settings.n_threads or os.cpu_count() or 2
         cparams = ll.llama_context_default_params()
@@ -192,7 +210,16 @@ class Engine:
             raise ModelFileError(
                 self.path, f"llama.cpp could not create a context ({last_llama_error()})"
             )
-        self._memory = ll.llama_get_memory(self._ctx)
+        self._memory = ll.llama_get_memory(self._ctx)  # None (NULL) for an encoder
+        if self.embedding_only != (self._memory is None):
+            ll.llama_free(self._ctx)
+            ll.llama_model_free(self._model)
+            self._ctx = self._model = None
+            raise ModelFileError(
+                self.path,
+                f"llama.cpp {'gave' if self._memory else 'gave no'} KV memory to this "
+                f"{self.summary.architecture} model, which gritdesk does not expect",
+            )
         self.n_ctx = ll.llama_n_ctx(self._ctx)
         self.n_ubatch = ll.llama_n_ubatch(self._ctx)
         self._batch = ll.llama_batch_init(self.n_ubatch, 0, 1)
@@ -206,9 +233,50 @@ class Engine:
         self._stop_tokens: frozenset[int] = frozenset()
         self._chat_checked = False
         fmt = self.recipe.embedding
-        around = [BOS, Markup(fmt.document() + (fmt.echo_separator or "") + fmt.suffix)]
-        self._doc_overhead_tokens = len(self.tokenize_prompt(around)) + fmt.append_eos
+        around_text = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
+        self._doc_overhead_tokens = len(self.tokenize_prompt([BOS, Markup(around_text)]))
+        self._doc_overhead_tokens += fmt.append_eos
         self._doc_copies = 1 if fmt.echo_separator is None else 2
+        # Tokens by which a text counted alone may differ inside its format (BPE/SPM merges
+        # across the prefix boundary). WordPiece splits at whitespace and punctuation before
+        # it looks words up, so with nothing but special tokens around the text it is exact.
+        wordpiece = ll.llama_vocab_type(self._vocab) == ll.LLAMA_VOCAB_TYPE_WPM
+        self._count_margin = 0 if wordpiece and not around_text else 8
+        # Longest sequence one embedding pass takes: one decode, the recipe's cut, and for an
+        # encoder its absolute position table (positions past it do not exist).
+        self._max_sequence = self.n_ubatch
+        if fmt.max_tokens is not None:
+            self._max_sequence = min(self._max_sequence, fmt.max_tokens)
+        if self.embedding_only and self.summary.n_ctx_train > 0:
+            self._max_sequence = min(self._max_sequence, self.summary.n_ctx_train)
+
+    def _check_encoder_recipe(self) -> None:
+        """An encoder attends both ways and cannot generate: a recipe that wants causal
+        attention or answers would give wrong vectors or read logits that do not exist. Nor
+        may a recipe pool the mean of a model trained on its [CLS] vector (bge and others
+        record that as `<arch>.pooling_type`), or the other way round."""
+        recipe, arch = self.recipe, self.summary.architecture
+        if recipe.generates or recipe.embedding.attention != "bidirectional":
+            raise ModelFileError(
+                self.path,
+                f"a {arch} model only embeds, with bidirectional attention; recipe "
+                f"{recipe.name!r} {'answers' if recipe.generates else 'is causal'}: "
+                "use --recipe minilm (and --chat-model PATH to answer)",
+            )
+        trained = self.summary.metadata.get(f"{arch}.pooling_type")
+        if trained is not None and int(trained) != int(ll.LLAMA_POOLING_TYPE_MEAN):
+            raise ModelFileError(
+                self.path,
+                f"this model was trained with pooling type {trained} (not mean); recipe "
+                f"{recipe.name!r} pools the mean of its tokens, so its vectors would be wrong",
+            )
+
+    def _require_kv(self, what: str) -> None:
+        if self.embedding_only:
+            raise EmbeddingOnlyError(
+                f"{self.path.name} is a {self.summary.architecture} model: it embeds only and "
+                f"has no KV cache, so it cannot {what}"
+            )
 
     def _check_kv_type_fits(self) -> None:
         """llama.cpp refuses a quantized cache whose 32-value blocks do not divide a head."""
@@ -283,9 +351,11 @@ class Engine:
         """Longest document text one embedding decode takes (format and a margin excluded).
 
         The margin covers the few tokens by which tokenizing prefix+text together can differ
-        from counting the text alone; an Echo recipe holds the text twice.
+        from counting the text alone (none for WordPiece with only [CLS]/[SEP] around the
+        text: MiniLM's chunks get 256 - 2 tokens); an Echo recipe holds the text twice.
         """
-        return (self.n_ubatch - self._doc_overhead_tokens - 8) // self._doc_copies
+        room = self._max_sequence - self._doc_overhead_tokens - self._count_margin
+        return room // self._doc_copies
 
     @property
     def bos(self) -> int:
@@ -338,6 +408,7 @@ class Engine:
 
     def prompt_tokens(self, pieces: Sequence[Piece]) -> list[int]:
         """Tokens of a generation prompt; the first one checks the GGUF's chat template."""
+        self._require_kv("generate")
         if not self._chat_checked:
             self._check_chat_template()
         return self.tokenize_prompt(pieces)
@@ -386,8 +457,9 @@ class Engine:
             self._mode = (embeddings, causal)
 
     def reset(self) -> None:
-        """Forget every sequence in the KV cache."""
-        ll.llama_memory_clear(self._memory, True)
+        """Forget every sequence in the KV cache (an encoder keeps none)."""
+        if self._memory is not None:
+            ll.llama_memory_clear(self._memory, True)
         self._parked = None
         self._epoch += 1
         self._seq0_cells = 0
@@ -400,6 +472,7 @@ class Engine:
 
     def keep_until(self, position: int) -> None:
         """Drop sequence 0's KV from `position` on (a kept chat turn continues there)."""
+        self._require_kv("keep a chat's context")
         self._unpark()
         if not ll.llama_memory_seq_rm(self._memory, 0, position, -1):
             raise KvStateError(f"llama.cpp could not trim the context at position {position}")
@@ -414,8 +487,10 @@ class Engine:
         every activation, which turns those last-bit differences into logits off by 0.4
         (SmolLM2 Q4_1 on an AVX2 CPU, issue 20). So scratch work always starts from cell 0
         of an empty cache, as on a fresh engine, and sequence 0 comes back (to the same
-        cells, bit for bit) before anything uses it again.
+        cells, bit for bit) before anything uses it again. An encoder keeps nothing.
         """
+        if self._memory is None:
+            return
         holds_seq0 = self._seq0_cells and ll.llama_memory_seq_pos_max(self._memory, 0) >= 0
         if self._parked is None and holds_seq0:
             self._parked = self._save_seq(0)
@@ -438,6 +513,18 @@ class Engine:
         self._check_open()
         self._batch.n_tokens = n_tokens
         rc = ll.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise DecodeError(rc, last_llama_error())
+        self.tokens_decoded += n_tokens
+
+    def _encode(self, n_tokens: int) -> None:
+        """One encoder pass over the batch. llama.cpp asserts (aborts the process) when a call
+        exceeds n_ubatch (patch 0001 covers llama_decode only), so that is checked here."""
+        self._check_open()
+        if n_tokens > self.n_ubatch:
+            raise InputTooLongError("one encoder call", n_tokens, self.n_ubatch)
+        self._batch.n_tokens = n_tokens
+        rc = ll.llama_encode(self._ctx, self._batch)
         if rc != 0:
             raise DecodeError(rc, last_llama_error())
         self.tokens_decoded += n_tokens
@@ -468,8 +555,17 @@ class Engine:
         return tokens, head, body
 
     def document_tokens(self, text: str) -> list[int]:
-        """The tokens an embedding pass over document `text` computes KV for."""
-        return self._format(text, self.recipe.embedding.document())[0]
+        """The tokens an embedding pass over document `text` computes (and keeps KV for)."""
+        return self._cut(self._format(text, self.recipe.embedding.document())[0])
+
+    def _cut(self, tokens: list[int]) -> list[int]:
+        """A recipe with `max_tokens` cuts a longer sequence there, keeping its final EOS
+        (sentence-transformers' truncation: [CLS] + the first 254 pieces + [SEP])."""
+        fmt = self.recipe.embedding
+        if fmt.max_tokens is None or len(tokens) <= self._max_sequence:
+            return tokens
+        keep_tail = int(fmt.append_eos)
+        return tokens[: self._max_sequence - keep_tail] + tokens[len(tokens) - keep_tail :]
 
     def _prepare(self, text: str, prefix: str, what: str) -> tuple[list[int], int, int]:
         """Tokens of one text in the recipe's format, and the [start, end) span to pool."""
@@ -477,10 +573,13 @@ class Engine:
             raise EmptyInputError(f"{what} is empty: nothing to embed")
         fmt = self.recipe.embedding
         tokens, head, body = self._format(text, prefix)
-        if len(tokens) > self.n_ubatch:
-            raise InputTooLongError(what, len(tokens), self.n_ubatch)
+        tokens = self._cut(tokens)
+        if len(tokens) > self._max_sequence:
+            raise InputTooLongError(what, len(tokens), self._max_sequence)
         if fmt.pooling == "last":
             return tokens, len(tokens) - 1, len(tokens)
+        if fmt.pooled == "all":
+            return tokens, 0, len(tokens)
         text_end = len(self.tokenize_prompt(body)) if fmt.suffix else len(tokens)
         if fmt.pooled == "suffix":
             return tokens, text_end, len(tokens)
@@ -512,10 +611,13 @@ class Engine:
             self._clear_scratch()
             n = 0
             for seq, index in enumerate(group, SCRATCH_SEQ):
-                for pos, token in enumerate(prepared[index][0]):
+                for pos, token in enumerate(prepared[index][0]):  # positions from 0 per text
                     self._fill(n, token, pos, seq, True)
                     n += 1
-            self._decode(n)
+            if self._memory is None:
+                self._encode(n)
+            else:
+                self._decode(n)
             hidden = np.ctypeslib.as_array(
                 ll.llama_get_embeddings(self._ctx), shape=(n, self._n_embd)
             )
@@ -546,7 +648,9 @@ class Engine:
         return self.embed(texts, instruction)
 
     def embed_documents_with_kv(self, texts: Sequence[str]) -> tuple[np.ndarray, list[KvState]]:
-        """Embed documents and hand back each one's KV state from the same pass."""
+        """Embed documents and hand back each one's KV state from the same pass (refused by an
+        encoder, which keeps no KV: `EmbeddingOnlyError`)."""
+        self._require_kv("save the KV of its embedding pass")
         prefix = self.recipe.embedding.document()
         prepared = [self._prepare(t, prefix, f"document {i + 1}") for i, t in enumerate(texts)]
         return self._embed_prepared(prepared, keep_state=True)
@@ -554,6 +658,7 @@ class Engine:
     # --- KV states -------------------------------------------------------------------------
 
     def _save_seq(self, seq: int) -> bytes:
+        self._require_kv("save a KV state")
         size = ll.llama_state_seq_get_size(self._ctx, seq)
         buf = (ctypes.c_uint8 * size)()
         written = ll.llama_state_seq_get_data(self._ctx, buf, size, seq)
@@ -563,6 +668,7 @@ class Engine:
         """Put a saved state into sequence 0 starting at `position` (RoPE re-rotated by
         llama.cpp's position shift); returns the number of tokens it holds."""
         self._check_open()
+        self._require_kv("restore a saved KV state")
         self._unpark()
         n = len(state.tokens)
         if position + n > self.n_ctx:
@@ -596,6 +702,7 @@ class Engine:
 
     def prefill(self, tokens: Sequence[int], position: int, seq: int = 0) -> None:
         """Causal decode of `tokens` into sequence `seq` at `position`; logits for the last one."""
+        self._require_kv("generate")
         if position + len(tokens) > self.n_ctx:
             raise InputTooLongError("the prompt", position + len(tokens), self.n_ctx)
         if seq == 0:
@@ -609,6 +716,7 @@ class Engine:
             self._decode(len(chunk))
 
     def last_logits(self) -> np.ndarray:
+        self._require_kv("compute logits")  # an encoder's context has no logits buffer
         logits = np.ctypeslib.as_array(
             ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
         ).copy()
@@ -639,6 +747,7 @@ class Engine:
     ) -> Iterator[str]:
         """Prefill `fresh_tokens` at `position` (after `reused_tokens` restored ones), then
         sample and yield text pieces as they come. Cache state must be prepared by the caller."""
+        self._require_kv("generate")
         options = options or GenerationOptions()
         stats = stats if stats is not None else GenerationStats()
         stats.prompt_tokens_computed = len(fresh_tokens)
@@ -709,6 +818,7 @@ class Engine:
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits after a causal pass over `tokens` alone (used to rerank), in a scratch
         sequence on an empty cache: sequence 0 (a chat's kept context) is parked, not lost."""
+        self._require_kv("compute logits")
         self._clear_scratch()
         self.prefill(tokens, 0, seq=SCRATCH_SEQ)
         logits = self.last_logits()

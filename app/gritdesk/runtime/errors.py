@@ -37,6 +37,11 @@ class DecodeError(RuntimeFailure):
         )
 
 
+class EmbeddingOnlyError(RuntimeFailure):
+    """A call that needs a KV cache or logits (generate, save or restore KV) on an encoder
+    model, which llama.cpp runs without either: refused before llama.cpp sees it."""
+
+
 class KvStateError(RuntimeFailure):
     """A saved KV state could not be restored (llama.cpp refused it)."""
 

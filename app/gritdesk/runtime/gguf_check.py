@@ -22,8 +22,10 @@ from gritdesk.runtime.gguf_header import check_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
-# Architectures gritdesk's recipes and native patches are written and tested for.
-SUPPORTED_ARCHITECTURES = ("llama",)
+# Architectures gritdesk's recipes and native patches are written and tested for: `llama`
+# (embeds and generates), `bert` (an encoder: embeds only, has no KV cache; runtime/engine.py).
+SUPPORTED_ARCHITECTURES = ("llama", "bert")
+EMBEDDING_ONLY_ARCHITECTURES = ("bert",)
 REQUIRED_ARCH_KEYS = ("block_count", "embedding_length", "attention.head_count")
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from gritdesk.errors import GritdeskError
 
 Attention = Literal["bidirectional", "causal"]
 Pooling = Literal["mean", "last"]
-Pooled = Literal["text", "suffix"]
+Pooled = Literal["text", "suffix", "all"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,13 @@ class EmbeddingFormat:
     The sequence is BOS + prefix + [text + echo_separator] + text + suffix (+ EOS). With
     `pooled="text"` the mean runs over the (last copy of the) text's tokens; the prefix
     (and the echo's first copy) is attended to but not pooled. `pooled="suffix"` pools the
-    suffix tokens (GEM). `pooling="last"` takes the very last token (E5: the EOS).
+    suffix tokens (GEM). `pooled="all"` pools every token, BOS and EOS included (what
+    sentence-transformers' mean over the attention mask does). `pooling="last"` takes the
+    very last token (E5: the EOS).
+
+    `max_tokens`: a longer sequence (special tokens included) is cut to this many tokens,
+    its final EOS kept, as sentence-transformers truncates at its `max_seq_length`; None: a
+    text longer than one embedding decode is refused instead.
     """
 
     attention: Attention
@@ -39,6 +45,11 @@ class EmbeddingFormat:
     suffix: str = ""
     echo_separator: str | None = None  # Echo embeddings: the text twice, pool the second
     append_eos: bool = False
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and (self.suffix or self.echo_separator is not None):
+            raise ValueError("max_tokens cuts the text's tail: only for a format without suffix")
 
     def document(self) -> str:
         return self.document_prefix
@@ -365,8 +376,31 @@ SMOLLM2 = Recipe(
     retrieval_instruction="Given a question, retrieve passages that answer the question",
 )
 
+# --- all-MiniLM-L6-v2: a small real sentence embedder (`bert` GGUF, models pull) ----------
+# As sentence-transformers runs it: [CLS] text [SEP] (the vocabulary's BOS and EOS), one
+# bidirectional pass, the mean of every token's last hidden state ([CLS] and [SEP] too: its
+# attention mask covers them), L2-normalised; queries and documents alike, no instruction;
+# cut at max_seq_length = 256 tokens (sentence_bert_config.json; the position table has 512,
+# training used 256, so longer inputs are cut as the reference library does). It cannot
+# generate and has no KV cache: answers come from a chat model beside it (pair mode).
+
+MINILM = _embedding_only(
+    "minilm",
+    EmbeddingFormat(
+        attention="bidirectional",
+        pooling="mean",
+        document_prefix="",
+        query_prefix="",  # no instruction: MiniLM was trained on plain query/passage pairs
+        query_prefix_no_instruction="",
+        pooled="all",
+        append_eos=True,
+        max_tokens=256,
+    ),
+    "",
+)
+
 RECIPES: dict[str, Recipe] = {
-    r.name: r for r in (GRITLM, E5_MISTRAL, ECHO, LLM2VEC, GEM, SMOLLM2)
+    r.name: r for r in (GRITLM, E5_MISTRAL, ECHO, LLM2VEC, GEM, SMOLLM2, MINILM)
 }
 
 
