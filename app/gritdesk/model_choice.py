@@ -50,6 +50,35 @@ def resolve_model(configured: str | os.PathLike[str] | None) -> Path | None:
     return Path(installed.path) if installed is not None else None
 
 
+# The embedder paired with a chat model whose recipe is not trained to embed (SmolLM2):
+# all-MiniLM-L6-v2 beats SmolLM2's own vectors and keyword search alone on a real corpus
+# (benchmarks/retrieval_eval.py), at 22M parameters.
+PAIR_EMBEDDER = "minilm-l6-v2"
+
+
+def pair_embedder(setting: str) -> Path | None:
+    """The model that embeds beside a chat model not trained to: None for "self", or for
+    "auto" when the pair embedder is not installed (`gritdesk models pull minilm-l6-v2`)."""
+    if setting == "self":
+        return None
+    if setting != "auto":
+        return _model_ref(setting)
+    from gritdesk.models.installed import InstalledModels
+
+    installed = InstalledModels().get(PAIR_EMBEDDER)
+    return Path(installed.path) if installed is not None and installed.exists() else None
+
+
+def default_chat_model() -> Path | None:
+    """The installed model that answers when the index's model only embeds (MiniLM)."""
+    from gritdesk.models.catalog import load_catalog
+    from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import default_model
+
+    installed = default_model(InstalledModels(), load_catalog(), generating=True)
+    return Path(installed.path) if installed is not None else None
+
+
 def require_model(configured: str | os.PathLike[str] | None) -> Path:
     path = resolve_model(configured)
     if path is None:

@@ -10,7 +10,13 @@ from pathlib import Path
 import apsw
 
 from gritdesk.errors import GritdeskError
-from gritdesk.model_choice import require_model, resolve_model
+from gritdesk.model_choice import (
+    PAIR_EMBEDDER,
+    default_chat_model,
+    pair_embedder,
+    require_model,
+    resolve_model,
+)
 from gritdesk.paths import cache_dir
 from gritdesk.runtime.engine import Engine
 from gritdesk.runtime.kv_state_codec import Q8RowsCodec
@@ -97,31 +103,76 @@ def open_session(settings: Settings, *, load_model: bool = True) -> Session:
         model = Path(record.path) if record is not None and record.path else resolve_model(None)
     try:
         path = require_model(model)
-        engine_settings = settings.engine_settings()
-        recipe = choose_recipe(path, settings.recipe, record.recipe if record else None)
-        session.engine = Engine(path, engine_settings, recipe=recipe)
+        indexed_here = record is not None and bool(record.path) and _same_file(record.path, path)
+        recipe = choose_recipe(path, settings.recipe, record.recipe if indexed_here else None)
+        session.engine = Engine(path, settings.engine_settings(), recipe=recipe)
         if settings.chat_model:
-            chat_path = require_model(settings.chat_model)
-            session.chat_engine = Engine(
-                chat_path, engine_settings, recipe=choose_recipe(chat_path, None, None)
-            )
-            session.notices.append(
-                f"pair mode: {path.name} embeds, {chat_path.name} answers; "
-                "no KV is shared, so answers use --cache off"
-            )
+            _pair(session, require_model(settings.chat_model), answering=True)
         elif not session.engine.recipe.generates:
-            session.notices.append(
-                f"recipe {session.engine.recipe.name!r} only embeds: give --chat-model to answer"
-            )
+            chat = default_chat_model()
+            if chat is not None:
+                _pair(session, chat, answering=True)
+            else:
+                session.notices.append(
+                    f"recipe {session.engine.recipe.name!r} only embeds: give --chat-model to "
+                    "answer"
+                )
+        elif not session.engine.recipe.trained_to_embed:
+            _pair_with_embedder(session, settings.embedder, indexed_here=indexed_here)
     except BaseException:
         session.close()
         raise
     return session
 
 
-def choose_recipe(
-    path: Path, configured: str | None, indexed_with: str | None
-) -> Recipe | None:
+def _same_file(recorded: str, path: Path) -> bool:
+    try:
+        return Path(recorded).resolve() == path.resolve()
+    except OSError:
+        return False
+
+
+def _pair(session: Session, other: Path, *, answering: bool) -> None:
+    """Pair mode: `other` answers beside the loaded embedder, or (`answering` False)
+    embeds beside the loaded chat model."""
+    assert session.engine is not None
+    engine_settings = session.settings.engine_settings()
+    if answering:
+        session.chat_engine = Engine(
+            other, engine_settings, recipe=choose_recipe(other, None, None)
+        )
+    else:
+        session.chat_engine = session.engine
+        session.engine = Engine(other, engine_settings, recipe=choose_recipe(other, None, None))
+    embedder, chat = session.engine, session.chat_engine
+    session.notices.append(f"pair mode: {embedder.path.name} embeds, {chat.path.name} answers")
+
+
+def _pair_with_embedder(session: Session, setting: str, *, indexed_here: bool) -> None:
+    """A chat model not trained to embed (its recipe says so) answers; a real embedder finds
+    the passages. An index its own vectors built stays as it is until `index --rebuild`."""
+    engine = session.engine
+    assert engine is not None
+    embedder = pair_embedder(setting)
+    name = engine.path.name
+    if embedder is None:
+        if setting == "auto":
+            session.notices.append(
+                f"{name} was not trained to embed, so search leans on keywords: "
+                f"`gritdesk models pull {PAIR_EMBEDDER}` gets a real embedder (90 MB)"
+            )
+        return
+    if indexed_here and setting == "auto":
+        session.notices.append(
+            f"this index holds {name}'s own vectors; `gritdesk index --rebuild` re-embeds "
+            f"it with {embedder.name}, which finds passages better (the old index stays "
+            "until the new one is complete)"
+        )
+        return
+    _pair(session, embedder, answering=False)
+
+
+def choose_recipe(path: Path, configured: str | None, indexed_with: str | None) -> Recipe | None:
     """The configured recipe (flag, environment, config), the recipe the index was built
     with, what `gritdesk models add/pull` recorded for this file, the recipe of a known
     build with this file name; None lets the engine take the GGUF's own `gritdesk.recipe`

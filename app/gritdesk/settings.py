@@ -73,6 +73,10 @@ class Settings:
     db: Path = field(default_factory=default_db_path)
     model: str | None = None
     chat_model: str | None = None  # pair mode: a separate model answers
+    # Who embeds for a chat model not trained to embed (its recipe says so): "auto" (the
+    # default) pairs it with model_choice.PAIR_EMBEDDER when installed, "self" keeps its own
+    # vectors, anything else names the embedding model (a path or an installed name).
+    embedder: str = "auto"
     recipe: str | None = None  # else the index's, the registry's or the GGUF's, else gritlm
     context: int = DEFAULT_CONTEXT
     kv_type: KvType = KvType.F16
@@ -128,8 +132,16 @@ def _from_environment(parse: Parser, text: str) -> object:
     """An environment variable's text as the value its key takes (files are typed TOML)."""
     lowered = text.strip().lower()
     if parse is _boolean:
-        return {"1": True, "true": True, "yes": True, "on": True,
-                "0": False, "false": False, "no": False, "off": False}.get(lowered, text)
+        return {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }.get(lowered, text)
     if getattr(parse, "numeric", False):
         for kind in (int, float):
             try:
@@ -191,6 +203,7 @@ _TOP: dict[str, Parser] = {
     "db": _path,
     "model": _text,
     "chat_model": _text,
+    "embedder": _text,
     "recipe": _recipe,
     "context": _number(MIN_CONTEXT, integer=True),
     "kv_type": _kv_type,
@@ -241,13 +254,12 @@ def _table(config: Mapping[str, object], name: str, path: Path) -> Mapping[str, 
     return table
 
 
-def _check_keys(table: Mapping[str, object], known: Mapping[str, object], prefix: str,
-                path: Path) -> None:
+def _check_keys(
+    table: Mapping[str, object], known: Mapping[str, object], prefix: str, path: Path
+) -> None:
     for key in table:
         if key not in known:
-            raise ConfigError(
-                f"{path}: unknown key {prefix}{key} (known: {', '.join(known)})"
-            )
+            raise ConfigError(f"{path}: unknown key {prefix}{key} (known: {', '.join(known)})")
 
 
 def load_settings(
@@ -264,9 +276,7 @@ def load_settings(
     config = read_config_file(path)
     index_table = _table(config, "index", path)
     serve_table = _table(config, "serve", path)
-    _check_keys(
-        {k: v for k, v in config.items() if k not in ("index", "serve")}, _TOP, "", path
-    )
+    _check_keys({k: v for k, v in config.items() if k not in ("index", "serve")}, _TOP, "", path)
     _check_keys(index_table, _INDEX, "index.", path)
     _check_keys(serve_table, _SERVE, "serve.", path)
     given = {k: v for k, v in (flags or {}).items() if v is not None}

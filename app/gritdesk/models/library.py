@@ -163,13 +163,22 @@ def locate_model(ref: str, store: InstalledModels, catalog: Catalog) -> LocatedM
     )
 
 
-def default_model(store: InstalledModels, catalog: Catalog) -> InstalledModel | None:
+def default_model(
+    store: InstalledModels, catalog: Catalog, *, generating: bool = True
+) -> InstalledModel | None:
     """The model to use when the user named none, or None when there is no clear choice.
 
     The only installed model; else the first known family's default build that is
     installed (registry order: gritlm-7b first). For config's fallback after `pull`.
+    `generating` leaves out embedding-only models (MiniLM), which cannot answer.
     """
-    present = [m for m in store.all() if m.exists()]
+    from gritdesk.runtime.recipes import RECIPES
+
+    def answers(model: InstalledModel) -> bool:
+        recipe = RECIPES.get(model.recipe or "")
+        return not generating or recipe is None or recipe.generates
+
+    present = [m for m in store.all() if m.exists() and answers(m)]
     if len(present) == 1:
         return present[0]
     names = {m.name: m for m in present}

@@ -214,6 +214,10 @@ class Recipe:
     rag: RagPrompts
     retrieval_instruction: str
     generates: bool = True  # False: an embedding model; answers need a chat model beside it
+    # False: a chat model run through an embedding recipe it was never trained for (SmolLM2,
+    # Echo prompts): its vectors rank worse than keywords, so gritdesk pairs it with a real
+    # embedder (`model_choice.PAIR_EMBEDDER`) and fusion gives its own vectors no weight.
+    trained_to_embed: bool = True
     # Which rag cache layouts may reuse the KV of the embedding pass, and the default one.
     # GritLM was trained to generate after a bidirectional prefix; a model that was not can
     # only reuse a causal embedding pass (its KV equals a causal prefill of the same tokens).
@@ -374,6 +378,7 @@ SMOLLM2 = Recipe(
         best_last=True,
     ),
     retrieval_instruction="Given a question, retrieve passages that answer the question",
+    trained_to_embed=False,
 )
 
 # --- all-MiniLM-L6-v2: a small real sentence embedder (`bert` GGUF, models pull) ----------
