@@ -89,16 +89,16 @@ def _needs_pair_embedder(path: Path, settings: Settings) -> bool:
 def _pull_pair_embedder(console: Console) -> None:
     """all-MiniLM-L6-v2 through `models pull` (cached after the first run); on failure the
     demo goes on with the chat model's own vectors and says so."""
-    from gritdesk.model_choice import PAIR_EMBEDDER
+    from gritdesk.model_choice import PAIR_EMBEDDER, pair_embedder
     from gritdesk.models.catalog import load_catalog
     from gritdesk.models.errors import ModelsError
     from gritdesk.models.installed import InstalledModels
     from gritdesk.models.progress import RichProgress
     from gritdesk.models.pull import pull_model
 
-    store, catalog = InstalledModels(), load_catalog()
-    if store.get(PAIR_EMBEDDER) is not None and store.get(PAIR_EMBEDDER).exists():
+    if pair_embedder("auto") is not None:
         return
+    store, catalog = InstalledModels(), load_catalog()
     file = catalog.get(PAIR_EMBEDDER)
     console.print(
         f"Getting the embedder {catalog.models[file.family].title} ({file.size_shown}) from "

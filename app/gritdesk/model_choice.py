@@ -63,9 +63,11 @@ def pair_embedder(setting: str) -> Path | None:
         return None
     if setting != "auto":
         return _model_ref(setting)
+    from gritdesk.models.catalog import load_catalog
     from gritdesk.models.installed import InstalledModels
+    from gritdesk.models.library import find_installed
 
-    installed = InstalledModels().get(PAIR_EMBEDDER)
+    installed = find_installed(PAIR_EMBEDDER, InstalledModels(), load_catalog())
     return Path(installed.path) if installed is not None and installed.exists() else None
 
 
