@@ -36,6 +36,10 @@ def assert_index_consistent(db: apsw.Connection) -> None:
     db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
     n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n_chunks
+    unsearchable = db.execute(  # contentless FTS: its own check cannot see the chunks
+        "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT id FROM chunks_fts_docsize)"
+    ).fetchone()[0]
+    assert unsearchable == 0
     has_vectors = db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'chunk_vectors'").fetchone()
     if has_vectors:
         assert db.execute("SELECT count(*) FROM chunk_vectors").fetchone()[0] == n_chunks

@@ -13,13 +13,15 @@ from gritdesk.ingest.chunk import ChunkingPolicy
 from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.retrieve import (
     Hit,
-    fts_match_expression,
     fuse_rankings,
     keyword_search,
+    keyword_terms,
     make_snippet,
+    query_terms,
     search,
 )
 from gritdesk.store.connection import open_database
+from gritdesk.store.fts import match_expression
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
 from ingest.fake_embedder import BagOfWordsEmbedder
 from ingest.fixture_files import words
@@ -115,8 +117,40 @@ def test_user_text_never_breaks_the_fts_query(indexed, query: str) -> None:
 
 
 def test_fts_expression_quotes_every_word() -> None:
-    assert fts_match_expression('say "hi" AND bye') == '"say" OR "hi" OR "and" OR "bye"'
-    assert fts_match_expression("  ?!  ") is None
+    expression = match_expression(query_terms('say "hi" AND bye'))
+    assert expression == '"say" OR "hi" OR "and" OR "bye"'
+    assert match_expression(query_terms("  ?!  ")) is None
+
+
+def test_keywords_leave_out_stop_words_but_not_written_terms() -> None:
+    assert keyword_terms("How do I undo the last commit, and why?") == ["undo", "last", "commit"]
+    assert keyword_terms("what does --all do with core.editor") == ["all", "core", "editor"]
+    assert keyword_terms("is -a the same as --no-edit") == ["a", "same", "no", "edit"]
+    assert keyword_terms("What is it?") == ["what", "is", "it"]  # all stop words: keep them
+
+
+def test_a_chunk_holding_only_stop_words_is_not_a_keyword_hit(indexed) -> None:
+    """"the", "is", "who", "a", "of", "and", "in" fill the corpus; asked with them, only the
+    chunk with the rare word matches at all."""
+    db, _ = indexed
+    ranked = keyword_search(db, "who is the one in a xylophonist of the and", 50)
+    rows = [row[0] for row in db.execute(
+        "SELECT s.rel_path FROM chunks c JOIN sources s ON s.id = c.source_id WHERE c.id IN "
+        f"({', '.join('?' * len(ranked))})", ranked
+    )]  # fmt: skip
+    assert rows == ["doc29.md"]
+
+
+def test_rrf_weights_let_one_ranking_count_for_less() -> None:
+    keyword, vector = [1, 2, 3], [3, 2, 1]
+    assert [c for c, _ in fuse_rankings([keyword, vector])] == [1, 3, 2]  # a tie: keyword's
+    assert [c for c, _ in fuse_rankings([vector, keyword])] == [3, 1, 2]
+    assert [c for c, _ in fuse_rankings([vector, keyword], weights=(0.5, 1))] == [1, 2, 3]
+    assert [c for c, _ in fuse_rankings([keyword, vector], weights=(1, 0))] == [1, 2, 3]
+    fused = fuse_rankings([keyword, vector], weights=(1, 0.5))
+    assert fused[0] == (1, pytest.approx(1 / 61 + 0.5 / 63))
+    with pytest.raises(ValueError):
+        fuse_rankings([keyword, vector], weights=(1,))
 
 
 def test_rrf_rewards_agreement_between_rankings() -> None:

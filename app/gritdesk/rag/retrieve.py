@@ -10,6 +10,7 @@ rankings without having to calibrate their scores against each other.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import apsw
 
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store import fts
 from gritdesk.store.citations import chunk_location
 from gritdesk.store.connection import read_transaction
 from gritdesk.store.model_record import ModelRecord, check_model
@@ -26,9 +28,7 @@ from gritdesk.store.vectors import default_candidates, nearest_chunks
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the question"
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SNIPPET_CHARS = 240
-MAX_QUERY_TERMS = 64
-COMMON_TERM_SHARE = 0.05  # a word in more than 5% of the chunks is not a keyword
-COMMON_TERM_MIN_CHUNKS = 500  # ... unless the index is small enough for it not to matter
+FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,15 @@ def search(
     pool: int | None = None,
     candidates: int | None = None,
     root_id: int | None = None,
+    weights: Sequence[float] = FUSION_WEIGHTS,
 ) -> list[Hit]:
     """The `k` best chunks for `query`, best first.
 
     `instruction` defaults to the embedder recipe's retrieval instruction (GritLM:
     "Given a question, retrieve passages that answer the question"). Each ranking
-    contributes its top `pool` (default max(50, 2k)) to the fusion. `root_id` keeps
-    to the files of one root (`--root`).
+    contributes its top `pool` (default max(50, 2k)) to the fusion, with `weights`
+    (keyword, vector; see `fuse_rankings`). `root_id` keeps to the files of one root
+    (`--root`).
     Raises ModelMismatchError if `embedder` is not the model the index was built with,
     EmptyIndexError if nothing was indexed yet.
     """
@@ -89,11 +91,13 @@ def search(
         )
         keyword_ranked = keyword_search(db, query, pool, root_id)
         # keywords first: on a tie, an exact lexical hit beats a vector neighbour
-        fused = fuse_rankings([keyword_ranked, [c for c, _ in vector_ranked]])[:k]
+        fused = fuse_rankings(
+            [keyword_ranked, [c for c, _ in vector_ranked]], weights=weights
+        )[:k]
         similarity = dict(vector_ranked)
         keyword_rank = {chunk_id: rank for rank, chunk_id in enumerate(keyword_ranked, 1)}
         rows = _chunk_rows(db, [chunk_id for chunk_id, _ in fused])
-    terms = query_terms(query)
+    terms = keyword_terms(query)
     return [
         Hit(
             chunk_id=chunk_id,
@@ -124,47 +128,29 @@ def retrieval_instruction(embedder: object) -> str:
 def keyword_search(
     db: apsw.Connection, query: str, limit: int, root_id: int | None = None
 ) -> list[int]:
-    """Chunk ids by BM25 over chunk text and headings, best first; any query word may match.
+    """Chunk ids by BM25 over chunk text, headings and file path, best first; any keyword
+    of the query may match (store/fts.py).
 
-    Words found in a large share of the chunks ("the", "how") are left out: they carry
-    almost no BM25 weight, yet ranking every chunk that holds them is what makes an
-    FTS query slow on a big index. If every word is that common, there is no keyword
-    ranking (the vector search still answers).
+    Words found in a large share of the chunks ("the", "how") are left out on a big index
+    (`fts.informative_terms`); if every word is that common, there is no keyword ranking
+    (the vector search still answers).
     """
-    terms = informative_terms(db, list(dict.fromkeys(query_terms(query))))
-    match = fts_match_expression(" ".join(terms))
-    if match is None:
-        return []
-    if root_id is not None:
-        rows = db.execute(
-            "SELECT f.rowid FROM chunks_fts AS f JOIN chunks AS c ON c.id = f.rowid "
-            "JOIN sources AS s ON s.id = c.source_id "
-            "WHERE chunks_fts MATCH ? AND s.root_id = ? ORDER BY rank LIMIT ?",
-            (match, root_id, limit),
-        )
-    else:
-        rows = db.execute(
-            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, limit),
-        )
-    return [chunk_id for (chunk_id,) in rows]
+    terms = fts.informative_terms(db, keyword_terms(query))
+    return fts.ranked_chunk_ids(db, terms, limit, root_id)
 
 
-def informative_terms(db: apsw.Connection, terms: list[str]) -> list[str]:
-    """The terms found in at most COMMON_TERM_SHARE of the chunks (counted cheaply, capped)."""
-    (highest_id,) = db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
-    cap = max(COMMON_TERM_MIN_CHUNKS, int(highest_id * COMMON_TERM_SHARE))
-    if highest_id <= cap:
-        return terms  # a small index: every term is cheap
-    kept = []
-    for term in terms[:MAX_QUERY_TERMS]:
-        (matches,) = db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
-            (f'"{term}"', cap + 1),
-        ).fetchone()
-        if matches <= cap:
-            kept.append(term)
-    return kept
+# English function words: any chunk holds them, so they rank chunks by length, not topic
+STOP_WORDS = frozenset(
+    """
+    a about am an and any are as at be been but by can could did do does doing for from
+    had has have how i if in into is it its just me my no not of on or our so some such
+    than that the their them then there these they this those to too us was we were what
+    when where which while who whom why will with would you your
+    d ll m re s t ve don didn doesn isn wasn aren couldn won wouldn shouldn
+    """.split()
+)
+# words written as a term keep their stop words: `--all`, `-a`, `core.editor`, `do-not-track`
+_WRITTEN_TERM = re.compile(r"(?<![\w-])--?\w[\w-]*|\w+(?:[._/-]\w+)+")
 
 
 def query_terms(query: str) -> list[str]:
@@ -172,32 +158,37 @@ def query_terms(query: str) -> list[str]:
     return [term for term in re.findall(r"\w+", query.lower()) if term]
 
 
-def fts_match_expression(query: str) -> str | None:
-    """An FTS5 MATCH expression that user text cannot break.
+def keyword_terms(query: str) -> list[str]:
+    """The query's words to match, once each: STOP_WORDS are left out unless written as
+    part of a term (`--all`, `core.editor`) or every word is one ("what is it")."""
+    words = list(dict.fromkeys(query_terms(query)))
+    kept_as_written = {w for t in _WRITTEN_TERM.findall(query) for w in query_terms(t)}
+    keywords = [w for w in words if w not in STOP_WORDS or w in kept_as_written]
+    return keywords or words
 
-    Every word becomes a quoted string ("c++" -> "c", AND/NOT/NEAR lose their meaning,
-    quotes and parentheses vanish) and the words are OR-ed, so BM25 ranks chunks by how
-    many rare query words they hold instead of demanding all of them.
+
+def fuse_rankings(
+    rankings: Sequence[Sequence[int]],
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: score(d) = sum over rankings of w / (k + rank of d).
+
+    `weights` (default all 1) lets a ranking count for less: the vectors of a model never
+    trained to embed, say. Ties (common: first by keywords alone and first by vectors
+    alone both score 1/61) go to the better rank in the earliest ranking given, then the
+    next; the chunk id only last. `search` passes the keyword ranking first: an exact rare
+    term is evidence, while the nearest vector may be noise (a vague or off-topic
+    embedding still has a nearest chunk).
     """
-    terms = list(dict.fromkeys(query_terms(query)))
-    if not terms:
-        return None
-    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
-
-
-def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank of d).
-
-    Ties (common: first by keywords alone and first by vectors alone both score 1/61) go to
-    the better rank in the earliest ranking given, then the next; the chunk id only last.
-    `search` passes the keyword ranking first: an exact rare term is evidence, while the
-    nearest vector may be noise (a vague or off-topic embedding still has a nearest chunk).
-    """
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(rankings)} rankings but {len(weights)} weights")
     scores: dict[int, float] = {}
     ranks: dict[int, list[int]] = {}
-    for which, ranking in enumerate(rankings):
+    for which, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
         for rank, chunk_id in enumerate(ranking, 1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
             ranks.setdefault(chunk_id, [len(r) + 1 for r in rankings])[which] = rank
     return sorted(scores.items(), key=lambda item: (-item[1], ranks[item[0]], item[0]))
 

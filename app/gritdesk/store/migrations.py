@@ -288,3 +288,59 @@ def m008_kv_blob_hits(conn: apsw.Connection) -> None:
         CREATE INDEX kv_blobs_eviction ON kv_blobs((hits > 0), last_used_at, id);
         """
     )
+
+
+@migration
+def m009_fts_path_column(conn: apsw.Connection) -> None:
+    """Keyword search reads each chunk's file path too, with column weights (store/fts.py).
+
+    `chunks_fts` is made anew with a third column, `path` (the file's path under its root,
+    "docs/install.md"; a path that is not UTF-8 indexes as ""), filled from the chunks
+    already indexed: nothing is re-parsed or re-embedded, and `chunks` is left as it was.
+    The path lives in `sources`, not in `chunks`, so the table is contentless with
+    deletes by rowid (FTS5 `contentless_delete`, SQLite 3.43+) instead of external-content
+    over `chunks`; triggers keep it in step with chunks and with renamed sources
+    (`move_source`, `add_root` adopting an inner root). Measured on
+    benchmarks/retrieval_eval.py (README, Benchmarks).
+    """
+    path = "CASE WHEN typeof(s.rel_path) = 'text' THEN s.rel_path ELSE '' END"
+    new_path = path.replace("s.rel_path", "new.rel_path")
+    conn.execute(
+        f"""
+        DROP TRIGGER chunks_fts_insert;
+        DROP TRIGGER chunks_fts_delete;
+        DROP TRIGGER chunks_fts_update;
+        DROP TABLE chunks_fts;
+
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, heading_path, path,
+            content = '', contentless_delete = 1,
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        INSERT INTO chunks_fts (rowid, text, heading_path, path)
+            SELECT c.id, c.text, c.heading_path, {path}
+            FROM chunks AS c JOIN sources AS s ON s.id = c.source_id;
+
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts (rowid, text, heading_path, path)
+                SELECT new.id, new.text, new.heading_path, {path}
+                FROM sources AS s WHERE s.id = new.source_id;
+        END;
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            DELETE FROM chunks_fts WHERE rowid = old.id;
+        END;
+        CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text, heading_path, source_id
+        ON chunks BEGIN
+            DELETE FROM chunks_fts WHERE rowid = old.id;
+            INSERT INTO chunks_fts (rowid, text, heading_path, path)
+                SELECT new.id, new.text, new.heading_path, {path}
+                FROM sources AS s WHERE s.id = new.source_id;
+        END;
+        CREATE TRIGGER chunks_fts_path AFTER UPDATE OF rel_path ON sources BEGIN
+            DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE source_id = new.id);
+            INSERT INTO chunks_fts (rowid, text, heading_path, path)
+                SELECT c.id, c.text, c.heading_path, {new_path}
+                FROM chunks AS c WHERE c.source_id = new.id;
+        END;
+        """
+    )

@@ -170,7 +170,7 @@ def clear_index(conn: apsw.Connection) -> None:
             DELETE FROM chunks;
             DELETE FROM sources;
             DELETE FROM parse_attempts;
-            INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+            INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all');
             DELETE FROM meta
             WHERE key IN ('model_fingerprint', 'model_path', 'embedding_dim', 'recipe');
             """
