@@ -29,6 +29,7 @@ DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the quest
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SNIPPET_CHARS = 240
 FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
+SYNTHETIC_KEY = "gritdesk.synthetic"  # GGUF metadata of gritdesk's random-weight test models
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,15 @@ def search(
     pool: int | None = None,
     candidates: int | None = None,
     root_id: int | None = None,
-    weights: Sequence[float] = FUSION_WEIGHTS,
+    weights: Sequence[float] | None = None,
 ) -> list[Hit]:
     """The `k` best chunks for `query`, best first.
 
     `instruction` defaults to the embedder recipe's retrieval instruction (GritLM:
     "Given a question, retrieve passages that answer the question"). Each ranking
     contributes its top `pool` (default max(50, 2k)) to the fusion, with `weights`
-    (keyword, vector; see `fuse_rankings`). `root_id` keeps to the files of one root
-    (`--root`).
+    (keyword, vector; see `fuse_rankings`; default `fusion_weights(embedder)`). `root_id`
+    keeps to the files of one root (`--root`).
     Raises ModelMismatchError if `embedder` is not the model the index was built with,
     EmptyIndexError if nothing was indexed yet.
     """
@@ -92,7 +93,8 @@ def search(
         keyword_ranked = keyword_search(db, query, pool, root_id)
         # keywords first: on a tie, an exact lexical hit beats a vector neighbour
         fused = fuse_rankings(
-            [keyword_ranked, [c for c, _ in vector_ranked]], weights=weights
+            [keyword_ranked, [c for c, _ in vector_ranked]],
+            weights=fusion_weights(embedder) if weights is None else weights,
         )[:k]
         similarity = dict(vector_ranked)
         keyword_rank = {chunk_id: rank for rank, chunk_id in enumerate(keyword_ranked, 1)}
@@ -117,6 +119,19 @@ def search(
         for chunk_id, score in fused
         if (row := rows.get(chunk_id)) is not None
     ]
+
+
+def fusion_weights(embedder: object) -> tuple[float, float]:
+    """(keyword, vector) weights by what the embedder is known to be worth: a chat model run
+    through an embedding recipe it was never trained for (SmolLM2) or a random-weight test
+    model ranks worse than keywords alone (benchmarks/retrieval_eval.py), so its ranking
+    only orders what no keyword found; a trained embedder counts as much as BM25."""
+    recipe = getattr(embedder, "recipe", None)
+    summary = getattr(embedder, "summary", None)
+    metadata = getattr(summary, "metadata", {}) or {}
+    if SYNTHETIC_KEY in metadata or (recipe is not None and not recipe.trained_to_embed):
+        return (1.0, 0.0)
+    return FUSION_WEIGHTS
 
 
 def retrieval_instruction(embedder: object) -> str:
