@@ -31,7 +31,6 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 
-
 def _engine(settings: Settings) -> Engine:
     from gritdesk.model_choice import require_model
     from gritdesk.runtime.engine import Engine  # lazy: keeps --help fast
@@ -92,17 +91,18 @@ RootOption = Annotated[
 ]
 cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
-roots_app = typer.Typer(help="The indexed folders: what each holds, removing one.",
-                        no_args_is_help=True)
+roots_app = typer.Typer(
+    help="The indexed folders: what each holds, removing one.", no_args_is_help=True
+)
 app.add_typer(cache_app, name="cache")
 app.add_typer(bench_app, name="bench")
 app.add_typer(roots_app, name="roots")
 
 
-def _session(settings: Settings, *, load_model: bool = True) -> Session:
+def _session(settings: Settings, *, load_model: bool = True, rebuilding: bool = False) -> Session:
     from gritdesk.session import open_session
 
-    return open_session(settings, load_model=load_model)
+    return open_session(settings, load_model=load_model, rebuilding=rebuilding)
 
 
 @app.command(epilog=FILE_TYPES_HELP)
@@ -171,7 +171,7 @@ def index(
     from gritdesk.commands.index import RunSelection, run_index
 
     run_index(
-        _session(settings),
+        _session(settings, rebuilding=rebuild),
         paths or [],
         rebuild=rebuild,
         save_kv=save_kv,

@@ -80,7 +80,9 @@ def kv_disk_codec(name: str) -> Q8RowsCodec | None:
     return Q8RowsCodec() if name == Q8RowsCodec.name else None
 
 
-def open_session(settings: Settings, *, load_model: bool = True) -> Session:
+def open_session(
+    settings: Settings, *, load_model: bool = True, rebuilding: bool = False
+) -> Session:
     """Open the index and load its model: the configured one (flag, environment, config),
     else the one the index was built with, else an installed one."""
     db_path = settings.db
@@ -103,7 +105,12 @@ def open_session(settings: Settings, *, load_model: bool = True) -> Session:
         model = Path(record.path) if record is not None and record.path else resolve_model(None)
     try:
         path = require_model(model)
-        indexed_here = record is not None and bool(record.path) and _same_file(record.path, path)
+        indexed_here = (
+            not rebuilding
+            and record is not None
+            and bool(record.path)
+            and _same_file(record.path, path)
+        )
         recipe = choose_recipe(path, settings.recipe, record.recipe if indexed_here else None)
         session.engine = Engine(path, settings.engine_settings(), recipe=recipe)
         if settings.chat_model:
