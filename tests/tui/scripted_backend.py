@@ -13,6 +13,8 @@ import numpy as np
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.rag.answer import AnswerTimings, AskOptions, PreparedAnswer
+from gritdesk.rag.ask_service import earlier_questions, fit_history
+from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.store.citations import Citation
 from gritdesk.store.connection import open_database
@@ -80,6 +82,7 @@ class ScriptedBackend:
         self.db_path = db_path
         self.model = ModelLabel("GritLM-7B", "Q4_K_M")
         self.pair_mode = False
+        self.default_cache_mode = CacheMode.DOC
         self.notices: list[str] = []
         self.lock = threading.Lock()
         self.answer = answer
@@ -95,14 +98,17 @@ class ScriptedBackend:
             self.check()
 
     def prepare(
-        self,
-        question: str,
-        options: AskOptions,
-        history: Sequence[ChatTurn],
-        earlier_questions: Sequence[str],
+        self, question: str, options: AskOptions, history: Sequence[ChatTurn]
     ) -> PreparedAnswer:
-        self.questions.append((question, list(history), list(earlier_questions)))
-        return PreparedAnswer(question, options, [], history)
+        """The answering service's history rules, without a model: records what retrieval
+        and generation would see."""
+        earlier = earlier_questions(history)
+
+        def prepare(turns: list[ChatTurn]) -> PreparedAnswer:
+            self.questions.append((question, list(turns), list(earlier)))
+            return PreparedAnswer(question, options, [], turns)
+
+        return fit_history(prepare, history)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:
         for i, piece in enumerate(split_pieces(self.answer)):

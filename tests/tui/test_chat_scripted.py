@@ -63,7 +63,7 @@ async def test_follow_up_sees_the_conversation_and_retrieves_with_it(scripted_db
 async def test_palette_switches_the_cache_mode(scripted_db: Path) -> None:
     app = scripted_app(scripted_db)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert app.ask_options.cache_mode is CacheMode.DOC
+        await wait_until(pilot, lambda: app.cache_mode is CacheMode.DOC, what="the default mode")
         await pilot.press("ctrl+p")
         await pilot.press(*"cache mode: off")
         await pilot.pause(0.3)  # the palette searches in the background

@@ -39,7 +39,7 @@ from gritdesk.store.conversations import (
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
 from gritdesk.terminal_text import printable_line
 from gritdesk.tui.backend import ChatBackend
-from gritdesk.tui.dialogue import prepare_turn, turns_from_messages
+from gritdesk.tui.dialogue import turns_from_messages
 from gritdesk.tui.error_log import log_unexpected
 from gritdesk.tui.keys import CHAT_KEYS, bindings
 from gritdesk.tui.markdown_code import last_code_block
@@ -292,7 +292,7 @@ class ChatScreen(Screen[None]):
                 if stop.is_set():
                     self.post_message(AnswerFinished(turn, finish_reason="cancelled"))
                     return
-                prepared = prepare_turn(backend, question, options, history)
+                prepared = backend.prepare(question, options, history)
                 self.post_message(AnswerStarted(turn, backend.cite(prepared), prepared.notices))
                 if stop.is_set():
                     self.post_message(AnswerFinished(turn, finish_reason="cancelled"))
