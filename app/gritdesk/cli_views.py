@@ -185,7 +185,15 @@ def print_hits(hits: list[Hit]) -> None:
 
 
 def print_answer_end(answer: Answer) -> None:
-    """What follows a streamed answer: its numbered sources, at their full paths."""
+    """What follows a streamed answer: the facts no passage holds, the sentences that
+    support it, its numbered sources, at their full paths."""
+    if answer.not_found:
+        print("\nnot found in your files: " + printable_line(", ".join(answer.not_found)))
+    if answer.evidence:
+        print("\nEvidence:")
+        for evidence in answer.evidence:
+            where = printable_line(f"[{evidence.source.number}] {evidence.location}")
+            print(f"{where}  {printable_line(evidence.text)}")
     if not answer.sources:
         print("\n(no sources found in the index)")
         return

@@ -1,8 +1,8 @@
 """One question, one index, four interfaces: `gritdesk ask --json`, the chat app's backend,
 the HTTP server's `gritdesk-rag` model (through the official openai client) and the MCP
-`ask` tool give the same answer and cite the same sources at the same locations, each with
-its defaults: they all answer through `AskService`, which owns k, max tokens and the cache
-mode."""
+`ask` tool give the same answer, cite the same sources at the same locations and show the
+same evidence sentences and unfound facts, each with its defaults: they all answer through
+`AskService`, which owns k, max tokens and the cache mode."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ from server.conftest import ANSWER_FILE, QUESTION, gritdesk
 from server.server_process import ServerProcess
 from server.test_mcp import mcp_params
 
+CHECKED = ("answer", "sources", "evidence", "not_found")
+
 
 def by_cli(db: Path) -> dict:
     proc = gritdesk("ask", QUESTION, "--db", str(db), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    return {"answer": out["answer"], "sources": out["sources"], "mode": out["cache_mode"]}
+    return {**{key: out[key] for key in CHECKED}, "mode": out["cache_mode"]}
 
 
 def by_chat_backend(db: Path) -> dict:
@@ -35,9 +37,10 @@ def by_chat_backend(db: Path) -> dict:
         with app.lock:
             prepared = app.prepare(QUESTION, AskOptions(), [])  # what a new chat sends
             text = "".join(app.stream(prepared, lambda: False))
-            sources = [c.as_json() for c in app.cite(prepared)]
-        mode = prepared.options.cache_mode
-        return {"answer": text, "sources": sources, "mode": mode.value if mode else None}
+            shown = app.result(prepared).as_json()
+        assert text == shown["answer"]
+        assert shown["sources"] == [c.as_json() for c in app.cite(prepared)]
+        return {**{key: shown[key] for key in CHECKED}, "mode": shown["cache_mode"]}
     finally:
         app.close()
 
@@ -50,7 +53,7 @@ def by_http(server: ServerProcess) -> dict:
         timeout=600,
     )
     extra = reply.model_extra or {}
-    return {"answer": reply.choices[0].message.content, "sources": extra["sources"]}
+    return {"answer": reply.choices[0].message.content, **{k: extra[k] for k in CHECKED[1:]}}
 
 
 async def _by_mcp(db: Path) -> dict:
@@ -59,7 +62,7 @@ async def _by_mcp(db: Path) -> dict:
     assert not result.is_error, result
     content = result.structured_content
     assert content is not None
-    return {"answer": content["answer"], "sources": content["sources"]}
+    return {key: content[key] for key in CHECKED}
 
 
 def test_cli_chat_http_and_mcp_give_the_same_cited_answer(
@@ -75,6 +78,7 @@ def test_cli_chat_http_and_mcp_give_the_same_cited_answer(
     assert cli["sources"][0]["path"].endswith(ANSWER_FILE)
     assert all(s["location"].startswith(s["path"] + ":") for s in cli["sources"])
     assert chat["mode"] == cli["mode"] == "doc"
+    assert cli["evidence"] and cli["evidence"][0]["location"].startswith(cli["sources"][0]["path"])
     for name, got in (("chat", chat), ("http", http), ("mcp", mcp)):
-        assert got["answer"] == cli["answer"], name
-        assert got["sources"] == cli["sources"], name  # locations, scores, KV use: all of it
+        for key in CHECKED:  # sources: locations, scores, KV use, all of it
+            assert got[key] == cli[key], (name, key)

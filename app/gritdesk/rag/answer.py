@@ -138,6 +138,7 @@ class PreparedAnswer:
     follow_up_tokens: list[int] = field(default_factory=list)  # prefilled on top of `kept`
     reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
     text: str = ""  # the answer so far, as streamed
+    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
 
 
 class PairModeCacheError(GritdeskError):
@@ -238,6 +239,7 @@ class Answerer:
                 f"reuse its embedding pass's KV that way; choose {', '.join(recipe.cache_modes)}"
             )
         prepared = PreparedAnswer(question, options, [], history)
+        prepared.earlier_questions = tuple(earlier_questions)
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
         query = self.retrieval_query(question, earlier_questions)

@@ -6,8 +6,9 @@ notices everywhere.
 It owns the answering rules: the defaults (k, max tokens, the recipe's cache mode, rerank:
 `AskOptions`, from rag/ask_defaults.py), which folder answers (`root_scope.resolve_root`),
 how much of a conversation the model sees and retrieves with, preparing and streaming
-(`Answerer`), and the one result an interface renders (`Answer`). Interfaces parse input
-and render output.
+(`Answerer`), and the one result an interface renders (`Answer`): the text, its sources,
+the sentences that support it (`evidence.py`) and the facts no passage holds
+(`grounding.py`). Interfaces parse input and render output.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from gritdesk.rag.ask_defaults import (
     MAX_K,
     RETRIEVAL_QUESTIONS,
 )
+from gritdesk.rag.evidence import Evidence, choose_evidence
+from gritdesk.rag.grounding import ungrounded_facts
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.retrieve import Hit
 from gritdesk.rag.root_scope import RootScope, resolve_root, scoped_search
@@ -95,6 +98,8 @@ class Answer:
     sources: list[Citation]
     notices: list[str] = field(default_factory=list)
     timings: AnswerTimings = field(default_factory=AnswerTimings)
+    evidence: list[Evidence] = field(default_factory=list)  # the sentences that support it
+    not_found: list[str] = field(default_factory=list)  # its facts no given passage holds
 
     def as_json(self) -> dict[str, object]:
         """The public JSON of an answer (`ask --json`; the server and MCP take its fields)."""
@@ -106,6 +111,8 @@ class Answer:
             "cache_mode": self.cache_mode.value,
             "placement": self.placement.value,
             "sources": [c.as_json() for c in self.sources],
+            "evidence": [e.as_json() for e in self.evidence],
+            "not_found": list(self.not_found),
             "notices": list(self.notices),
             "timings": {
                 "retrieval_ms": t.retrieval_ms,
@@ -210,18 +217,26 @@ class AskService:
         return self.answerer.citations(prepared)
 
     def result(self, prepared: PreparedAnswer) -> Answer:
-        """The answer as every interface renders it, once streaming is over."""
+        """The answer as every interface renders it, once streaming is over: with the
+        sentences that support it (`evidence`) and the facts nothing given to the model
+        holds (`not_found`)."""
         options = prepared.options
         assert options.cache_mode is not None
+        sources = self.citations(prepared)
+        question, text = prepared.question, prepared.text
+        earlier = prepared.earlier_questions
+        given = [question, *earlier, *(f"{c.heading_path}\n{c.text}" for c in sources)]
         return Answer(
-            question=prepared.question,
-            text=prepared.text,
+            question=question,
+            text=text,
             finish_reason=prepared.finish_reason,
             cache_mode=options.cache_mode,
             placement=options.placement,
-            sources=self.citations(prepared),
+            sources=sources,
             notices=list(prepared.notices),
             timings=prepared.timings,
+            evidence=choose_evidence(question, text, sources, earlier),
+            not_found=ungrounded_facts(text, given),
         )
 
     def ask(

@@ -53,10 +53,24 @@ class CitedSource(BaseModel):
     kv: str
 
 
+class EvidenceSentence(BaseModel):
+    """A sentence of a source that supports the answer (`Evidence.as_json`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int  # the source it is from
+    text: str
+    location: str  # path:line, or the source's own location
+    path: str
+    line: int | None
+
+
 class Answer(BaseModel):
     answer: str
     finish_reason: str
     sources: list[CitedSource]
+    evidence: list[EvidenceSentence]
+    not_found: list[str]  # numbers, dates and names of the answer that no source holds
     notices: list[str]
 
 
@@ -95,8 +109,10 @@ def build_mcp_server(worker: EngineWorker):  # -> mcp.server.MCPServer
         description=(
             "Answer `question` from the indexed files with the local model; returns the answer "
             "and the numbered sources (path, location: lines, page, slide or cells) it was "
-            f"given. `k` chunks (default {DEFAULT_K}, at most {MAX_K}), `max_tokens` (default "
-            f"{DEFAULT_MAX_TOKENS}); `root` limits the sources to files under that folder."
+            "given, the sentences of them that support it (evidence) and the facts of the "
+            f"answer no source holds (not_found). `k` chunks (default {DEFAULT_K}, at most "
+            f"{MAX_K}), `max_tokens` (default {DEFAULT_MAX_TOKENS}); `root` limits the sources "
+            "to files under that folder."
         )
     )
     async def ask(

@@ -43,7 +43,8 @@ from gritdesk.server.schemas import (
 )
 from gritdesk.server.settings import RAG_MODEL_ID, ServeSettings
 
-RAG_FIELDS = ("sources", "notices")  # of `Answer.as_json`, beside a RAG reply's message
+# of `Answer.as_json`, beside a RAG reply's message
+RAG_FIELDS = ("sources", "evidence", "not_found", "notices")
 
 
 def model_id(engine: Engine) -> str:

@@ -19,7 +19,7 @@ import gguf
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.models.model_info import quantization_name
 from gritdesk.rag.answer import AskOptions, PreparedAnswer
-from gritdesk.rag.ask_service import AskService
+from gritdesk.rag.ask_service import Answer, AskService
 from gritdesk.rag.index_service import IndexService
 from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn
@@ -64,6 +64,9 @@ class ChatBackend(Protocol):
     ) -> Iterator[str]: ...
 
     def cite(self, prepared: PreparedAnswer) -> list[Citation]: ...
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        """The finished answer with its evidence sentences and unfound facts."""
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport: ...
 
@@ -127,6 +130,9 @@ class IndexBackend:
 
     def cite(self, prepared: PreparedAnswer) -> list[Citation]:
         return self.service.citations(prepared)
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        return self.service.result(prepared)
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""

@@ -305,9 +305,14 @@ class ChatScreen(Screen[None]):
                     self.post_message(AnswerPiece(turn, text, rate))
                 if not told:
                     self.post_message(SourcesKnown(turn, backend.cite(prepared)))
+                answer = backend.result(prepared)
             self.post_message(
                 AnswerFinished(
-                    turn, finish_reason=prepared.finish_reason or "stop", timings=prepared.timings
+                    turn,
+                    finish_reason=prepared.finish_reason or "stop",
+                    timings=prepared.timings,
+                    evidence=answer.evidence,
+                    not_found=answer.not_found,
                 )
             )
         except (GritdeskError, EmptyIndexError, ModelMismatchError) as error:
@@ -358,6 +363,15 @@ class ChatScreen(Screen[None]):
             self.status.show_timings(message.timings)
         if self._current(message.turn) is None:
             return  # already finished by Esc; only the figures were still to come
+        if message.error is None:
+            self.query_one(SourcesPanel).show_evidence(message.evidence)
+            if message.not_found:
+                self.notify(
+                    "Not found in your files: " + ", ".join(message.not_found),
+                    title="Check this answer",
+                    severity="warning",
+                    timeout=12,
+                )
         await self._finish(message.finish_reason, message.error)
 
     async def _finish(self, finish_reason: str, error: str | None = None) -> None:
