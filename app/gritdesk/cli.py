@@ -235,10 +235,12 @@ def ask(
     ] = None,
     root: RootOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
+        bool, typer.Option("--json", help="Answer, evidence, sources and timings as JSON.")
     ] = False,
 ) -> None:
-    """Answer from your files, streaming, then list the sources as numbered citations."""
+    """Answer from your files, streaming, then show the sentences that support the answer
+    (evidence, file:line), any of its facts not found in your files, and the sources as
+    numbered citations."""
     from gritdesk.commands.ask import run_ask
 
     run_ask(
