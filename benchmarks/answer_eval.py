@@ -4,6 +4,7 @@ about the files of benchmarks/data/answer_corpus/ through the app's own answerin
 
     .venv/bin/python benchmarks/answer_eval.py --model smollm2-135m --model tiny [--json]
         [--technique default] [--limit N]
+    .venv/bin/python benchmarks/answer_eval.py --replay RUN.json   # evidence again, no model
 
 Each model indexes the corpus into a temporary database (its KV saved, as `gritdesk
 index` does), then answers. Follow-up questions ("And in North America?") are asked with
@@ -12,7 +13,8 @@ the question before them and its answer as the conversation, as the chat asks th
 Per model and technique:
 - facts held: the answer holds every expected fact (any listed spelling) / answerable
 - follow-ups held: the same, for the second question of each follow-up pair
-- evidence holds fact: a shown evidence sentence holds every expected fact / answerable
+- evidence holds fact: the shown evidence sentences hold every expected fact (for yes/no
+  questions, the words a supporting sentence holds) / answerable
 - wrong facts: answers with a number, date or capitalised name that no passage given to the
   model (nor the question) holds (`Answer.not_found`), and how many such facts in all
 - abstained: answers saying the files do not tell ("I can't find...") for the questions the
@@ -41,11 +43,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gritdesk.rag.answer import AskOptions
-from gritdesk.rag.ask_service import Answer, AskService
+from gritdesk.rag.ask_service import Answer, AskService, earlier_questions
+from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.index_service import IndexService
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.session import open_session
 from gritdesk.settings import Settings
+from gritdesk.store.citations import Citation
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "answer_corpus"
@@ -74,6 +78,8 @@ class Question:
     file: str | None  # the file that holds the facts; None: the files cannot answer
     kind: str
     follows: str | None = None  # the question this one follows up
+    # what a supporting sentence holds, where it differs from the answer's facts ("yes")
+    evidence: list[list[str]] | None = None
 
     @property
     def answerable(self) -> bool:
@@ -116,9 +122,11 @@ class Outcome:
     first_source_right: bool
     ttft_ms: float | None
     evidence: list[str] = field(default_factory=list)
+    earlier_questions: list[str] = field(default_factory=list)
+    sources: list[dict[str, object]] = field(default_factory=list)  # with their text (--replay)
 
 
-def measure(q: Question, answer: Answer) -> Outcome:
+def measure(q: Question, answer: Answer, earlier: Sequence[str] = ()) -> Outcome:
     t = answer.timings
     ttft = None
     if t.first_token_ms is not None:
@@ -132,7 +140,9 @@ def measure(q: Question, answer: Answer) -> Outcome:
         answerable=q.answerable,
         follow_up=q.follows is not None,
         facts_held=holds_facts(answer.text, q.facts),
-        evidence_holds=holds_facts(" ".join(e.text for e in answer.evidence), q.facts),
+        evidence_holds=holds_facts(
+            " ".join(e.text for e in answer.evidence), q.evidence or q.facts
+        ),
         not_found=answer.not_found,
         abstained=bool(ABSTAINED.search(answer.text)),
         empty=not answer.text.strip(),
@@ -140,6 +150,10 @@ def measure(q: Question, answer: Answer) -> Outcome:
         first_source_right=q.answerable and first == q.file,
         ttft_ms=ttft,
         evidence=evidence,
+        earlier_questions=list(earlier),
+        sources=[
+            {**c.as_json(), "text": c.text, "display_path": c.display_path} for c in answer.sources
+        ],
     )
 
 
@@ -210,7 +224,7 @@ def run_model(
                         history = [ChatTurn(by_id[q.follows].question, first.text)]
                     options = technique(service.options())
                     answers[q.id] = answer = service.ask(q.question, options, history)
-                    outcomes.append(measure(q, answer))
+                    outcomes.append(measure(q, answer, earlier_questions(history)))
                     print(".", end="", file=sys.stderr, flush=True)
                 print(f" {model} / {name}", file=sys.stderr)
                 runs.append(
@@ -225,6 +239,40 @@ def run_model(
             shutil.rmtree(session.kv_store.directory, ignore_errors=True)  # this index's KV
             session.close()
     return runs
+
+
+def replay(runs: list[dict[str, object]], questions: Sequence[Question]) -> None:
+    """Choose the evidence again for saved answers and their saved sources (no model), so a
+    change to rag/evidence.py is measured in seconds; the other measures stay as run."""
+    by_id = {q.id: q for q in questions}
+    for run in runs:
+        outcomes = []
+        for saved in run["questions"]:  # type: ignore[union-attr]
+            outcome = Outcome(**saved)
+            q = by_id[outcome.id]
+            sources = [
+                Citation(
+                    number=int(c["n"]),
+                    path=str(c["path"]),
+                    start_line=c["start_line"],  # type: ignore[arg-type]
+                    end_line=c["end_line"],  # type: ignore[arg-type]
+                    page=c["page"],  # type: ignore[arg-type]
+                    heading_path=str(c["heading_path"]),
+                    score=float(c["score"]),  # type: ignore[arg-type]
+                    text=str(c["text"]),
+                    display_path=str(c["display_path"]),
+                    locator=c["locator"],  # type: ignore[arg-type]
+                )
+                for c in outcome.sources
+            ]
+            chosen = choose_evidence(q.question, outcome.answer, sources, outcome.earlier_questions)
+            outcome.evidence = [f"{e.short_location}  {e.text}" for e in chosen]
+            outcome.evidence_holds = holds_facts(
+                " ".join(e.text for e in chosen), q.evidence or q.facts
+            )
+            outcomes.append(outcome)
+        run["summary"] = summary(outcomes)
+        run["questions"] = [asdict(o) for o in outcomes]
 
 
 def markdown_table(runs: Sequence[dict[str, object]]) -> str:
@@ -259,12 +307,20 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--limit", type=int, help="only the first N questions (a quick look)")
     parser.add_argument("--json", action="store_true", help="every answer and measure as JSON")
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        help="a saved --json run: choose its evidence again with the current code, no model",
+    )
     args = parser.parse_args()
 
     questions = load_questions(args.questions)[: args.limit]
     techniques = {name: TECHNIQUES[name] for name in (args.technique or TECHNIQUES)}
-    runs = []
-    for model in args.model or ["smollm2-135m", "tiny"]:
+    runs: list[dict[str, object]] = []
+    if args.replay:
+        runs = json.loads(args.replay.read_text())["runs"]
+        replay(runs, questions)
+    for model in [] if args.replay else args.model or ["smollm2-135m", "tiny"]:
         runs.extend(run_model(model, techniques, questions, args.corpus))
     if args.json:
         json.dump({"runs": runs}, sys.stdout, indent=1)
