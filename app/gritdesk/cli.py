@@ -13,6 +13,7 @@ from gritdesk.cli_settings import ANSWERING, INDEX_MODEL, settings_options
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.file_types import FILE_TYPES_HELP
 from gritdesk.models.commands import models_app
+from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, MAX_K
 from gritdesk.runtime.engine_settings import KvType
 from gritdesk.terminal_text import printable, printable_line
 
@@ -87,7 +88,9 @@ def generate(
 
 RootOption = Annotated[
     Path | None,
-    typer.Option("--root", help="Only this indexed folder (see `gritdesk roots list`)."),
+    typer.Option(
+        "--root", help="Only this indexed folder or a folder inside it (`gritdesk roots list`)."
+    ),
 ]
 cache_app = typer.Typer(help="The saved KV caches of indexed chunks.", no_args_is_help=True)
 bench_app = typer.Typer(help="Measure gritdesk on this machine.", no_args_is_help=True)
@@ -196,12 +199,9 @@ def search(
     from dataclasses import asdict
 
     from gritdesk.cli_views import print_hits
-    from gritdesk.commands.roots import resolve_root
-    from gritdesk.rag.retrieve import search as run_search
+    from gritdesk.rag.ask_service import AskService
 
-    session = _session(settings)
-    root_id = resolve_root(session.db, root).id if root is not None else None
-    hits = run_search(session.db, session.engine, query, k, root_id=root_id)
+    hits = AskService(_session(settings)).search(query, k, root)
     if as_json:
         json.dump([asdict(h) for h in hits], sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -214,24 +214,33 @@ def search(
 def ask(
     question: str,
     settings: Settings,
-    k: Annotated[int, typer.Option("-k", min=1, help="How many chunks to answer from.")] = 4,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", min=1, max=MAX_K, help=f"How many chunks to answer from "
+                     f"(default {DEFAULT_K})."),
+    ] = None,
     cache: Annotated[
         str | None,
-        typer.Option(help="off, doc, query, query-doc or doc-query (default doc; pair mode: off)."),
+        typer.Option(help="off, doc, query, query-doc or doc-query (default: the recipe's, "
+                     "doc; pair mode: off)."),
     ] = None,
     placement: Annotated[
-        str, typer.Option(help="consecutive (ours) or original (the paper's).")
-    ] = "consecutive",
+        str | None, typer.Option(help="consecutive (ours, the default) or original (the paper's).")
+    ] = None,
     rerank: Annotated[
         bool, typer.Option(help="Rerank the top 10 with the model as cross-encoder.")
     ] = False,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    max_tokens: Annotated[
+        int | None, typer.Option(min=1, help=f"Longest answer (default {DEFAULT_MAX_TOKENS}).")
+    ] = None,
     root: RootOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Answer, sources and timings as JSON.")
+        bool, typer.Option("--json", help="Answer, evidence, sources and timings as JSON.")
     ] = False,
 ) -> None:
-    """Answer from your files, streaming, then list the sources as numbered citations."""
+    """Answer from your files, streaming, then show the sentences that support the answer
+    (evidence, file:line), any of its facts not found in your files, and the sources as
+    numbered citations."""
     from gritdesk.commands.ask import run_ask
 
     run_ask(

@@ -23,7 +23,7 @@ from rich.progress import (
 
 from gritdesk.ingest.estimate import IndexEstimate
 from gritdesk.ingest.indexer import IndexProgress, IndexReport, ProgressCallback
-from gritdesk.rag.answer import PreparedAnswer
+from gritdesk.rag.ask_service import Answer
 from gritdesk.rag.retrieve import Hit
 from gritdesk.terminal_text import printable, printable_line
 
@@ -184,41 +184,22 @@ def print_hits(hits: list[Hit]) -> None:
         print("    " + printable_line(hit.snippet))
 
 
-def print_sources(prepared: PreparedAnswer) -> None:
-    if not prepared.sources:
+def print_answer_end(answer: Answer) -> None:
+    """What follows a streamed answer: the facts no passage holds, the sentences that
+    support it, its numbered sources, at their full paths."""
+    if answer.not_found:
+        print("\nnot found in your files: " + printable_line(", ".join(answer.not_found)))
+    if answer.evidence:
+        print("\nEvidence:")
+        for evidence in answer.evidence:
+            where = printable_line(f"[{evidence.source.number}] {evidence.location}")
+            print(f"{where}  {printable_line(evidence.text)}")
+    if not answer.sources:
         print("\n(no sources found in the index)")
         return
     print("\nSources:")
-    for citation in (source.citation() for source in prepared.sources):
+    for citation in answer.sources:
         rerank = citation.rerank_score
         extra = f", rerank {rerank:.2f}" if rerank is not None else ""
-        label = printable_line(citation.label)
+        label = printable_line(f"[{citation.number}] {citation.full_location}")
         print(f"{label}  (score {citation.score:.4f}{extra}, KV {citation.kv})")
-
-
-def answer_json(prepared: PreparedAnswer, text: str) -> dict[str, object]:
-    t = prepared.timings
-    return {
-        "question": prepared.question,
-        "answer": text,
-        "finish_reason": prepared.finish_reason,
-        "cache_mode": prepared.options.cache_mode.value,
-        "placement": prepared.options.placement.value,
-        "sources": [s.citation().as_json() for s in prepared.sources],
-        "notices": prepared.notices,
-        "timings": {
-            "retrieval_ms": t.retrieval_ms,
-            "rerank_ms": t.rerank_ms,
-            "kv_compute_ms": t.kv_compute_ms,
-            "kv_restore_ms": t.kv_restore_ms,
-            "time_to_first_token_ms": t.first_token_ms,
-            "total_ms": t.total_ms,
-            "prompt_tokens_computed": t.prompt_tokens_computed,
-            "prompt_tokens_reused": t.prompt_tokens_reused,
-            "generated_tokens": t.generated_tokens,
-            "generated_tokens_per_s": t.tokens_per_second,
-            "kv_cache_hits": t.kv_hits,
-            "kv_cache_misses": t.kv_misses,
-            "kv_cache_save_failures": t.kv_save_failures,
-        },
-    }

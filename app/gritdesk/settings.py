@@ -59,7 +59,7 @@ class ServeSettings:
     max_body_bytes: int = 4 * 2**20
     max_input_tokens: int | None = None  # a chat prompt or embedding text; None: the context
     max_tokens: int | None = None  # the largest max_tokens a request may ask for; None: context
-    default_max_tokens: int = 512  # when a chat request names none
+    default_max_tokens: int = 512  # when a plain chat request names none (RAG: AskService)
     max_embedding_inputs: int = 2048  # texts in one /v1/embeddings request (OpenAI's limit)
     max_rerank_documents: int = 256
     batch_jobs: int = 64  # queued embedding requests merged into one Engine.embed at most

@@ -13,6 +13,9 @@ import numpy as np
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.rag.answer import AnswerTimings, AskOptions, PreparedAnswer
+from gritdesk.rag.ask_service import Answer, earlier_questions, fit_history
+from gritdesk.rag.evidence import Evidence
+from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.store.citations import Citation
 from gritdesk.store.connection import open_database
@@ -76,10 +79,13 @@ class ScriptedBackend:
         delay_s: float = 0.0,
         fail_with: Exception | None = None,
         check: Callable[[], None] | None = None,
+        evidence: Sequence[tuple[int, str]] = (),  # (source number, sentence)
+        not_found: Sequence[str] = (),
     ) -> None:
         self.db_path = db_path
         self.model = ModelLabel("GritLM-7B", "Q4_K_M")
         self.pair_mode = False
+        self.default_cache_mode = CacheMode.DOC
         self.notices: list[str] = []
         self.lock = threading.Lock()
         self.answer = answer
@@ -87,6 +93,8 @@ class ScriptedBackend:
         self.delay_s = delay_s
         self.fail_with = fail_with
         self.check = check
+        self.evidence = list(evidence)
+        self.not_found = list(not_found)
         self.questions: list[tuple[str, list[ChatTurn], list[str]]] = []
         self.closed = False
 
@@ -95,14 +103,17 @@ class ScriptedBackend:
             self.check()
 
     def prepare(
-        self,
-        question: str,
-        options: AskOptions,
-        history: Sequence[ChatTurn],
-        earlier_questions: Sequence[str],
+        self, question: str, options: AskOptions, history: Sequence[ChatTurn]
     ) -> PreparedAnswer:
-        self.questions.append((question, list(history), list(earlier_questions)))
-        return PreparedAnswer(question, options, [], history)
+        """The answering service's history rules, without a model: records what retrieval
+        and generation would see."""
+        earlier = earlier_questions(history)
+
+        def prepare(turns: list[ChatTurn]) -> PreparedAnswer:
+            self.questions.append((question, list(turns), list(earlier)))
+            return PreparedAnswer(question, options, [], turns)
+
+        return fit_history(prepare, history)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:
         for i, piece in enumerate(split_pieces(self.answer)):
@@ -118,6 +129,20 @@ class ScriptedBackend:
 
     def cite(self, prepared: PreparedAnswer) -> list[Citation]:
         return list(self.sources)
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        """The scripted answer, with evidence only where a test scripts it."""
+        return Answer(
+            prepared.question,
+            self.answer,
+            prepared.finish_reason,
+            CacheMode.DOC,
+            Placement.CONSECUTIVE,
+            list(self.sources),
+            timings=prepared.timings,
+            evidence=[Evidence(self.sources[n - 1], text, None) for n, text in self.evidence],
+            not_found=list(self.not_found),
+        )
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:
         raise GritdeskError("the scripted backend does not index")

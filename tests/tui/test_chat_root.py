@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from gritdesk.commands.roots import resolve_root
 from gritdesk.ingest.indexer import IndexOptions, index_paths
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.rag.retrieve import keyword_search
+from gritdesk.rag.root_scope import resolve_root
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.session import kv_cache_directory
 from gritdesk.store.connection import open_database

@@ -15,6 +15,7 @@ from gritdesk.tui.screens.conversations_screen import ConversationsScreen
 from gritdesk.tui.screens.text_prompt_screen import TextPromptScreen
 from gritdesk.tui.widgets.conversation_view import AnswerMessage
 from gritdesk.tui.widgets.question_input import QuestionInput
+from gritdesk.tui.widgets.sources_panel import SourcesPanel
 
 from .conftest import run_async, scripted_app, type_question, wait_until
 from .scripted_backend import ANSWER, ScriptedBackend, fill_index
@@ -63,7 +64,7 @@ async def test_follow_up_sees_the_conversation_and_retrieves_with_it(scripted_db
 async def test_palette_switches_the_cache_mode(scripted_db: Path) -> None:
     app = scripted_app(scripted_db)
     async with app.run_test(size=(120, 36)) as pilot:
-        assert app.ask_options.cache_mode is CacheMode.DOC
+        await wait_until(pilot, lambda: app.cache_mode is CacheMode.DOC, what="the default mode")
         await pilot.press("ctrl+p")
         await pilot.press(*"cache mode: off")
         await pilot.pause(0.3)  # the palette searches in the background
@@ -174,6 +175,25 @@ async def test_choosing_a_source_shows_its_chunk(scripted_db: Path) -> None:
         assert "Your first week" in str(chunk.render())
         await pilot.press("enter")  # and Enter moves into the text, to scroll it
         assert app.chat_screen.query_one("#chunk-view").has_focus
+
+
+@run_async
+async def test_evidence_is_highlighted_and_unfound_facts_are_said(scripted_db: Path) -> None:
+    sentence = "Your first week: laptop, accounts, travel card."
+    app = scripted_app(scripted_db, evidence=[(2, sentence)], not_found=["12.50"])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ask(pilot, "What happens in the first week?")
+        panel = app.chat_screen.query_one(SourcesPanel)
+        await wait_until(pilot, lambda: bool(panel.evidence), what="the evidence")
+        options = panel.query_one("#source-list", OptionList)
+        assert options.highlighted == 1  # the source that holds the evidence is shown
+        assert "evidence" in str(options.get_option_at_index(1).prompt)
+        assert "evidence" not in str(options.get_option_at_index(0).prompt)
+        shown = panel.query_one("#chunk-text", Static).render()  # textual Content
+        styled = [shown.plain[span.start : span.end] for span in shown.spans]  # type: ignore[union-attr]
+        assert sentence in styled
+        notes = [n.message for n in app._notifications]
+        assert any("Not found in your files: 12.50" in n for n in notes)
 
 
 @run_async

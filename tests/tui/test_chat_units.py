@@ -6,21 +6,19 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from gritdesk.rag.answer import AskOptions
+from gritdesk.rag.answer import AskOptions, PreparedAnswer
+from gritdesk.rag.ask_service import earlier_questions, fit_history
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.runtime.errors import InputTooLongError
 from gritdesk.store.citations import path_in_root as display_path
 from gritdesk.store.conversations import StoredMessage
-from gritdesk.tui.dialogue import earlier_questions, prepare_turn, turns_from_messages
+from gritdesk.tui.dialogue import turns_from_messages
 from gritdesk.tui.markdown_code import code_blocks, last_code_block
 from gritdesk.tui.screens.chat_screen import batched
 from gritdesk.tui.thread_priority import ENGINE_NICENESS, lower_this_thread
-
-from .scripted_backend import ScriptedBackend
 
 
 def test_turns_pair_questions_with_answers_and_skip_failed_answers() -> None:
@@ -45,29 +43,29 @@ def test_retrieval_uses_the_last_two_questions() -> None:
     assert earlier_questions([]) == []
 
 
-class TightBackend(ScriptedBackend):
-    """Fits at most `room` turns of history."""
+def tight_prepare(room: int, seen: list[list[ChatTurn]]):
+    """A prepare that fits at most `room` turns of history."""
 
-    def __init__(self, room: int) -> None:
-        super().__init__(Path("index.db"))
-        self.room = room
-
-    def prepare(self, question, options, history, earlier):
-        if len(history) > self.room:
+    def prepare(turns: list[ChatTurn]) -> PreparedAnswer:
+        seen.append(list(turns))
+        if len(turns) > room:
             raise InputTooLongError("the question", 5000, 4000)
-        return super().prepare(question, options, history, earlier)
+        return PreparedAnswer("new", AskOptions(), [], turns)
+
+    return prepare
 
 
 def test_oldest_turns_are_dropped_until_the_question_fits() -> None:
     history = [ChatTurn(f"q{i}", f"a{i}") for i in range(6)] + [ChatTurn("failed", None)]
-    backend = TightBackend(room=2)
-    prepared = prepare_turn(backend, "new", AskOptions(), history)
+    seen: list[list[ChatTurn]] = []
+    prepared = fit_history(tight_prepare(2, seen), history)
     assert [t.user for t in prepared.history] == ["q4", "q5"]
     assert "left out the 2 oldest turn(s)" in prepared.notices[0]  # 4 at most were tried
-    assert backend.questions[0][2] == ["q5", "failed"]
+    assert [t.user for t in seen[0]] == ["q2", "q3", "q4", "q5"]
+    assert earlier_questions(history) == ["q5", "failed"]
 
     with pytest.raises(InputTooLongError):
-        prepare_turn(TightBackend(room=-1), "new", AskOptions(), history)
+        fit_history(tight_prepare(-1, []), history)
 
 
 def test_display_path_is_relative_to_the_deepest_indexed_folder() -> None:

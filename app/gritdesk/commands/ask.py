@@ -1,4 +1,4 @@
-"""`gritdesk ask`: retrieve, answer with streaming, cite; or all of it as JSON."""
+"""`gritdesk ask`: stream the answer and list its sources, or print it all as JSON."""
 
 from __future__ import annotations
 
@@ -6,68 +6,52 @@ import json
 import sys
 from pathlib import Path
 
-from gritdesk.cli_views import answer_json, print_notice, print_sources
-from gritdesk.commands.roots import resolve_root
-from gritdesk.errors import GritdeskError
-from gritdesk.rag.answer import Answerer, AskOptions
-from gritdesk.rag.layouts import CacheMode, Placement
-from gritdesk.runtime.engine import GenerationOptions
+from gritdesk.cli_views import print_answer_end, print_notice
+from gritdesk.rag.answer import PreparedAnswer
+from gritdesk.rag.ask_service import AskService
 from gritdesk.session import Session
 from gritdesk.terminal_text import printable
-
-
-def parse_choice(enum: type, value: str, what: str):
-    try:
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in enum)
-        raise GritdeskError(f"{what} {value!r}: choose one of {choices}") from None
 
 
 def run_ask(
     session: Session,
     question: str,
     *,
-    k: int = 4,
+    k: int | None = None,
     cache: str | None = None,
-    placement: str = "consecutive",
-    rerank: bool = False,
-    max_tokens: int = 256,
+    placement: str | None = None,
+    rerank: bool | None = None,
+    max_tokens: int | None = None,
     as_json: bool = False,
     root: Path | None = None,
 ) -> None:
-    assert session.engine is not None
+    """Options left None take `AskService`'s defaults, as in every other interface."""
+    service = AskService(session)
     session.require_answering_model()
     for notice in session.notices:
         print_notice(notice)
-    options = AskOptions(
-        k=k,
-        cache_mode=parse_choice(
-            CacheMode,
-            cache or ("off" if session.pair_mode else session.engine.recipe.default_cache_mode),
-            "cache mode",
-        ),
-        placement=parse_choice(Placement, placement, "placement"),
-        rerank=rerank,
-        generation=GenerationOptions(max_tokens=max_tokens),
-        root_id=resolve_root(session.db, root).id if root is not None else None,
+    options = service.options(
+        k=k, cache=cache, placement=placement, rerank=rerank, max_tokens=max_tokens, root=root
     )
-    answerer = Answerer(session.db, session.engine, session.kv_store, session.chat_engine)
-    prepared = answerer.prepare(question, options)
-    for notice in prepared.notices:
-        print_notice(notice)
-    said = len(prepared.notices)
-    pieces: list[str] = []
-    for piece in answerer.stream(prepared):
-        pieces.append(piece)
+    said = 0
+
+    def prepared(prepared: PreparedAnswer) -> None:
+        nonlocal said
+        for notice in prepared.notices:
+            print_notice(notice)
+        said = len(prepared.notices)
+
+    def piece(text: str) -> None:
         if not as_json:
-            sys.stdout.write(printable(piece))
+            sys.stdout.write(printable(text))
             sys.stdout.flush()
-    for notice in prepared.notices[said:]:  # while answering (a KV cache not saved...)
+
+    answer = service.ask(question, options, on_prepared=prepared, on_piece=piece)
+    for notice in answer.notices[said:]:  # while answering (a KV cache not saved...)
         print_notice(notice)
     if as_json:
-        json.dump(answer_json(prepared, "".join(pieces)), sys.stdout, indent=1)
+        json.dump(answer.as_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         sys.stdout.write("\n")
-        print_sources(prepared)
+        print_answer_end(answer)

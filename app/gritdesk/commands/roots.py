@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,14 +11,14 @@ import apsw
 
 from gritdesk.cli_views import describe_size
 from gritdesk.errors import GritdeskError
+from gritdesk.rag.root_scope import resolve_root
 from gritdesk.session import Session
 from gritdesk.store.root_stats import (
     database_free_bytes,
-    find_root,
     remove_root_contents,
     root_stats,
 )
-from gritdesk.store.sources import Root, display_path, list_roots
+from gritdesk.store.sources import Root, display_path
 from gritdesk.terminal_text import printable_line
 
 
@@ -48,21 +47,23 @@ def list_index_roots(session: Session, as_json: bool) -> None:
         )
 
 
-def resolve_root(db: apsw.Connection, path: Path) -> Root:
-    """The indexed folder `path` names (as given, or with symlinks resolved)."""
-    wanted = os.path.realpath(os.path.abspath(path.expanduser()))
-    root = find_root(db, wanted) or find_root(db, os.path.abspath(path.expanduser()))
-    if root is None:
-        known = ", ".join(display_path(r.path) for r in list_roots(db)) or "none"
-        raise GritdeskError(f"{path}: not an indexed folder (indexed: {known})")
-    return root
+def indexed_root(db: apsw.Connection, path: Path) -> Root:
+    """The indexed folder `path` names (resolved as `--root` is everywhere); a folder inside
+    one is refused: `roots rm` forgets whole indexed folders."""
+    scope = resolve_root(db, path)
+    if not scope.whole_root:
+        raise GritdeskError(
+            f"{path}: a folder inside the indexed folder {display_path(scope.root.path)}; "
+            "roots rm removes a whole indexed folder"
+        )
+    return scope.root
 
 
 def remove_index_root(session: Session, path: Path, as_json: bool) -> None:
     """Forget a root: its rows go, then the KV blobs no remaining chunk uses."""
     store = session.kv_store
     assert store is not None
-    root = resolve_root(session.db, path)
+    root = indexed_root(session.db, path)
     free_before = database_free_bytes(session.db)
     kv_before = store.stats().bytes
     sources, chunks = remove_root_contents(session.db, root)

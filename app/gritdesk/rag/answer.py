@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import apsw
 
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text
+from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
 from gritdesk.rag.layouts import (
     CachedPart,
     CacheMode,
@@ -30,7 +31,8 @@ from gritdesk.rag.layouts import (
     follow_up,
 )
 from gritdesk.rag.rerank import rerank_hits
-from gritdesk.rag.retrieve import Hit, retrieval_instruction, search
+from gritdesk.rag.retrieve import Hit, retrieval_instruction
+from gritdesk.rag.root_scope import RootScope, scoped_search
 from gritdesk.runtime.engine import (
     ChatTurn,
     Engine,
@@ -50,13 +52,18 @@ RETRIEVAL_QUERY_TOKENS = 512
 
 @dataclass
 class AskOptions:
-    k: int = 4
-    cache_mode: CacheMode = CacheMode.DOC
+    """How to answer; the defaults (rag/ask_defaults.py) are every interface's: `AskService`
+    builds these from what a user gave and leaves the rest alone."""
+
+    k: int = DEFAULT_K
+    cache_mode: CacheMode | None = None  # None: the recipe's default (off in pair mode)
     placement: Placement = Placement.CONSECUTIVE
     rerank: bool = False
     rerank_candidates: int = 10
-    root_id: int | None = None  # answer from the files of this root only (`--root`)
-    generation: GenerationOptions = field(default_factory=lambda: GenerationOptions(max_tokens=256))
+    scope: RootScope | None = None  # answer from the files of this folder only (`--root`)
+    generation: GenerationOptions = field(
+        default_factory=lambda: GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
+    )
 
 
 @dataclass
@@ -130,6 +137,8 @@ class PreparedAnswer:
     kept: KeptContext | None = None  # set: this turn continues the previous one's KV
     follow_up_tokens: list[int] = field(default_factory=list)  # prefilled on top of `kept`
     reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
+    text: str = ""  # the answer so far, as streamed
+    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
 
 
 class PairModeCacheError(GritdeskError):
@@ -191,6 +200,14 @@ class Answerer:
         self.kv_store = None if self.pair_mode else kv_store
         self.kept: KeptContext | None = None  # the last answer's KV, still in the generator
 
+    @property
+    def default_cache_mode(self) -> CacheMode:
+        """What `AskOptions(cache_mode=None)` means: the answering recipe's default, or off
+        in pair mode (two models share no KV)."""
+        if self.pair_mode:
+            return CacheMode.OFF
+        return CacheMode(self.generator.recipe.default_cache_mode)
+
     # --- phase 1 --------------------------------------------------------------------------
 
     def prepare(
@@ -205,6 +222,8 @@ class Answerer:
         `earlier_questions` (oldest first) join the question in the retrieval query as far
         as `retrieval_query` lets them."""
         options = options or AskOptions()
+        if options.cache_mode is None:
+            options = replace(options, cache_mode=self.default_cache_mode)
         if self.pair_mode and options.cache_mode is not CacheMode.OFF:
             raise PairModeCacheError(
                 f"cache mode {options.cache_mode.value!r} needs one model that both embeds and "
@@ -220,10 +239,11 @@ class Answerer:
                 f"reuse its embedding pass's KV that way; choose {', '.join(recipe.cache_modes)}"
             )
         prepared = PreparedAnswer(question, options, [], history)
+        prepared.earlier_questions = tuple(earlier_questions)
         t0 = time.perf_counter()
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
         query = self.retrieval_query(question, earlier_questions)
-        hits = search(self.db, self.engine, query, wanted, root_id=options.root_id)
+        hits = scoped_search(self.db, self.engine, query, wanted, options.scope)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:
@@ -401,6 +421,7 @@ class Answerer:
             should_stop=should_stop,
         ):
             answer.append(piece)
+            prepared.text += piece
             yield piece
         timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
         timings.prompt_tokens_reused = reused

@@ -3,6 +3,6 @@ API (embeddings, chat, rerank, RAG over the index) and an MCP server (search, as
 
 Layout: `settings` (bind, key, limits), `schemas` (request shapes), `errors` (OpenAI error
 objects), `auth` (Bearer key), `engine_worker` and `engine_jobs` (the single thread that
-owns llama.cpp), `scoped_rag` (retrieval limited to one root), `routes` and `app` (HTTP),
+owns llama.cpp; answers go through `rag.ask_service`), `routes` and `app` (HTTP),
 `serve` (uvicorn), `mcp_tools` (MCP over stdio).
 """

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from gritdesk.errors import GritdeskError
-from gritdesk.rag.answer import Answerer, AskOptions
+from gritdesk.rag.answer import PreparedAnswer
+from gritdesk.rag.ask_service import AskService
 from gritdesk.rag.rerank import relevance_score
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.engine import ChatTurn, Engine, GenerationOptions, GenerationStats
 from gritdesk.runtime.errors import EmptyInputError, InputTooLongError
 from gritdesk.server.engine_worker import Job, WorkerMetrics
-from gritdesk.server.scoped_rag import prepare_answer, scoped_search
 from gritdesk.session import Session
 
 
@@ -171,21 +171,30 @@ class ChatJob(Job):
         return self.cancelled
 
 
-class RagJob(Job):
-    """Answer from the index: ("sources", PreparedAnswer), the pieces, ("done", PreparedAnswer)."""
+@dataclass(frozen=True)
+class RagRequest:
+    """What a client asked of the `gritdesk-rag` model or MCP's `ask`, as given: None takes
+    the answering service's default."""
 
-    def __init__(
-        self,
-        question: str,
-        history: Sequence[ChatTurn],
-        options: AskOptions,
-        root: str | None,
-    ) -> None:
+    question: str
+    history: Sequence[ChatTurn] = ()
+    k: int | None = None
+    cache: str | None = None
+    rerank: bool | None = None
+    max_tokens: int | None = None
+    max_tokens_limit: int | None = None
+    root: str | None = None
+    sampling: GenerationOptions | None = None
+
+
+class RagJob(Job):
+    """Answer from the index through the answering service: ("sources", PreparedAnswer), the
+    pieces, ("done", Answer)."""
+
+    def __init__(self, service: AskService, request: RagRequest) -> None:
         super().__init__()
-        self.question = question
-        self.history = list(history)
-        self.options = options
-        self.root = root
+        self.service = service
+        self.request = request
         self._pieces_at_cancel: int | None = None
         self._pieces = 0
 
@@ -195,20 +204,38 @@ class RagJob(Job):
         super().cancel()
 
     def run(self, session: Session, metrics: WorkerMetrics) -> None:
-        answering_engine(session)
-        assert session.engine is not None
-        answerer = Answerer(session.db, session.engine, session.kv_store, session.chat_engine)
-        prepared = prepare_answer(answerer, self.question, self.options, self.history, self.root)
-        self.emit("sources", prepared)
-        metrics.generations += 1
-        for piece in answerer.stream(prepared, should_stop=lambda: self.cancelled):
+        r = self.request
+        options = self.service.options(
+            k=r.k,
+            cache=r.cache,
+            rerank=r.rerank,
+            max_tokens=r.max_tokens,
+            max_tokens_limit=r.max_tokens_limit,
+            root=r.root,
+            sampling=r.sampling,
+        )
+
+        def started(prepared: PreparedAnswer) -> None:
+            self.emit("sources", prepared)
+            metrics.generations += 1
+
+        def piece(text: str) -> None:
             self._pieces += 1
-            self.emit("piece", piece)
-        metrics.generated_tokens += prepared.timings.generated_tokens
+            self.emit("piece", text)
+
+        answer = self.service.ask(
+            r.question,
+            options,
+            r.history,
+            on_prepared=started,
+            on_piece=piece,
+            should_stop=lambda: self.cancelled,
+        )
+        metrics.generated_tokens += answer.timings.generated_tokens
         if self.cancelled and self.cancelled_at is not None:
             after = self._pieces - (self._pieces_at_cancel or 0)  # pieces: about one a token
             metrics.record_cancel(after, time.perf_counter() - self.cancelled_at)
-        self.emit("done", prepared)
+        self.emit("done", answer)
 
 
 @dataclass
@@ -238,13 +265,13 @@ class RerankJob(Job):
 
 
 class SearchJob(Job):
-    def __init__(self, query: str, k: int, root: str | None) -> None:
+    def __init__(self, service: AskService, query: str, k: int, root: str | None) -> None:
         super().__init__()
+        self.service = service
         self.query = query
         self.k = k
         self.root = root
 
     def run(self, session: Session, metrics: WorkerMetrics) -> None:
-        assert session.engine is not None
-        hits: list[Hit] = scoped_search(session.db, session.engine, self.query, self.k, self.root)
+        hits: list[Hit] = self.service.search(self.query, self.k, self.root)
         self.emit("done", hits)

@@ -18,6 +18,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 
 from gritdesk.errors import GritdeskError
+from gritdesk.rag.ask_service import AskService
 from gritdesk.session import Session
 
 log = logging.getLogger("gritdesk.server")
@@ -120,6 +121,7 @@ class EngineWorker:
 
     def __init__(self, session: Session, queue_size: int, batch_limit: int = 256) -> None:
         self.session = session
+        self.ask = AskService(session)  # used on the engine thread only, by RagJob/SearchJob
         self.queue_size = queue_size
         self.batch_limit = batch_limit  # jobs merged into one batch at most
         self.metrics = WorkerMetrics()

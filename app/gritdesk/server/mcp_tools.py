@@ -1,30 +1,31 @@
 """`gritdesk mcp`: the index as MCP tools over stdio (the official MCP Python SDK).
 
-Two tools: `search` (passages with their path, lines and page) and `ask` (an answer from
-the index with the sources it was given). They run on the same engine thread as the HTTP
-server's jobs, so the model is loaded once and used by one thread.
+Two tools: `search` (passages with their location) and `ask` (an answer from the index
+through the answering service, with the sources it was given, cited as everywhere else).
+They run on the same engine thread as the HTTP server's jobs, so the model is loaded once
+and used by one thread.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from gritdesk.cli_views import answer_json
 from gritdesk.errors import GritdeskError
-from gritdesk.rag.answer import AskOptions, PreparedAnswer
-from gritdesk.rag.layouts import CacheMode
+from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, MAX_K
+from gritdesk.rag.ask_service import Answer as RagAnswer
 from gritdesk.rag.retrieve import Hit
-from gritdesk.runtime.engine import GenerationOptions
-from gritdesk.server.engine_jobs import RagJob, SearchJob
+from gritdesk.server.engine_jobs import RagJob, RagRequest, SearchJob
 from gritdesk.server.engine_worker import EngineWorker, Job, QueueFullError
 from gritdesk.session import Session
 
 
 class Passage(BaseModel):
     path: str
+    location: str  # path:12-30, path:p4, path:slide 3, path:Sheet1!A1:D20
     start_line: int | None
     end_line: int | None
     page: int | None
+    locator: str | None
     heading_path: str
     score: float
     text: str
@@ -34,18 +35,42 @@ class SearchResult(BaseModel):
     passages: list[Passage]
 
 
-class SourceRef(BaseModel):
+class CitedSource(BaseModel):
+    """A source as `Citation.as_json` writes it (the same in `ask --json` and the server)."""
+
+    model_config = ConfigDict(extra="forbid")  # a field added there and not here fails loudly
+
     n: int
     path: str
+    location: str  # path:12-30, path:p4, path:slide 3, path:Sheet1!A1:D20
     start_line: int | None
     end_line: int | None
     page: int | None
+    locator: str | None
     heading_path: str
+    score: float
+    rerank_score: float | None
+    kv: str
+
+
+class EvidenceSentence(BaseModel):
+    """A sentence of a source that supports the answer (`Evidence.as_json`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int  # the source it is from
+    text: str
+    location: str  # path:line, or the source's own location
+    path: str
+    line: int | None
 
 
 class Answer(BaseModel):
     answer: str
-    sources: list[SourceRef]
+    finish_reason: str
+    sources: list[CitedSource]
+    evidence: list[EvidenceSentence]
+    not_found: list[str]  # numbers, dates and names of the answer that no source holds
     notices: list[str]
 
 
@@ -57,6 +82,8 @@ async def _run(worker: EngineWorker, job: Job) -> object:
         return await job.result()
     except (GritdeskError, QueueFullError) as exc:
         raise ToolError(str(exc)) from None
+    finally:
+        job.cancel()  # a no-op once it is done; stops the engine when the client went away
 
 
 def build_mcp_server(worker: EngineWorker):  # -> mcp.server.MCPServer
@@ -66,7 +93,7 @@ def build_mcp_server(worker: EngineWorker):  # -> mcp.server.MCPServer
         "gritdesk",
         instructions=(
             "Search and answer questions over the user's indexed files. Cite the returned "
-            "sources as path:lines."
+            "sources by their location (path:lines, path:p4, path:slide 3)."
         ),
     )
 
@@ -74,59 +101,40 @@ def build_mcp_server(worker: EngineWorker):  # -> mcp.server.MCPServer
     async def search(query: str, k: int = 10, root: str | None = None) -> SearchResult:
         """Find the passages of the indexed files that best match `query` (semantic and
         keyword search fused). `root` limits the search to files under that folder."""
-        hits = await _run(worker, SearchJob(query, max(1, min(k, 100)), root))
+        hits = await _run(worker, SearchJob(worker.ask, query, max(1, min(k, 100)), root))
         assert isinstance(hits, list)
         return SearchResult(passages=[_passage(hit) for hit in hits])
 
-    @server.tool()
-    async def ask(
-        question: str, k: int = 4, root: str | None = None, max_tokens: int = 256
-    ) -> Answer:
-        """Answer `question` from the indexed files with the local model; returns the answer
-        and the numbered sources (path, lines, page) it was given. `root` limits the
-        sources to files under that folder."""
-        options = AskOptions(
-            k=max(1, min(k, 64)),
-            cache_mode=CacheMode.OFF if worker.session.pair_mode else CacheMode.DOC,
-            generation=GenerationOptions(max_tokens=max(1, min(max_tokens, 4096))),
+    @server.tool(
+        description=(
+            "Answer `question` from the indexed files with the local model; returns the answer "
+            "and the numbered sources (path, location: lines, page, slide or cells) it was "
+            "given, the sentences of them that support it (evidence) and the facts of the "
+            f"answer no source holds (not_found). `k` chunks (default {DEFAULT_K}, at most "
+            f"{MAX_K}), `max_tokens` (default {DEFAULT_MAX_TOKENS}); `root` limits the sources "
+            "to files under that folder."
         )
-        job = RagJob(question, [], options, root)
-        pieces: list[str] = []
-        prepared = await _collect(worker, job, pieces)
-        shown = answer_json(prepared, "".join(pieces))
-        sources = [SourceRef.model_validate(s, strict=False) for s in shown["sources"]]  # type: ignore[union-attr]
-        return Answer(answer=shown["answer"], sources=sources, notices=shown["notices"])  # type: ignore[arg-type]
+    )
+    async def ask(
+        question: str, k: int | None = None, root: str | None = None, max_tokens: int | None = None
+    ) -> Answer:
+        request = RagRequest(question, k=k, max_tokens=max_tokens, root=root)
+        answer = await _run(worker, RagJob(worker.ask, request))
+        assert isinstance(answer, RagAnswer)
+        shown = answer.as_json()
+        return Answer.model_validate({key: shown[key] for key in Answer.model_fields})
 
     return server
-
-
-async def _collect(worker: EngineWorker, job: RagJob, pieces: list[str]) -> PreparedAnswer:
-    from mcp.server.mcpserver.exceptions import ToolError
-
-    try:
-        worker.submit(job)
-        while True:
-            kind, value = await job.next_event()
-            if kind == "piece":
-                pieces.append(str(value))
-            elif kind == "error":
-                assert isinstance(value, BaseException)
-                raise value
-            elif kind == "done":
-                assert isinstance(value, PreparedAnswer)
-                return value
-    except (GritdeskError, QueueFullError) as exc:
-        raise ToolError(str(exc)) from None
-    finally:
-        job.cancel()
 
 
 def _passage(hit: Hit) -> Passage:
     return Passage(
         path=hit.path,
+        location=hit.location,
         start_line=hit.start_line,
         end_line=hit.end_line,
         page=hit.page,
+        locator=hit.locator,
         heading_path=hit.heading_path,
         score=hit.score,
         text=hit.text,

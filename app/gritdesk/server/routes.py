@@ -17,10 +17,8 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gritdesk.cli_views import answer_json
 from gritdesk.errors import GritdeskError
-from gritdesk.rag.answer import AskOptions, PreparedAnswer
-from gritdesk.rag.layouts import CacheMode
+from gritdesk.rag.ask_service import Answer
 from gritdesk.runtime.engine import Engine, GenerationOptions
 from gritdesk.server.chat_messages import chat_turns
 from gritdesk.server.engine_jobs import (
@@ -29,6 +27,7 @@ from gritdesk.server.engine_jobs import (
     Embedded,
     EmbedJob,
     RagJob,
+    RagRequest,
     Reranked,
     RerankJob,
     openai_finish_reason,
@@ -43,6 +42,9 @@ from gritdesk.server.schemas import (
     read_body,
 )
 from gritdesk.server.settings import RAG_MODEL_ID, ServeSettings
+
+# of `Answer.as_json`, beside a RAG reply's message
+RAG_FIELDS = ("sources", "evidence", "not_found", "notices")
 
 
 def model_id(engine: Engine) -> str:
@@ -188,14 +190,18 @@ class Api:
         job: Job
         if name == RAG_MODEL_ID:
             rag = body.gritdesk or RagOptions()
-            pair = self.worker.session.pair_mode  # two models share no KV: no cache
-            options = AskOptions(
+            request = RagRequest(
+                turns[-1].user,
+                turns[:-1],
                 k=rag.k,
-                cache_mode=CacheMode(rag.cache or ("off" if pair else "doc")),
+                cache=rag.cache,
                 rerank=rag.rerank,
-                generation=generation,
+                max_tokens=body.max_completion_tokens or body.max_tokens,
+                max_tokens_limit=self._max_tokens_cap(),
+                root=rag.root,
+                sampling=generation,
             )
-            job = self._submit(RagJob(turns[-1].user, turns[:-1], options, rag.root))
+            job = self._submit(RagJob(self.worker.ask, request))
         else:
             if body.gritdesk is not None:
                 raise ApiError(
@@ -215,9 +221,14 @@ class Api:
             )
         return JSONResponse(await reply.whole(request, job))
 
-    def _generation_options(self, body: ChatRequest) -> GenerationOptions:
+    def _max_tokens_cap(self) -> int:
         n_ctx = self.generator.n_ctx
-        cap = min(self.settings.max_tokens or n_ctx, n_ctx)
+        return min(self.settings.max_tokens or n_ctx, n_ctx)
+
+    def _generation_options(self, body: ChatRequest) -> GenerationOptions:
+        """Sampling as asked; max_tokens checked against the cap. A plain chat request that
+        names none gets `serve.default_max_tokens`; a RAG answer the answering default."""
+        cap = self._max_tokens_cap()
         wanted = body.max_completion_tokens or body.max_tokens
         param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         if wanted is not None and wanted > cap:
@@ -325,13 +336,13 @@ def _outcome(value: object) -> tuple[dict[str, int], str, dict[str, object]]:
             {},
         )
     else:
-        assert isinstance(value, PreparedAnswer)
+        assert isinstance(value, Answer)
         t = value.timings
         prompt = t.prompt_tokens_computed + t.prompt_tokens_reused
         completion = t.generated_tokens
         finish = openai_finish_reason(value.finish_reason)
-        shown = answer_json(value, "")
-        extra = {"sources": shown["sources"], "notices": shown["notices"]}
+        shown = value.as_json()
+        extra = {key: shown[key] for key in RAG_FIELDS}
     usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

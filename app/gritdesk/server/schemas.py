@@ -14,7 +14,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
-from gritdesk.rag.answer import AskOptions
+from gritdesk.rag.ask_defaults import MAX_K
 from gritdesk.server.errors import ApiError
 
 
@@ -56,9 +56,10 @@ class Message(Body):
 class RagOptions(Body):
     """The `gritdesk` object of a chat request to the `gritdesk-rag` model."""
 
+    # None: the answering service's default (rag/ask_defaults.py), as in every interface
     root: str | None = None  # answer only from files under this folder
-    k: Annotated[int, Field(ge=1, le=64)] = AskOptions.k
-    rerank: bool = False
+    k: Annotated[int, Field(ge=1, le=MAX_K)] | None = None
+    rerank: bool | None = None
     cache: Literal["off", "doc", "query", "query-doc", "doc-query"] | None = None
 
 

@@ -63,6 +63,11 @@ class Citation:
         )
 
     @property
+    def full_location(self) -> str:
+        """Where the chunk is, at its absolute path."""
+        return chunk_location(self.path, self.start_line, self.end_line, self.page, self.locator)
+
+    @property
     def label(self) -> str:
         return f"[{self.number}] {self.location}"
 
@@ -71,9 +76,7 @@ class Citation:
         return {
             "n": self.number,
             "path": self.path,
-            "location": chunk_location(
-                self.path, self.start_line, self.end_line, self.page, self.locator
-            ),
+            "location": self.full_location,
             "start_line": self.start_line,
             "end_line": self.end_line,
             "page": self.page,

@@ -179,9 +179,10 @@ class GritdeskApp(App[None]):
         if fresh:
             for notice in message.backend.notices:
                 self.notify(notice, title="Note", timeout=10)
-            if message.backend.pair_mode and self.ask_options.cache_mode is not CacheMode.OFF:
-                self.ask_options = replace(self.ask_options, cache_mode=CacheMode.OFF)
-                self._show_cache_mode()
+            chosen = self.ask_options.cache_mode
+            if message.backend.pair_mode and chosen not in (None, CacheMode.OFF):
+                self.ask_options = replace(self.ask_options, cache_mode=None)  # the default: off
+            self._show_cache_mode()
         if message.problem is not None:
             self._show_problem(message.problem)
             status.activity = "cannot answer yet"
@@ -347,8 +348,17 @@ class GritdeskApp(App[None]):
         self._show_cache_mode()
         self.notify(f"Cache mode: {mode.value} (from the next question on).")
 
+    @property
+    def cache_mode(self) -> CacheMode | None:
+        """The mode the next question gets: the one chosen, else the backend's default
+        (None until a backend is loaded)."""
+        chosen = self.ask_options.cache_mode
+        backend = self.backend
+        return chosen or (backend.default_cache_mode if backend is not None else None)
+
     def _show_cache_mode(self) -> None:
-        self.chat_screen.status.cache_mode = self.ask_options.cache_mode.value
+        mode = self.cache_mode
+        self.chat_screen.status.cache_mode = mode.value if mode is not None else ""
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from chat_commands(self)

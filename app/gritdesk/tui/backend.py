@@ -1,8 +1,9 @@
 """What the chat app needs from an opened index and its model.
 
 A protocol, so screens can be driven by a scripted backend in snapshot tests; the real
-`IndexBackend` is a thin layer over `Session` and `Answerer`, the same code `gritdesk ask`
-runs. The engine is not thread-safe: every caller holds `lock` around engine work.
+`IndexBackend` is a thin layer over `Session` and `AskService`, the answering service
+`gritdesk ask`, the server and MCP use too. The engine is not thread-safe: every caller
+holds `lock` around engine work.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Protocol
 
 import gguf
 
-from gritdesk.commands.roots import resolve_root
 from gritdesk.ingest.indexer import IndexReport, ProgressCallback
 from gritdesk.models.model_info import quantization_name
-from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
+from gritdesk.rag.answer import AskOptions, PreparedAnswer
+from gritdesk.rag.ask_service import Answer, AskService
 from gritdesk.rag.index_service import IndexService
+from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
@@ -43,6 +45,7 @@ class ChatBackend(Protocol):
     db_path: Path
     model: ModelLabel  # the model that answers
     pair_mode: bool  # a second model answers: no KV is shared, so the cache mode is off
+    default_cache_mode: CacheMode  # what a question gets unless the user chose a mode
     notices: list[str]  # said once when the backend is ready
     lock: threading.Lock
 
@@ -51,18 +54,19 @@ class ChatBackend(Protocol):
         questions cannot be answered."""
 
     def prepare(
-        self,
-        question: str,
-        options: AskOptions,
-        history: Sequence[ChatTurn],
-        earlier_questions: Sequence[str],
-    ) -> PreparedAnswer: ...
+        self, question: str, options: AskOptions, history: Sequence[ChatTurn]
+    ) -> PreparedAnswer:
+        """Retrieve with the conversation's last questions and fit as many recent turns as
+        the context holds (`AskService.prepare`)."""
 
     def stream(
         self, prepared: PreparedAnswer, should_stop: Callable[[], bool]
     ) -> Iterator[str]: ...
 
     def cite(self, prepared: PreparedAnswer) -> list[Citation]: ...
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        """The finished answer with its evidence sentences and unfound facts."""
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport: ...
 
@@ -81,24 +85,24 @@ def model_label(path: Path, name: str, file_type: int | None) -> ModelLabel:
 
 
 class IndexBackend:
-    """A `Session` with its model(s) loaded, answering through `Answerer`; with `root`
-    (`gritdesk chat --root`), answering from that indexed folder's files only."""
+    """A `Session` with its model(s) loaded, answering through `AskService`; with `root`
+    (`gritdesk chat --root`), answering from the files under that folder only."""
 
     def __init__(self, session: Session, root: Path | None = None) -> None:
         assert session.engine is not None
         self.session = session
-        scope = resolve_root(session.db, root) if root is not None else None
-        self.root_id = scope.id if scope is not None else None
+        self.service = AskService(session)
+        self.scope = self.service.scope(root)
         self.engine = session.engine
         self.db_path = session.db_path
         self.lock = threading.Lock()
         self.pair_mode = session.pair_mode
+        self.default_cache_mode = self.service.default_cache_mode
         self.notices = list(session.notices)
-        self.answerer = Answerer(session.db, self.engine, session.kv_store, session.chat_engine)
         answers = session.chat_engine or self.engine
         self.model = model_label(answers.path, answers.summary.name, answers.summary.file_type)
-        if scope is not None:
-            self.notices.append(f"Answering from {printable_root(scope.path)} only (--root)")
+        if self.scope is not None:
+            self.notices.append(f"Answering from {printable_root(self.scope.folder)} only (--root)")
 
     @classmethod
     def open(cls, settings: Settings, root: Path | None = None) -> IndexBackend:
@@ -115,21 +119,20 @@ class IndexBackend:
         self.session.require_answering_model()
 
     def prepare(
-        self,
-        question: str,
-        options: AskOptions,
-        history: Sequence[ChatTurn],
-        earlier_questions: Sequence[str],
+        self, question: str, options: AskOptions, history: Sequence[ChatTurn]
     ) -> PreparedAnswer:
-        if self.root_id is not None:
-            options = replace(options, root_id=self.root_id)
-        return self.answerer.prepare(question, options, history, earlier_questions)
+        if self.scope is not None:
+            options = replace(options, scope=self.scope)
+        return self.service.prepare(question, options, history)
 
     def stream(self, prepared: PreparedAnswer, should_stop: Callable[[], bool]) -> Iterator[str]:
-        return self.answerer.stream(prepared, should_stop=should_stop)
+        return self.service.stream(prepared, should_stop=should_stop)
 
     def cite(self, prepared: PreparedAnswer) -> list[Citation]:
-        return self.answerer.citations(prepared)
+        return self.service.citations(prepared)
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        return self.service.result(prepared)
 
     def index(self, paths: Sequence[Path], progress: ProgressCallback) -> IndexReport:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""

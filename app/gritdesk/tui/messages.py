@@ -6,10 +6,13 @@ Answer messages carry the turn they belong to, so pieces of an answer that was s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.message import Message
 
 from gritdesk.ingest.indexer import IndexProgress, IndexReport
 from gritdesk.rag.answer import AnswerTimings
+from gritdesk.rag.evidence import Evidence
 from gritdesk.store.citations import Citation
 from gritdesk.tui.backend import ChatBackend
 from gritdesk.tui.problem import Problem
@@ -45,7 +48,8 @@ class AnswerPiece(Message):
 
 
 class AnswerFinished(Message):
-    """Generation ended: `error` is set when it failed, `timings` when it ran."""
+    """Generation ended: `error` is set when it failed; `timings`, the sentences that support
+    the answer (`evidence`) and its facts no source holds (`not_found`) when it ran."""
 
     def __init__(
         self,
@@ -54,12 +58,16 @@ class AnswerFinished(Message):
         finish_reason: str,
         timings: AnswerTimings | None = None,
         error: str | None = None,
+        evidence: Sequence[Evidence] = (),
+        not_found: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.turn = turn
         self.finish_reason = finish_reason
         self.timings = timings
         self.error = error
+        self.evidence = list(evidence)
+        self.not_found = list(not_found)
 
 
 class BackendReady(Message):

@@ -59,7 +59,7 @@ def chat_commands(app: GritdeskApp) -> Iterator[SystemCommand]:
             lambda root=root: app.start_indexing([Path(root)], Path(root).name),
             discover=False,
         )
-    current = app.ask_options.cache_mode
+    current = app.cache_mode
     for mode in CacheMode:
         marker = " (current)" if mode is current else ""
         yield SystemCommand(

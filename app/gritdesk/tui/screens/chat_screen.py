@@ -39,7 +39,7 @@ from gritdesk.store.conversations import (
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
 from gritdesk.terminal_text import printable_line
 from gritdesk.tui.backend import ChatBackend
-from gritdesk.tui.dialogue import prepare_turn, turns_from_messages
+from gritdesk.tui.dialogue import turns_from_messages
 from gritdesk.tui.error_log import log_unexpected
 from gritdesk.tui.keys import CHAT_KEYS, bindings
 from gritdesk.tui.markdown_code import last_code_block
@@ -292,7 +292,7 @@ class ChatScreen(Screen[None]):
                 if stop.is_set():
                     self.post_message(AnswerFinished(turn, finish_reason="cancelled"))
                     return
-                prepared = prepare_turn(backend, question, options, history)
+                prepared = backend.prepare(question, options, history)
                 self.post_message(AnswerStarted(turn, backend.cite(prepared), prepared.notices))
                 if stop.is_set():
                     self.post_message(AnswerFinished(turn, finish_reason="cancelled"))
@@ -305,9 +305,14 @@ class ChatScreen(Screen[None]):
                     self.post_message(AnswerPiece(turn, text, rate))
                 if not told:
                     self.post_message(SourcesKnown(turn, backend.cite(prepared)))
+                answer = backend.result(prepared)
             self.post_message(
                 AnswerFinished(
-                    turn, finish_reason=prepared.finish_reason or "stop", timings=prepared.timings
+                    turn,
+                    finish_reason=prepared.finish_reason or "stop",
+                    timings=prepared.timings,
+                    evidence=answer.evidence,
+                    not_found=answer.not_found,
                 )
             )
         except (GritdeskError, EmptyIndexError, ModelMismatchError) as error:
@@ -358,6 +363,15 @@ class ChatScreen(Screen[None]):
             self.status.show_timings(message.timings)
         if self._current(message.turn) is None:
             return  # already finished by Esc; only the figures were still to come
+        if message.error is None:
+            self.query_one(SourcesPanel).show_evidence(message.evidence)
+            if message.not_found:
+                self.notify(
+                    "Not found in your files: " + ", ".join(message.not_found),
+                    title="Check this answer",
+                    severity="warning",
+                    timeout=12,
+                )
         await self._finish(message.finish_reason, message.error)
 
     async def _finish(self, finish_reason: str, error: str | None = None) -> None:

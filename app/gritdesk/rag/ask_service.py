@@ -1,0 +1,267 @@
+"""One answering service, as every interface answers: `gritdesk ask`, the chat app, the HTTP
+server's `gritdesk-rag` model and the MCP `ask` tool all come here (the twin of
+`IndexService`), so the same question on the same index gets the same answer, sources and
+notices everywhere.
+
+It owns the answering rules: the defaults (k, max tokens, the recipe's cache mode, rerank:
+`AskOptions`, from rag/ask_defaults.py), which folder answers (`root_scope.resolve_root`),
+how much of a conversation the model sees and retrieves with, preparing and streaming
+(`Answerer`), and the one result an interface renders (`Answer`): the text, its sources,
+the sentences that support it (`evidence.py`) and the facts no passage holds
+(`grounding.py`). Interfaces parse input and render output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from gritdesk.errors import GritdeskError
+from gritdesk.rag.answer import (
+    Answerer,
+    AnswerTimings,
+    AskOptions,
+    PreparedAnswer,
+)
+from gritdesk.rag.ask_defaults import (
+    DEFAULT_MAX_TOKENS,
+    MAX_HISTORY_TURNS,
+    MAX_K,
+    RETRIEVAL_QUESTIONS,
+)
+from gritdesk.rag.evidence import Evidence, choose_evidence
+from gritdesk.rag.grounding import ungrounded_facts
+from gritdesk.rag.layouts import CacheMode, Placement
+from gritdesk.rag.retrieve import Hit
+from gritdesk.rag.root_scope import RootScope, resolve_root, scoped_search
+from gritdesk.runtime.engine import ChatTurn, GenerationOptions
+from gritdesk.runtime.errors import InputTooLongError
+from gritdesk.store.citations import Citation
+
+if TYPE_CHECKING:  # the composition layer above rag builds the session and hands it down
+    from gritdesk.session import Session
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_choice(enum: type[E], value: str, what: str) -> E:
+    """`value` as a member of `enum`, or an error that lists the choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum)
+        raise GritdeskError(f"{what} {value!r}: choose one of {choices}") from None
+
+
+def earlier_questions(history: Sequence[ChatTurn]) -> list[str]:
+    """The last few questions before the new one, oldest first, for the retrieval query:
+    a follow-up ("and in Asia?") means little alone."""
+    return [turn.user for turn in history[-RETRIEVAL_QUESTIONS:]]
+
+
+def fit_history(
+    prepare: Callable[[list[ChatTurn]], PreparedAnswer], history: Sequence[ChatTurn]
+) -> PreparedAnswer:
+    """`prepare` with as many recent answered turns as fit the context (at most
+    MAX_HISTORY_TURNS), oldest dropped first; InputTooLongError only if the question alone
+    does not fit."""
+    turns = [t for t in history if t.assistant is not None][-MAX_HISTORY_TURNS:]
+    left_out = 0
+    while True:
+        try:
+            prepared = prepare(turns)
+        except InputTooLongError:
+            if not turns:
+                raise
+            turns, left_out = turns[1:], left_out + 1
+            continue
+        if left_out:
+            prepared.notices.append(
+                f"left out the {left_out} oldest turn(s) of the conversation to fit the context"
+            )
+        return prepared
+
+
+@dataclass
+class Answer:
+    """What every interface shows of an answer: the text, its sources with their locations,
+    why it ended, what was noticed on the way, and how long each part took."""
+
+    question: str
+    text: str
+    finish_reason: str
+    cache_mode: CacheMode
+    placement: Placement
+    sources: list[Citation]
+    notices: list[str] = field(default_factory=list)
+    timings: AnswerTimings = field(default_factory=AnswerTimings)
+    evidence: list[Evidence] = field(default_factory=list)  # the sentences that support it
+    not_found: list[str] = field(default_factory=list)  # its facts no given passage holds
+
+    def as_json(self) -> dict[str, object]:
+        """The public JSON of an answer (`ask --json`; the server and MCP take its fields)."""
+        t = self.timings
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "finish_reason": self.finish_reason,
+            "cache_mode": self.cache_mode.value,
+            "placement": self.placement.value,
+            "sources": [c.as_json() for c in self.sources],
+            "evidence": [e.as_json() for e in self.evidence],
+            "not_found": list(self.not_found),
+            "notices": list(self.notices),
+            "timings": {
+                "retrieval_ms": t.retrieval_ms,
+                "rerank_ms": t.rerank_ms,
+                "kv_compute_ms": t.kv_compute_ms,
+                "kv_restore_ms": t.kv_restore_ms,
+                "time_to_first_token_ms": t.first_token_ms,
+                "total_ms": t.total_ms,
+                "prompt_tokens_computed": t.prompt_tokens_computed,
+                "prompt_tokens_reused": t.prompt_tokens_reused,
+                "generated_tokens": t.generated_tokens,
+                "generated_tokens_per_s": t.tokens_per_second,
+                "kv_cache_hits": t.kv_hits,
+                "kv_cache_misses": t.kv_misses,
+                "kv_cache_save_failures": t.kv_save_failures,
+            },
+        }
+
+
+class AskService:
+    """Answers questions over one opened index (`Session`). Not thread-safe: like the
+    engine, one thread uses it at a time. It keeps the last answer's KV (`Answerer.kept`),
+    so a follow-up in the same conversation prefills only itself."""
+
+    def __init__(self, session: Session) -> None:
+        engine = session.engine
+        assert engine is not None, "open the session with its model"
+        self.session = session
+        self.answerer = Answerer(session.db, engine, session.kv_store, session.chat_engine)
+
+    @property
+    def default_cache_mode(self) -> CacheMode:
+        return self.answerer.default_cache_mode
+
+    # --- what a user asked for, as options --------------------------------------------------
+
+    def scope(self, root: str | Path | None) -> RootScope | None:
+        """The folder to answer from (`--root`), None for the whole index."""
+        return resolve_root(self.session.db, root) if root is not None else None
+
+    def options(
+        self,
+        *,
+        k: int | None = None,
+        cache: str | None = None,
+        placement: str | None = None,
+        rerank: bool | None = None,
+        max_tokens: int | None = None,
+        max_tokens_limit: int | None = None,
+        root: str | Path | None = None,
+        sampling: GenerationOptions | None = None,
+    ) -> AskOptions:
+        """Options from what an interface was given; None means the default (`AskOptions`).
+        `max_tokens_limit` caps the default too (the server's own limit); `sampling` carries
+        temperature, seed and stop strings (its max_tokens is not read)."""
+        base = AskOptions()
+        if k is not None and not 1 <= k <= MAX_K:
+            raise GritdeskError(f"k {k}: choose 1 to {MAX_K} chunks")
+        default_tokens = DEFAULT_MAX_TOKENS
+        if max_tokens_limit is not None:
+            default_tokens = min(default_tokens, max_tokens_limit)
+        return AskOptions(
+            k=k if k is not None else base.k,
+            cache_mode=parse_choice(CacheMode, cache, "cache mode") if cache else None,
+            placement=(
+                parse_choice(Placement, placement, "placement") if placement else base.placement
+            ),
+            rerank=base.rerank if rerank is None else rerank,
+            scope=self.scope(root),
+            generation=replace(
+                sampling or base.generation, max_tokens=max_tokens or default_tokens
+            ),
+        )
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        question: str,
+        options: AskOptions | None = None,
+        history: Sequence[ChatTurn] = (),
+    ) -> PreparedAnswer:
+        """Retrieve (with the conversation's last questions) and fit the prompt (with as many
+        recent turns as fit); the sources are known from here on."""
+        self.session.require_answering_model()
+        options = options or AskOptions()
+        if options.cache_mode is None:
+            options = replace(options, cache_mode=self.default_cache_mode)
+        earlier = earlier_questions(history)
+        return fit_history(
+            lambda turns: self.answerer.prepare(question, options, turns, earlier), history
+        )
+
+    def stream(
+        self, prepared: PreparedAnswer, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[str]:
+        """The answer's text as it is generated; `prepared.text` holds it all afterwards."""
+        return self.answerer.stream(prepared, should_stop=should_stop)
+
+    def citations(self, prepared: PreparedAnswer) -> list[Citation]:
+        """The sources as cited (store/citations.py), paths also shown within their folder."""
+        return self.answerer.citations(prepared)
+
+    def result(self, prepared: PreparedAnswer) -> Answer:
+        """The answer as every interface renders it, once streaming is over: with the
+        sentences that support it (`evidence`) and the facts nothing given to the model
+        holds (`not_found`)."""
+        options = prepared.options
+        assert options.cache_mode is not None
+        sources = self.citations(prepared)
+        question, text = prepared.question, prepared.text
+        earlier = prepared.earlier_questions
+        given = [question, *earlier, *(f"{c.heading_path}\n{c.text}" for c in sources)]
+        return Answer(
+            question=question,
+            text=text,
+            finish_reason=prepared.finish_reason,
+            cache_mode=options.cache_mode,
+            placement=options.placement,
+            sources=sources,
+            notices=list(prepared.notices),
+            timings=prepared.timings,
+            evidence=choose_evidence(question, text, sources, earlier),
+            not_found=ungrounded_facts(text, given),
+        )
+
+    def ask(
+        self,
+        question: str,
+        options: AskOptions | None = None,
+        history: Sequence[ChatTurn] = (),
+        *,
+        on_prepared: Callable[[PreparedAnswer], None] | None = None,
+        on_piece: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Answer:
+        """Prepare, stream and finish in one call; `on_prepared` sees the sources before the
+        first token, `on_piece` each piece as it comes."""
+        prepared = self.prepare(question, options, history)
+        if on_prepared is not None:
+            on_prepared(prepared)
+        for piece in self.stream(prepared, should_stop):
+            if on_piece is not None:
+                on_piece(piece)
+        return self.result(prepared)
+
+    # --- passages without an answer -------------------------------------------------------------
+
+    def search(self, query: str, k: int, root: str | Path | None = None) -> list[Hit]:
+        """The `k` best passages for `query` (`gritdesk search`, MCP's `search`)."""
+        assert self.answerer.engine is not None
+        return scoped_search(self.session.db, self.answerer.engine, query, k, self.scope(root))
