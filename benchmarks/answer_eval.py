@@ -39,13 +39,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from gritdesk.rag.answer import AskOptions
 from gritdesk.rag.ask_service import Answer, AskService, earlier_questions
 from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.index_service import IndexService
+from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.session import open_session
 from gritdesk.settings import Settings
@@ -59,6 +60,8 @@ SYNTHETIC = ("tiny", "tiny-b", "1b", "7b")  # gritdesk's synthetic shapes (rando
 Technique = Callable[[AskOptions], AskOptions]
 TECHNIQUES: dict[str, Technique] = {
     "default": lambda options: options,  # what every interface does today
+    "cache-off": lambda options: replace(options, cache_mode=CacheMode.OFF),  # passages as text
+    "k3": lambda options: replace(options, k=3),
 }
 
 ABSTAINED = re.compile(

@@ -1,5 +1,7 @@
 """The real all-MiniLM-L6-v2 embeds through the CLI (`index`, `search`), and `ask` answers in
-pair mode with the real SmolLM2-135M as `--chat-model`: no KV is saved or shared."""
+pair mode with the real SmolLM2-135M: the index saves no KV (an encoder has none); the chat
+model computes a chunk's KV the first time an answer uses it, and later answers restore it
+(Doc Caching in pair mode)."""
 
 from __future__ import annotations
 
@@ -32,20 +34,52 @@ def test_search_finds_the_passage(minilm_db: Path) -> None:
 
 
 def test_ask_answers_in_pair_mode_with_smollm2(minilm_db: Path, smollm2_path: Path) -> None:
-    proc = gritdesk(
-        "ask", QUESTION, "--db", str(minilm_db), "--chat-model", str(smollm2_path),
-        "--json", "-k", "3",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    assert FACT in out["answer"] and out["cache_mode"] == "off"
-    assert out["sources"][0]["path"].endswith("travel-policy.md")
-    assert out["timings"]["prompt_tokens_reused"] == 0
-    said = " ".join(proc.stderr.split())
-    assert "pair mode: all-MiniLM-L6-v2.F32.gguf embeds, SmolLM2-135M-Instruct.Q4_1.gguf" in said
+    def ask(*extra: str) -> dict:
+        proc = gritdesk(
+            "ask", QUESTION, "--db", str(minilm_db), "--chat-model", str(smollm2_path),
+            "--json", "-k", "3", *extra,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        said = " ".join(proc.stderr.split())
+        assert (
+            "pair mode: all-MiniLM-L6-v2.F32.gguf embeds, SmolLM2-135M-Instruct.Q4_1.gguf" in said
+        )
+        return json.loads(proc.stdout)
+
+    plain = ask("--cache", "off")
+    assert FACT in plain["answer"] and plain["sources"][0]["path"].endswith("travel-policy.md")
+    assert {s["kv"] for s in plain["sources"]} == {"fresh"}
+    first = ask()
+    assert first["cache_mode"] == "doc"  # the chat recipe's default, in pair mode too
+    assert {s["kv"] for s in first["sources"]} == {"computed"}  # the miss path, saved
+    assert first["timings"]["prompt_tokens_reused"] == 0
+    second = ask()
+    assert {s["kv"] for s in second["sources"]} == {"cached"}
+    assert second["timings"]["prompt_tokens_reused"] > 0
+    assert second["answer"] == first["answer"]  # restored KV = the KV computed
 
 
-def test_ask_without_a_chat_model_says_how(minilm_db: Path) -> None:
-    proc = gritdesk("ask", QUESTION, "--db", str(minilm_db))  # the index's recipe: minilm
+def test_ask_without_a_chat_model_answers_with_the_installed_one(
+    minilm_db: Path, smollm2_path: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    env_data = {"GRITDESK_DATA_DIR": str(data)}
+    proc = gritdesk_env(env_data, "ask", QUESTION, "--db", str(minilm_db))  # nothing installed
     assert proc.returncode == 2 and "--chat-model" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = gritdesk_env(env_data, "models", "add", str(smollm2_path))
+    assert proc.returncode == 0, proc.stderr
+    proc = gritdesk_env(env_data, "ask", QUESTION, "--db", str(minilm_db), "-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert FACT in proc.stdout.partition("Sources:")[0]
+
+
+def gritdesk_env(env: dict[str, str], *args: str):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", "from gritdesk.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip

@@ -1,4 +1,6 @@
-"""Pair mode: one GGUF embeds (here with the E5 recipe), another answers; no KV is shared."""
+"""Pair mode: one GGUF embeds (here with the E5 recipe), another answers. The index holds no
+KV of the answering model: an answer computes a chunk's KV with it on first use and saves it,
+and the next answer restores it."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def test_pair_mode_indexes_and_answers(
     assert report["indexed"] == 5 and report["kv_saved"] == 0  # nothing to reuse across models
 
     pair = ("--db", db, "--recipe", "e5-mistral", "--chat-model", str(tiny_model_path))
-    proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8")
+    proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8", "--cache", "off")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["cache_mode"] == "off" and out["answer"]
@@ -27,13 +29,16 @@ def test_pair_mode_indexes_and_answers(
     assert out["timings"]["prompt_tokens_reused"] == 0
     assert "pair mode" in proc.stderr
 
-    proc = gritdesk("ask", QUESTION, *pair, "--cache", "doc")
-    assert proc.returncode == 2
-    assert "pair mode uses two models (no shared KV)" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-    proc = gritdesk("ask", QUESTION, "--db", db)  # the index's recipe (e5-mistral) by default
-    assert proc.returncode == 2 and "--chat-model" in proc.stderr
+    answers = []
+    for expected in ("computed", "cached"):
+        proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8")
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["cache_mode"] == "doc"  # the answering recipe's default
+        assert {s["kv"] for s in out["sources"]} == {expected}
+        answers.append(out["answer"])
+    assert out["timings"]["prompt_tokens_reused"] > 0
+    assert answers[0] == answers[1]
 
     proc = gritdesk("search", QUESTION, "--db", db, "--recipe", "gritlm")
     assert proc.returncode == 2 and "recipe e5-mistral" in proc.stderr  # vectors not comparable

@@ -141,10 +141,6 @@ class PreparedAnswer:
     earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
 
 
-class PairModeCacheError(GritdeskError):
-    pass
-
-
 class UnsupportedCacheModeError(GritdeskError):
     pass
 
@@ -183,7 +179,9 @@ class Answerer:
     """Retrieval, cache assembly and generation over one index.
 
     One engine embeds and generates (GritLM), so saved KV caches carry over. In pair mode
-    a separate `chat_engine` generates: no KV is shared, so only `--cache off` works.
+    a separate `chat_engine` generates: the index holds no KV of it, so a chunk's KV is
+    computed by the chat model the first time an answer uses it and saved then (the
+    admission rule's miss path, store/kv_cache.py); later answers restore it.
     """
 
     def __init__(
@@ -197,15 +195,12 @@ class Answerer:
         self.engine = engine  # embeds (retrieval); in single-model mode also generates
         self.generator = chat_engine or engine
         self.pair_mode = chat_engine is not None
-        self.kv_store = None if self.pair_mode else kv_store
+        self.kv_store = kv_store
         self.kept: KeptContext | None = None  # the last answer's KV, still in the generator
 
     @property
     def default_cache_mode(self) -> CacheMode:
-        """What `AskOptions(cache_mode=None)` means: the answering recipe's default, or off
-        in pair mode (two models share no KV)."""
-        if self.pair_mode:
-            return CacheMode.OFF
+        """What `AskOptions(cache_mode=None)` means: the answering recipe's default."""
         return CacheMode(self.generator.recipe.default_cache_mode)
 
     # --- phase 1 --------------------------------------------------------------------------
@@ -224,12 +219,6 @@ class Answerer:
         options = options or AskOptions()
         if options.cache_mode is None:
             options = replace(options, cache_mode=self.default_cache_mode)
-        if self.pair_mode and options.cache_mode is not CacheMode.OFF:
-            raise PairModeCacheError(
-                f"cache mode {options.cache_mode.value!r} needs one model that both embeds and "
-                "generates, so the KV computed while embedding can be reused; pair mode uses two "
-                "models (no shared KV). Use --cache off."
-            )
         if not question.strip():
             raise EmptyInputError("the question is empty")
         recipe = self.generator.recipe
@@ -351,7 +340,7 @@ class Answerer:
         return _embedded_text(prepared.sources[part.index].hit)
 
     def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
-        return self.engine.document_tokens(self._segment_text(part, prepared))
+        return self.generator.document_tokens(self._segment_text(part, prepared))
 
     def _opening_tokens(self, layout: Layout) -> list[int]:
         """Computed before restored segments: a chat template's system turn, if any."""
@@ -370,12 +359,12 @@ class Answerer:
     ) -> tuple[KvState, str]:
         """The saved KV of a segment, or compute it now and admit it (evicting blobs no answer
         used first: store/kv_cache.py), best effort."""
-        signature = self.engine.kv_signature
+        signature = self.generator.kv_signature
         if self.kv_store is not None and text_hash is not None:
             payload = self.kv_store.get(text_hash, signature, tokens)
             if payload is not None:
                 return KvState(tuple(tokens), payload), "cached"
-        _, states = self.engine.embed_documents_with_kv([text])
+        _, states = self.generator.embed_documents_with_kv([text])
         state = states[0]
         if state.tokens != tuple(tokens):
             raise RuntimeError("document tokenization differs between embedding and caching")
