@@ -274,7 +274,7 @@ async def test_chat_keeps_working_while_another_process_writes(
 
 
 @run_async
-async def test_pair_mode_answers_with_the_chat_model_and_no_shared_kv(
+async def test_pair_mode_answers_with_the_chat_model_computing_chunk_kv(
     tmp_path: Path, tiny_model_path: Path, tiny_b_model_path: Path
 ) -> None:
     db_path = tmp_path / "pair.db"
@@ -287,15 +287,16 @@ async def test_pair_mode_answers_with_the_chat_model_and_no_shared_kv(
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.chat_screen
         await wait_until(pilot, lambda: app.backend is not None, what="the models to load")
-        assert app.backend.pair_mode and app.cache_mode is CacheMode.OFF
+        assert app.backend.pair_mode and app.cache_mode is CacheMode.DOC
         assert any("pair mode" in n.message for n in app._notifications)
-        app.set_cache_mode(CacheMode.DOC)  # refused: nothing to share between two models
-        assert app.cache_mode is CacheMode.OFF
         await type_question(pilot, QUESTION)
         await wait_until(pilot, lambda: not screen.answering, what="the answer")
         assert screen.query(AnswerMessage).last().text
-        assert all(s.kv == "fresh" for s in screen.query_one(SourcesPanel).sources)
-        assert str(app.backend.model).startswith(check_gguf(tiny_model_path).name)
+        # the index holds no KV of the chat model: it computes each chunk's on first use
+        assert all(s.kv == "computed" for s in screen.query_one(SourcesPanel).sources)
+        label = str(app.backend.model)
+        assert label.startswith(check_gguf(tiny_model_path).name)
+        assert label.endswith(f"passages: {check_gguf(tiny_b_model_path).name}")
     shutil.rmtree(kv_cache_directory(db_path), ignore_errors=True)
 
 

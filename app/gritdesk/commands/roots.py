@@ -13,6 +13,7 @@ from gritdesk.cli_views import describe_size
 from gritdesk.errors import GritdeskError
 from gritdesk.rag.root_scope import resolve_root
 from gritdesk.session import Session
+from gritdesk.store.model_record import read_model_record
 from gritdesk.store.root_stats import (
     database_free_bytes,
     remove_root_contents,
@@ -22,14 +23,26 @@ from gritdesk.store.sources import Root, display_path
 from gritdesk.terminal_text import printable_line
 
 
+def index_embedder(session: Session) -> str | None:
+    """`all-MiniLM-L6-v2.F32.gguf (recipe minilm)`: the model whose vectors the index holds."""
+    record = read_model_record(session.db)
+    if record is None:
+        return None
+    name = Path(record.path).name if record.path else record.fingerprint[:12]
+    return f"{name} (recipe {record.recipe})"
+
+
 def list_index_roots(session: Session, as_json: bool) -> None:
     stats = root_stats(session.db)
+    embedder = index_embedder(session)
     if as_json:
-        json.dump([s.as_dict() for s in stats], sys.stdout)
+        json.dump([{**s.as_dict(), "embedder": embedder} for s in stats], sys.stdout)
         sys.stdout.write("\n")
         return
     if not stats:
         print("no indexed folders yet: gritdesk index PATH")
+    elif embedder is not None:
+        print(f"embedded with {printable_line(embedder)}")
     for s in stats:
         when = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_indexed_at))

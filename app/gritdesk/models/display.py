@@ -63,6 +63,7 @@ def list_json(catalog: Catalog, store: InstalledModels) -> dict[str, object]:
                 "owned": m.owned,
                 "size": m.size,
                 "recipe": m.recipe,
+                "role": model_role(m.recipe),
                 "sha256": m.sha256 or None,
                 "exists": m.exists(),
             }
@@ -104,6 +105,22 @@ def found_table(found: list[FoundModel]) -> Table:
     return table
 
 
+def model_role(recipe_name: str | None) -> str:
+    """What a model does in gritdesk, from its recipe: embeds, answers, or both; a chat model
+    not trained to embed answers while the pair embedder finds its passages."""
+    from gritdesk.model_choice import PAIR_EMBEDDER
+    from gritdesk.runtime.recipes import RECIPES
+
+    recipe = RECIPES.get(recipe_name or "gritlm")
+    if recipe is None:
+        return "?"
+    if not recipe.generates:
+        return "embeds"
+    if not recipe.trained_to_embed:
+        return f"answers ({PAIR_EMBEDDER} embeds)"
+    return "embeds and answers"
+
+
 def list_tables(catalog: Catalog, store: InstalledModels) -> list[Table]:
     installed = {m.name for m in store.all()}
     known = Table(title="Known models (gritdesk models pull NAME)")
@@ -119,13 +136,13 @@ def list_tables(catalog: Catalog, store: InstalledModels) -> list[Table]:
             "yes" if f.name in installed else "",
         )
     mine = Table(title="Installed models")
-    for column in ("name", "origin", "size", "path"):
+    for column in ("name", "origin", "size", "role", "path"):
         mine.add_column(column)
     for m in store.all():
         path = m.path if m.exists() else f"{m.path} (missing)"
-        mine.add_row(cell(m.name), m.origin, human_bytes(m.size), cell(path))
+        mine.add_row(cell(m.name), m.origin, human_bytes(m.size), model_role(m.recipe), cell(path))
     if not store.all():
-        mine.add_row("(none)", "", "", "")
+        mine.add_row("(none)", "", "", "", "")
     return [known, mine]
 
 

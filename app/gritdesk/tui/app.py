@@ -179,9 +179,6 @@ class GritdeskApp(App[None]):
         if fresh:
             for notice in message.backend.notices:
                 self.notify(notice, title="Note", timeout=10)
-            chosen = self.ask_options.cache_mode
-            if message.backend.pair_mode and chosen not in (None, CacheMode.OFF):
-                self.ask_options = replace(self.ask_options, cache_mode=None)  # the default: off
             self._show_cache_mode()
         if message.problem is not None:
             self._show_problem(message.problem)
@@ -338,12 +335,6 @@ class GritdeskApp(App[None]):
             self.roots = [root.path for root in roots]
 
     def set_cache_mode(self, mode: CacheMode) -> None:
-        if self.backend is not None and self.backend.pair_mode and mode is not CacheMode.OFF:
-            self.notify(
-                "Pair mode: two models share no KV cache, so the cache mode stays off.",
-                severity="warning",
-            )
-            return
         self.ask_options = replace(self.ask_options, cache_mode=mode)
         self._show_cache_mode()
         self.notify(f"Cache mode: {mode.value} (from the next question on).")

@@ -36,15 +36,17 @@ class ModelLabel:
 
     name: str
     quantization: str
+    embedder: str = ""  # pair mode: the model that finds the passages
 
     def __str__(self) -> str:
-        return f"{self.name} {self.quantization}"
+        found_by = f" · passages: {self.embedder}" if self.embedder else ""
+        return f"{self.name} {self.quantization}{found_by}"
 
 
 class ChatBackend(Protocol):
     db_path: Path
     model: ModelLabel  # the model that answers
-    pair_mode: bool  # a second model answers: no KV is shared, so the cache mode is off
+    pair_mode: bool  # a second model answers; it computes chunk KV on first use
     default_cache_mode: CacheMode  # what a question gets unless the user chose a mode
     notices: list[str]  # said once when the backend is ready
     lock: threading.Lock
@@ -101,6 +103,8 @@ class IndexBackend:
         self.notices = list(session.notices)
         answers = session.chat_engine or self.engine
         self.model = model_label(answers.path, answers.summary.name, answers.summary.file_type)
+        if session.chat_engine is not None:
+            self.model = replace(self.model, embedder=self.engine.summary.name)
         if self.scope is not None:
             self.notices.append(f"Answering from {printable_root(self.scope.folder)} only (--root)")
 
