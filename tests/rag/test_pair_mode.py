@@ -21,7 +21,7 @@ def test_pair_mode_indexes_and_answers(
     assert report["indexed"] == 5 and report["kv_saved"] == 0  # nothing to reuse across models
 
     pair = ("--db", db, "--recipe", "e5-mistral", "--chat-model", str(tiny_model_path))
-    proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8", "--cache", "off")
+    proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8")  # off by default
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["cache_mode"] == "off" and out["answer"]
@@ -31,10 +31,10 @@ def test_pair_mode_indexes_and_answers(
 
     answers = []
     for expected in ("computed", "cached"):
-        proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8")
+        proc = gritdesk("ask", QUESTION, *pair, "--json", "--max-tokens", "8", "--cache", "doc")
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
-        assert out["cache_mode"] == "doc"  # the answering recipe's default
+        assert out["cache_mode"] == "doc"
         assert {s["kv"] for s in out["sources"]} == {expected}
         answers.append(out["answer"])
     assert out["timings"]["prompt_tokens_reused"] > 0

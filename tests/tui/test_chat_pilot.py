@@ -287,8 +287,10 @@ async def test_pair_mode_answers_with_the_chat_model_computing_chunk_kv(
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.chat_screen
         await wait_until(pilot, lambda: app.backend is not None, what="the models to load")
-        assert app.backend.pair_mode and app.cache_mode is CacheMode.DOC
+        assert app.backend.pair_mode and app.cache_mode is CacheMode.OFF
         assert any("pair mode" in n.message for n in app._notifications)
+        app.set_cache_mode(CacheMode.DOC)  # chunk KV computed by the chat model on first use
+        assert app.cache_mode is CacheMode.DOC
         await type_question(pilot, QUESTION)
         await wait_until(pilot, lambda: not screen.answering, what="the answer")
         assert screen.query(AnswerMessage).last().text

@@ -179,9 +179,10 @@ class Answerer:
     """Retrieval, cache assembly and generation over one index.
 
     One engine embeds and generates (GritLM), so saved KV caches carry over. In pair mode
-    a separate `chat_engine` generates: the index holds no KV of it, so a chunk's KV is
-    computed by the chat model the first time an answer uses it and saved then (the
-    admission rule's miss path, store/kv_cache.py); later answers restore it.
+    a separate `chat_engine` generates (cache mode off by default): the index holds no KV
+    of it, so with a caching mode a chunk's KV is computed by the chat model the first time
+    an answer uses it and saved then (the admission rule's miss path, store/kv_cache.py);
+    later answers restore it.
     """
 
     def __init__(
@@ -200,7 +201,14 @@ class Answerer:
 
     @property
     def default_cache_mode(self) -> CacheMode:
-        """What `AskOptions(cache_mode=None)` means: the answering recipe's default."""
+        """What `AskOptions(cache_mode=None)` means: the answering recipe's default; off in
+        pair mode, where the chat model reads the passages as text. Measured on the demo
+        question with SmolLM2 beside MiniLM: off answered "140 euros", its doc layout over
+        the same three passages did not (the single-model index retrieves other passages,
+        and its doc layout answers). `--cache doc` works in pair mode: each chunk's KV is
+        computed on first use and restored after."""
+        if self.pair_mode:
+            return CacheMode.OFF
         return CacheMode(self.generator.recipe.default_cache_mode)
 
     # --- phase 1 --------------------------------------------------------------------------
