@@ -71,7 +71,7 @@ def test_demo_answers_with_the_fact_from_the_cited_passage(tmp_path: Path) -> No
 
 
 def test_ask_json_with_smollm2(indexed_db: Path) -> None:
-    proc = gritdesk("ask", QUESTION, "--db", str(indexed_db), "--json", "-k", "3")
+    proc = gritdesk("ask", QUESTION, "--db", str(indexed_db), "--json", "-k", "1")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert FACT in out["answer"] and "<|im_end|>" not in out["answer"]
@@ -86,7 +86,9 @@ def test_multi_turn_renders_both_turns_in_chatml(indexed_db: Path, smollm2_path:
     try:
         assert session.engine is not None and session.engine.recipe is SMOLLM2
         answerer = Answerer(session.db, session.engine, session.kv_store)
-        options = AskOptions(k=3, generation=GenerationOptions(max_tokens=48))
+        # one passage: the hotel paragraph (keywords rank it first; SmolLM2 is not trained to
+        # embed, so its vectors only order what no keyword found: rag/retrieve.py)
+        options = AskOptions(k=1, generation=GenerationOptions(max_tokens=48))
         first = answerer.prepare(QUESTION, options)
         reply = "".join(answerer.stream(first))
         assert FACT in reply and first.finish_reason == "stop"
