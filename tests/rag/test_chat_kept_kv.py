@@ -26,8 +26,10 @@ from reference.llama_numpy import LlamaWeights
 CORPUS = {
     "aurora.txt": "The Aurora project ships its first release on the ninth of March, after a "
     "security review by the platform team.",
+    # "project" gives invoices.txt a keyword hit for both turns, so the ranking of the three
+    # chunks is aurora, invoices, cafeteria whatever the tiny model's noise vectors say
     "invoices.txt": "Invoices above five thousand euros need two signatures: the team lead "
-    "and someone from finance.",
+    "and someone from finance, on every project.",
     "cafeteria.txt": "The cafeteria on the second floor closes at three on Fridays during "
     "the summer months.",
 }

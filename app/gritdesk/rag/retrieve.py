@@ -29,7 +29,6 @@ DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the quest
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SNIPPET_CHARS = 240
 FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
-SYNTHETIC_KEY = "gritdesk.synthetic"  # GGUF metadata of gritdesk's random-weight test models
 
 
 @dataclass(frozen=True)
@@ -123,13 +122,12 @@ def search(
 
 def fusion_weights(embedder: object) -> tuple[float, float]:
     """(keyword, vector) weights by what the embedder is known to be worth: a chat model run
-    through an embedding recipe it was never trained for (SmolLM2) or a random-weight test
-    model ranks worse than keywords alone (benchmarks/retrieval_eval.py), so its ranking
-    only orders what no keyword found; a trained embedder counts as much as BM25."""
+    through an embedding recipe it was never trained for (SmolLM2) ranks worse than
+    keywords alone (benchmarks/retrieval_eval.py), so its ranking only orders what no
+    keyword found; a trained embedder counts as much as BM25. (gritdesk's random-weight
+    test models run the GritLM recipe and count as trained: the tests exercise fusion.)"""
     recipe = getattr(embedder, "recipe", None)
-    summary = getattr(embedder, "summary", None)
-    metadata = getattr(summary, "metadata", {}) or {}
-    if SYNTHETIC_KEY in metadata or (recipe is not None and not recipe.trained_to_embed):
+    if recipe is not None and not recipe.trained_to_embed:
         return (1.0, 0.0)
     return FUSION_WEIGHTS
 
