@@ -310,6 +310,38 @@ class SetupResult:
     facts: dict[str, object]
 
 
+class RerankScores:
+    """The chat model's relevance score of each (question, chunk) pair, as `rerank_hits`
+    computes it, kept in a JSON-lines file when --keep names a folder: a second run over
+    the same index (another keyword setting, say) scores only pairs it has not seen."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.scores: dict[str, float] = {}
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                key, score = json.loads(line)
+                self.scores[key] = score
+        self.computed = 0
+
+    def rerank(self, engine, question: str, hits: Sequence) -> list:
+        """`hits` ordered as rag/rerank.py `rerank_hits` orders them (stable, best first)."""
+        from gritdesk.rag.rerank import relevance_score
+
+        scored = []
+        for hit in hits:
+            model = f"{engine.fingerprint}|{engine.recipe.name}|{engine.n_ctx}"
+            key = f"{model}|{hit.text_hash}|{question}"
+            if key not in self.scores:
+                self.scores[key] = relevance_score(engine, question, hit.text)
+                self.computed += 1
+                if self.path is not None:
+                    with self.path.open("a", encoding="utf-8") as out:
+                        out.write(json.dumps([key, self.scores[key]]) + "\n")
+            scored.append((hit, self.scores[key]))
+        return sorted(scored, key=lambda pair: -pair[1])
+
+
 def evaluate_setup(
     setup: Setup,
     corpus_dir: Path,
@@ -318,9 +350,10 @@ def evaluate_setup(
     *,
     rerank: int,
     fusion_weights: Sequence[float],
+    rerank_scores: RerankScores,
 ) -> SetupResult:
+    from gritdesk.rag import retrieve
     from gritdesk.rag.index_service import IndexService
-    from gritdesk.rag.rerank import rerank_hits
     from gritdesk.rag.retrieve import keyword_search, retrieval_instruction, search
     from gritdesk.session import open_session
     from gritdesk.settings import Settings
@@ -352,15 +385,24 @@ def evaluate_setup(
             )
         }
         label = setup.label
+        default_weights = (  # what `search` fuses with when not told (older gritdesk: 1/1)
+            retrieve.fusion_weights(engine)
+            if hasattr(retrieve, "fusion_weights")
+            else getattr(retrieve, "FUSION_WEIGHTS", (1.0, 1.0))
+        )
+        hybrid = f"hybrid (the app's, weights {'/'.join(f'{w:g}' for w in default_weights)})"
         rows = {
             name: Row(label, name)
-            for name in ["keyword", "vector", "hybrid"]
-            + [f"hybrid, vector weight {w:g}" for w in fusion_weights]
-            + (["reranked"] if rerank else [])
-        }
+            for name in ["keyword", "vector", hybrid]
+            + [f"hybrid, weights 1/{w:g}" for w in fusion_weights]
+            + (["reranked (hybrid's top 10)" if rerank == 10 else f"reranked (top {rerank})"]
+               if rerank else [])
+        }  # fmt: skip
+        reranked = next((name for name in rows if name.startswith("reranked")), None)
         reranker = session.chat_engine or (engine if engine.recipe.generates else None)
-        if reranker is None:
-            rows.pop("reranked", None)
+        if reranker is None and reranked is not None:
+            rows.pop(reranked)
+            reranked = None
         instruction = retrieval_instruction(engine)
         t0 = time.perf_counter()
         rerank_s = 0.0
@@ -377,17 +419,15 @@ def evaluate_setup(
             rows["keyword"].add(q, [chunk_place[c] for c in keyword])
             rows["vector"].add(q, [chunk_place[c] for c in vector])
             hits = search(db, engine, q.text, max(TOP[-1], rerank))
-            rows["hybrid"].add(q, [chunk_place[h.chunk_id] for h in hits])
+            rows[hybrid].add(q, [chunk_place[h.chunk_id] for h in hits])
             for w in fusion_weights:
                 weighted = search(db, engine, q.text, TOP[-1], weights=(1.0, w))
-                rows[f"hybrid, vector weight {w:g}"].add(
-                    q, [chunk_place[h.chunk_id] for h in weighted]
-                )
-            if "reranked" in rows:
+                rows[f"hybrid, weights 1/{w:g}"].add(q, [chunk_place[h.chunk_id] for h in weighted])
+            if reranked is not None:
                 t1 = time.perf_counter()
-                ranked = rerank_hits(reranker, q.text, hits[:rerank])
+                ranked = rerank_scores.rerank(reranker, q.text, hits[:rerank])
                 rerank_s += time.perf_counter() - t1
-                rows["reranked"].add(q, [chunk_place[h.chunk_id] for h, _ in ranked])
+                rows[reranked].add(q, [chunk_place[h.chunk_id] for h, _ in ranked])
         (n_chunks,) = db.execute("SELECT count(*) FROM chunks").fetchone()
         (avg_tokens,) = db.execute("SELECT avg(token_count) FROM chunks").fetchone()
         facts = {
@@ -402,10 +442,15 @@ def evaluate_setup(
             "embed_tokens_per_s": round(report.tokens_embedded / max(report.elapsed_s, 1e-9), 1),
             "questions_s": round(time.perf_counter() - t0 - rerank_s, 1),
             "rerank_s": round(rerank_s, 1),
+            "rerank_pairs_scored": rerank_scores.computed,
         }
+        rerank_scores.computed = 0
         return SetupResult(list(rows.values()), facts)
     finally:
+        kv_folder = session.kv_store.directory  # made for this index; nothing was saved
         session.close()
+        if kv_folder.is_dir() and not any(kv_folder.iterdir()):
+            kv_folder.rmdir()
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -455,11 +500,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--fusion-weights", type=float, nargs="*", default=[], metavar="W",
-        help="also rank hybrid with the vector ranking's RRF weight W (keyword weight 1)",
+        help="also rank hybrid with RRF weights 1/W (keyword/vector), each W a row",
     )  # fmt: skip
     parser.add_argument(
         "--keep", type=Path, metavar="DIR",
-        help="keep the corpus copy and the index databases in DIR (default: a temporary folder)",
+        help="keep the corpus copy, the index databases and the rerank scores in DIR, and "
+        "reuse them when there (default: a temporary folder)",
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
@@ -490,12 +536,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             shutil.copy2(page, corpus_dir / page.name)
         rows = [plain_bm25(corpus, questions)]
         facts = []
+        rerank_scores = RerankScores(work / "rerank-scores.jsonl" if args.keep else None)
         for i, setup in enumerate(args.setups):
             print(f"retrieval_eval: indexing with {setup.label}...", file=sys.stderr)
             db_path = work / f"index-{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', setup.model)}.db"
             result = evaluate_setup(
                 setup, corpus_dir, db_path, questions,
                 rerank=args.rerank, fusion_weights=args.fusion_weights,
+                rerank_scores=rerank_scores,
             )  # fmt: skip
             rows += result.rows
             facts.append(result.facts)
@@ -519,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{f['setup']}: recipe {f['recipe']}, {f['chunks']} chunks of {f['mean_chunk_tokens']} "
             f"tokens on average; indexed {f['tokens_embedded']} tokens in {f['index_s']} s "
             f"({f['embed_tokens_per_s']} tokens/s); questions {f['questions_s']} s, "
-            f"rerank {f['rerank_s']} s"
+            f"rerank {f['rerank_s']} s ({f['rerank_pairs_scored']} pairs scored in this run)"
         )
     say(
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
