@@ -358,6 +358,7 @@ def evaluate_setup(
     from gritdesk.session import open_session
     from gritdesk.settings import Settings
     from gritdesk.store.connection import read_transaction
+    from gritdesk.store.sources import list_roots, remove_root
     from gritdesk.store.vectors import default_candidates, nearest_chunks
 
     settings = Settings(
@@ -377,6 +378,9 @@ def evaluate_setup(
         )  # fmt: skip
         report = service.run([corpus_dir])
         db = session.db
+        for root in list_roots(db):  # a --keep folder copied or moved: only this copy counts
+            if Path(root.path) != corpus_dir.resolve():
+                remove_root(db, root.id)
         chunk_place = {
             chunk_id: (rel_path, heading_path)
             for chunk_id, rel_path, heading_path in db.execute(
