@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gritdesk.cli_settings import ANSWERING, INDEX_MODEL, settings_options
+from gritdesk.commands.models import models_app
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.file_selection import DATA_KINDS
 from gritdesk.ingest.file_types import FILE_TYPES_HELP
 from gritdesk.ingest.parser_process import ParseLimits
-from gritdesk.models.commands import models_app
 from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, MAX_K
 from gritdesk.settings import IndexSettings, ServeSettings
 from gritdesk.terminal_text import printable, printable_line
