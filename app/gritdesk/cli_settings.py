@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, KvType
+from gritdesk.settings import Settings
 
 _OPTIONS: dict[str, Any] = {
     "db": Annotated[
@@ -38,7 +39,8 @@ _OPTIONS: dict[str, Any] = {
         ),
     ],
     "kv_type": Annotated[
-        KvType | None, typer.Option("--kv-type", help="KV cache type (default f16).")
+        KvType | None,
+        typer.Option("--kv-type", help=f"KV cache type (default {Settings.kv_type})."),
     ],
     "recipe": Annotated[
         str | None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -34,6 +35,9 @@ from reference.cache_layouts import (
     suffix_logits,
 )
 from reference.llama_numpy import LlamaWeights, forward
+
+if TYPE_CHECKING:
+    from conftest import SpyOn
 
 CORPUS = {
     "aurora.txt": "The Aurora project ships its first release on the ninth of March, after a "
@@ -112,7 +116,7 @@ class AppAnswer:
 
 
 def app_answer(
-    s: Session, mode: CacheMode, placement: Placement, k: int, monkeypatch: pytest.MonkeyPatch
+    s: Session, mode: CacheMode, placement: Placement, k: int, answer_spy: SpyOn
 ) -> AppAnswer:
     """Answer QUESTION through the app, capturing the suffix it prefilled, the logits right
     after it and the greedy tokens it sampled."""
@@ -124,31 +128,17 @@ def app_answer(
         generation=GenerationOptions(max_tokens=GENERATED),
     )  # fmt: skip
     prepared = answerer.prepare(QUESTION, options)
-    captured: dict[str, object] = {}
-    sampled: list[int] = []
-    real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
-
-    def prefill(tokens: list[int], position: int) -> None:
-        real_prefill(tokens, position)
-        captured.update(suffix=list(tokens), position=position, logits=engine.last_logits())
-
-    def token_bytes(token: int) -> bytes:
-        sampled.append(token)
-        return real_token_bytes(token)
-
-    with monkeypatch.context() as m:
-        m.setattr(engine, "prefill", prefill)
-        m.setattr(engine, "token_bytes", token_bytes)
+    with answer_spy(engine) as spy:
         "".join(answerer.stream(prepared))
     for source in prepared.sources:
         assert not source.hit.heading_path  # plain .txt chunks: the embedded text is the text
     return AppAnswer(
         docs=[source.hit.text for source in prepared.sources],
         kv=[source.kv for source in prepared.sources],
-        suffix=captured["suffix"],  # type: ignore[arg-type]
-        position=captured["position"],  # type: ignore[arg-type]
-        first_logits=captured["logits"],  # type: ignore[arg-type]
-        tokens=sampled,
+        suffix=spy.prefilled,
+        position=spy.position,
+        first_logits=spy.logits,  # type: ignore[arg-type]
+        tokens=spy.sampled,
         tolerance=tolerance(engine.settings.kv_type, disk_format(s)),
     )
 
@@ -225,28 +215,28 @@ def test_layout_matches_reference(
     weights: LlamaWeights,
     mode: CacheMode,
     placement: Placement,
-    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     engine = session.engine
     assert engine is not None
-    got = app_answer(session, mode, placement, 3, monkeypatch)
+    got = app_answer(session, mode, placement, 3, answer_spy)
     assert len(got.docs) == 3
     assert_matches_reference(got, weights, engine, mode, placement)
     if mode in (CacheMode.DOC, CacheMode.DOC_QUERY, CacheMode.QUERY_DOC):
         # the chunks' KV came from a saved blob: the index pass's for raw f16, and for the
         # others the one saved on the first miss; run again to answer from those blobs
-        again = app_answer(session, mode, placement, 3, monkeypatch)
+        again = app_answer(session, mode, placement, 3, answer_spy)
         assert again.kv == ["cached"] * 3
         assert_matches_reference(again, weights, engine, mode, placement)
 
 
 def test_one_passage_paper_layout(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session, weights: LlamaWeights, answer_spy: SpyOn
 ) -> None:
     """The paper's Doc Caching: one passage, kept at the positions it was computed at."""
     engine = session.engine
     assert engine is not None
-    got = app_answer(session, CacheMode.DOC, Placement.ORIGINAL, 1, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.ORIGINAL, 1, answer_spy)
     assert len(got.docs) == 1
     assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.ORIGINAL)
 
@@ -272,7 +262,10 @@ def test_rerank_score_matches_reference(session: Session, weights: LlamaWeights)
 
 
 def test_cache_from_a_causal_pass_is_caught(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session,
+    weights: LlamaWeights,
+    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     """Chunks embedded with causal attention leave a causal cache: not GritLM's layout."""
     engine = session.engine
@@ -283,14 +276,17 @@ def test_cache_from_a_causal_pass_is_caught(
     monkeypatch.setattr(session.kv_store, "get", lambda *a, **k: None)
     monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
     monkeypatch.setattr(engine, "recipe", causal)
-    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
     assert got.kv == ["computed"] * 3
     with pytest.raises(AssertionError, match="logits off by"):
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
 
 
 def test_cache_of_another_document_is_caught(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session,
+    weights: LlamaWeights,
+    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     """A blob of a text with one word changed (same token count) restores without error."""
     engine = session.engine
@@ -309,6 +305,6 @@ def test_cache_of_another_document_is_caught(
 
     monkeypatch.setattr(session.kv_store, "get", other_document)
     monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
-    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
     with pytest.raises(AssertionError, match="logits off by"):
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)

@@ -11,7 +11,6 @@ of it; otherwise the prompt is built anew and `PreparedAnswer.reprefill_reason` 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from pathlib import Path
 import apsw
 
 from gritdesk.errors import GritdeskError
-from gritdesk.ingest.chunk import embedding_text
+from gritdesk.ingest.chunk import embedding_text, text_digest
 from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
 from gritdesk.rag.layouts import (
     CachedPart,
@@ -148,11 +147,6 @@ class UnsupportedCacheModeError(GritdeskError):
 def _embedded_text(hit: Hit) -> str:
     """The chunk as the index embedded it (heading path line, then the text)."""
     return embedding_text(hit.text, (hit.heading_path,) if hit.heading_path else ())
-
-
-def text_digest(text: str) -> str:
-    """The key of a chunk's saved KV: the same sha256 the index stores as chunks.text_hash."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _chunk_key(hit: Hit) -> tuple[int, str]:

@@ -51,8 +51,8 @@ def _use_hint(path: Path) -> str:
 @models_app.command("list")
 def models_list(json_out: JsonOption = False) -> None:
     """Known builds (pullable), your installed models, and GGUF models other tools keep here."""
+    from gritdesk.commands.models_display import found_json, found_table, list_json, list_tables
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import found_json, found_table, list_json, list_tables
     from gritdesk.models.found import found_models
     from gritdesk.models.installed import InstalledModels
 
@@ -127,8 +127,8 @@ def models_info(
     json_out: JsonOption = False,
 ) -> None:
     """Architecture, parameters, quantization, context, vocab, recipe, KV cost, fingerprint."""
+    from gritdesk.commands.models_display import info_table
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import info_table
     from gritdesk.models.installed import InstalledModels
     from gritdesk.models.library import locate_model
     from gritdesk.models.model_info import model_info
@@ -164,8 +164,8 @@ def models_quantize(
     json_out: JsonOption = False,
 ) -> None:
     """Quantize with llama.cpp (with progress), then report how far embeddings drift."""
+    from gritdesk.commands.models_display import drift_lines
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import drift_lines
     from gritdesk.models.drift import embedding_drift
     from gritdesk.models.errors import ModelsError
     from gritdesk.models.installed import InstalledModels
