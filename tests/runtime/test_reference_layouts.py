@@ -451,6 +451,7 @@ DIFFERENCES = [
     ("tiny-gemma3", "post_norms"),
     ("tiny-gemma3", "gelu"),
     ("tiny-gemma3", "sliding_window"),
+    ("tiny-gemma3", "swa_rope_base"),
     ("tiny-gemma3", "neox_rope"),
     ("tiny-phi3", "gate_first"),
     ("tiny-phi3", "neox_rope"),
@@ -459,8 +460,10 @@ DIFFERENCES = [
 
 def without(w: LlamaWeights, difference: str) -> LlamaWeights:
     """The reference with one architecture difference left out."""
-    if difference == "sliding_window":
-        return dataclasses.replace(w, n_swa=0, swa_layers=())
+    if difference == "sliding_window":  # the window layers' own RoPE base kept
+        return dataclasses.replace(w, n_swa=10**9)
+    if difference == "swa_rope_base":  # the window kept
+        return dataclasses.replace(w, rope_base_swa=w.rope_base)
     if difference == "gate_first":  # phi3's fused ffn_up read as [up; gate]
         tensors = dict(w.tensors)
         for name, value in w.tensors.items():
