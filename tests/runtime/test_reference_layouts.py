@@ -255,9 +255,11 @@ def assert_matches_reference(
 
 
 def test_embeddings_match_reference(session: Session, weights: LlamaWeights) -> None:
-    """Document and query embeddings (bidirectional, mean over the text's tokens)."""
+    """Document and query embeddings (bidirectional, mean over the text's tokens). The pass
+    reads its keys back from the KV cache: an 8-bit cache drifts (cosine 0.99989 measured)."""
     engine = session.engine
     assert engine is not None
+    least = 0.9999 if engine.settings.kv_type == "f16" else 0.999
     fmt = engine.recipe.embedding
     instruction = "Given a question, retrieve passages that answer it"
     texts = [(fmt.document(), CORPUS["invoices.txt"]), (fmt.query(instruction), QUESTION)]
@@ -266,7 +268,7 @@ def test_embeddings_match_reference(session: Session, weights: LlamaWeights) -> 
         hidden, _ = forward(weights, tokens, causal=False)
         expected = mean_pooled(hidden, len(engine.tokenize(prefix, add_bos=True)))
         got = engine.embed([text], instruction if prefix != fmt.document() else None)[0]
-        assert float(got @ expected) >= 0.9999
+        assert float(got @ expected) >= least
 
 
 LAYOUTS = [(CacheMode.OFF, Placement.CONSECUTIVE)] + [
