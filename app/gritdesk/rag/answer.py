@@ -249,6 +249,7 @@ class Answerer:
             )
         ]
         prepared.retrieved = tuple(source.hit for source in prepared.sources)
+        self._check_cached_layout(prepared)
         if history:
             reason = self._continue_kept(prepared)
             prepared.reprefill_reason = reason
@@ -257,6 +258,27 @@ class Answerer:
         if prepared.kept is None:
             self.fit_context(prepared)
         return prepared
+
+    def _check_cached_layout(self, prepared: PreparedAnswer) -> None:
+        """A cached layout this model's architecture cannot reuse KV for exactly (a segment
+        longer than a sliding window, keys that cannot be moved: runtime/doc_caching.py) is
+        answered by plain RAG instead, with a notice."""
+        options, engine = prepared.options, self.generator
+        support = engine.doc_cache
+        if options.cache_mode is CacheMode.OFF or support is None or not prepared.sources:
+            return
+        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
+        lengths = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
+        moved = bool(self._opening_tokens(layout)) or (
+            options.placement is Placement.CONSECUTIVE and len(lengths) > 1
+        )
+        why = support.refusal(lengths, moved=moved)
+        if why is not None:
+            prepared.options = replace(options, cache_mode=CacheMode.OFF)
+            prepared.notices.append(
+                f"answered by plain RAG instead of {options.cache_mode.value} caching: {why}"
+            )
 
     def _continue_kept(self, prepared: PreparedAnswer) -> str | None:
         """Continue the previous turn's KV if it holds this conversation and the same chunks;
