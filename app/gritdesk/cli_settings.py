@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, KvType
+from gritdesk.runtime.recipes import RECIPES
 from gritdesk.settings import Settings
 
 _OPTIONS: dict[str, Any] = {
@@ -52,10 +53,7 @@ _OPTIONS: dict[str, Any] = {
     ],
     "recipe": Annotated[
         str | None,
-        typer.Option(
-            help="Embedding recipe: gritlm, e5-mistral, echo, llm2vec, gem, smollm2 "
-            "(default: the model's)."
-        ),
+        typer.Option(help=f"Embedding recipe: {', '.join(RECIPES)} (default: the model's)."),
     ],
     "embedder": Annotated[
         str | None,

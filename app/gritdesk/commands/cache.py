@@ -30,7 +30,6 @@ def print_cache_stats(session: Session) -> None:
         s = engine.summary
         name = printable_line(s.name)
         print(f"per token for {name} ({s.n_layer} layers, {s.n_head_kv} KV heads):")
-        head_dim = s.n_embd // max(s.n_head, 1)
-        for kv_type, size in kv_bytes_per_token(s.n_layer, s.n_head_kv, head_dim).items():
+        for kv_type, size in kv_bytes_per_token(s.n_layer, s.n_head_kv, s.head_size).items():
             shown = "n/a (rows do not fit its blocks)" if size is None else f"{size / 1024:.1f} KiB"
             print(f"  {kv_type}: {shown}/token")

@@ -175,8 +175,7 @@ def _print_json(value: dict) -> None:
 def _kv_bytes_per_token(engine: Engine) -> int | None:
     """Disk per token of a saved chunk KV cache, from the model's shape and the KV type."""
     s = engine.summary
-    head_dim = s.n_embd // max(s.n_head, 1)
-    return kv_bytes_per_token(s.n_layer, s.n_head_kv, head_dim).get(engine.settings.kv_type)
+    return kv_bytes_per_token(s.n_layer, s.n_head_kv, s.head_size).get(engine.settings.kv_type)
 
 
 def _go_ahead(estimate: IndexEstimate, confirm_above_s: float, yes: bool) -> bool:

@@ -110,9 +110,9 @@ def model_role(recipe_name: str | None) -> str:
     """What a model does in gritdesk, from its recipe: embeds, answers, or both; a chat model
     not trained to embed answers while the pair embedder finds its passages."""
     from gritdesk.model_choice import PAIR_EMBEDDER
-    from gritdesk.runtime.recipes import RECIPES
+    from gritdesk.runtime.recipes import DEFAULT_RECIPE, RECIPES
 
-    recipe = RECIPES.get(recipe_name or "gritlm")
+    recipe = RECIPES.get(recipe_name or DEFAULT_RECIPE)
     if recipe is None:
         return "?"
     if not recipe.generates:

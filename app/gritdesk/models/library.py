@@ -18,8 +18,7 @@ from gritdesk.models.errors import ChecksumMismatchError, InstalledRegistryError
 from gritdesk.models.installed import InstalledModel, InstalledModels, check_name
 from gritdesk.models.progress import Progress, SilentProgress
 from gritdesk.runtime.gguf_check import check_gguf, fingerprint
-
-DEFAULT_RECIPE = "gritlm"
+from gritdesk.runtime.recipes import DEFAULT_RECIPE
 
 
 @dataclass(frozen=True)

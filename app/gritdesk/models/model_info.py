@@ -23,6 +23,7 @@ from gritdesk.runtime.gguf_check import (
     fingerprint,
     gguf_architecture,
 )
+from gritdesk.runtime.recipes import DEFAULT_RECIPE
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,7 @@ def model_info(
     summary = check_gguf(path)
     reader = gguf.GGUFReader(path)
     parameters = sum(int(t.n_elements) for t in reader.tensors)
-    head_dim = _int_meta(summary, "attention.key_length") or (
-        summary.n_embd // summary.n_head if summary.n_head else 0
-    )
+    head_dim = summary.head_size
     file_type = summary.file_type if (summary.file_type or 0) >= 0 else None
     encoder = summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
     doc_caching = "none: an encoder keeps no KV"
@@ -158,7 +157,7 @@ def model_info(
         n_head_kv=summary.n_head_kv,
         head_dim=head_dim,
         expert_count=_int_meta(summary, "expert_count") or 0,
-        recipe=recipe or "gritlm",
+        recipe=recipe or DEFAULT_RECIPE,
         recipe_source=recipe_source or "default: no registry entry names one",
         # an encoder (bert) keeps no KV cache: nothing to size
         kv_bytes_per_token=(

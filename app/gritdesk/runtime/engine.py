@@ -52,7 +52,16 @@ from gritdesk.runtime.gguf_check import (
     fingerprint,
     sampled_fingerprint,
 )
-from gritdesk.runtime.recipes import BOS, Markup, Piece, Recipe, SpecialToken, Text, get_recipe
+from gritdesk.runtime.recipes import (
+    BOS,
+    DEFAULT_RECIPE,
+    Markup,
+    Piece,
+    Recipe,
+    SpecialToken,
+    Text,
+    get_recipe,
+)
 
 KV_TYPES = {
     KvType.F16: ll.GGML_TYPE_F16,
@@ -177,7 +186,9 @@ class Engine:
         self.path = Path(model_path)
         self.summary: GgufSummary = check_gguf(self.path)
         # no recipe given: the one the GGUF names in `gritdesk.recipe`, else GritLM
-        self.recipe = recipe or get_recipe(self.summary.metadata.get("gritdesk.recipe", "gritlm"))
+        self.recipe = recipe or get_recipe(
+            self.summary.metadata.get("gritdesk.recipe", DEFAULT_RECIPE)
+        )
         self._fingerprint: str | None = None
         self._legacy_fingerprint: str | None = None
         self.embedding_only = self.summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
@@ -312,7 +323,7 @@ class Engine:
     def _check_kv_type_fits(self) -> None:
         """llama.cpp refuses a quantized cache whose 32-value blocks do not divide a head."""
         s = self.summary
-        head_dim = s.n_embd // max(s.n_head, 1)
+        head_dim = s.head_size
         if self.settings.kv_type is not KvType.F16 and head_dim % 32:
             raise ModelFileError(
                 self.path,

@@ -49,6 +49,18 @@ class GgufSummary:
     file_size: int
     metadata: dict[str, str]
 
+    @property
+    def head_size(self) -> int:
+        """Width of one attention head's keys: `<arch>.attention.key_length` where the file
+        sets it (Gemma 3 and Qwen 3 set it apart from the model width), else n_embd / n_head."""
+        value = self.metadata.get(f"{self.architecture}.attention.key_length")
+        try:
+            if value is not None:
+                return int(value)
+        except ValueError:
+            pass
+        return self.n_embd // self.n_head if self.n_head else 0
+
 
 def _field(reader: gguf.GGUFReader, key: str) -> object | None:
     field = reader.fields.get(key)

@@ -407,6 +407,7 @@ MINILM = _embedding_only(
 RECIPES: dict[str, Recipe] = {
     r.name: r for r in (GRITLM, E5_MISTRAL, ECHO, LLM2VEC, GEM, SMOLLM2, MINILM)
 }
+DEFAULT_RECIPE = GRITLM.name  # a GGUF that names no recipe is taken for a GritLM build
 
 
 class UnknownRecipeError(GritdeskError, ValueError):

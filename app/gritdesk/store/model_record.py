@@ -15,6 +15,7 @@ import apsw
 
 from gritdesk.errors import GritdeskError
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.runtime.recipes import DEFAULT_RECIPE
 from gritdesk.store.connection import write_transaction
 from gritdesk.store.vectors import create_vector_table, drop_vector_table
 
@@ -43,7 +44,7 @@ class ModelRecord:
             found = getattr(embedder, "path", None) or getattr(embedder, "model_path", None)
             path = str(found) if found else None
         if recipe is None:
-            recipe = getattr(getattr(embedder, "recipe", None), "name", None) or "gritlm"
+            recipe = getattr(getattr(embedder, "recipe", None), "name", None) or DEFAULT_RECIPE
         legacy = getattr(embedder, "legacy_fingerprint", None)
         return cls(embedder.fingerprint, path, embedder.embedding_dim, recipe, legacy)
 
@@ -100,7 +101,7 @@ def read_model_record(conn: apsw.Connection) -> ModelRecord | None:
         fingerprint=values["model_fingerprint"],
         path=values.get("model_path") or None,
         embedding_dim=int(values["embedding_dim"]),
-        recipe=values.get("recipe", "gritlm"),
+        recipe=values.get("recipe", DEFAULT_RECIPE),
     )
 
 
