@@ -13,7 +13,8 @@ import apsw
 import pytest
 
 from gritdesk.ingest.indexer import index_paths
-from gritdesk.rag.retrieve import DEFAULT_INSTRUCTION, search
+from gritdesk.rag.retrieve import search
+from gritdesk.runtime.recipes import RETRIEVAL_INSTRUCTION
 from gritdesk.store.connection import open_database
 from gritdesk.store.model_record import read_model_record
 from gritdesk.store.vectors import nearest_chunks
@@ -67,7 +68,7 @@ def test_a_near_duplicate_finds_its_original_first(indexed, tiny_engine) -> None
         "The lighthouse keeper logged each passing ship in a leather ledger, noting "
         "the weather, the tide and the colour of every sail before the lamp was lit."
     )
-    vector = tiny_engine.embed_queries([query], DEFAULT_INSTRUCTION)[0]
+    vector = tiny_engine.embed_queries([query], RETRIEVAL_INSTRUCTION)[0]
     by_vector = nearest_chunks(db, vector, 3)
     target_id = db.execute(
         "SELECT c.id FROM chunks c JOIN sources s ON s.id = c.source_id WHERE s.rel_path = ?",

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import apsw
 
 from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.runtime.recipes import RETRIEVAL_INSTRUCTION, Recipe
 from gritdesk.store import fts
 from gritdesk.store.citations import chunk_location
 from gritdesk.store.connection import read_transaction
@@ -25,7 +26,6 @@ from gritdesk.store.model_record import ModelRecord, check_model
 from gritdesk.store.sources import display_path
 from gritdesk.store.vectors import default_candidates, nearest_chunks
 
-DEFAULT_INSTRUCTION = "Given a question, retrieve passages that answer the question"
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 SNIPPET_CHARS = 240
 FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
@@ -50,9 +50,7 @@ class Hit:
     @property
     def location(self) -> str:
         """`path:12-30`, `path:p4`, `path:slide 3`, `path:Sheet1!A1:D20` or `path`."""
-        return chunk_location(
-            self.path, self.start_line, self.end_line, self.page, self.locator
-        )
+        return chunk_location(self.path, self.start_line, self.end_line, self.page, self.locator)
 
 
 def search(
@@ -133,9 +131,10 @@ def fusion_weights(embedder: object) -> tuple[float, float]:
 
 
 def retrieval_instruction(embedder: object) -> str:
-    """The embedder recipe's query instruction, else DEFAULT_INSTRUCTION."""
-    recipe = getattr(embedder, "recipe", None)
-    return getattr(recipe, "retrieval_instruction", None) or DEFAULT_INSTRUCTION
+    """The embedder recipe's query instruction; RETRIEVAL_INSTRUCTION for an embedder
+    without a recipe (the test doubles) or a recipe without one."""
+    recipe: Recipe | None = getattr(embedder, "recipe", None)
+    return (recipe.retrieval_instruction if recipe is not None else "") or RETRIEVAL_INSTRUCTION
 
 
 def keyword_search(

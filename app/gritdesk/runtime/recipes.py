@@ -225,6 +225,13 @@ class Recipe:
     default_cache_mode: CacheMode = CacheMode.DOC
 
 
+RETRIEVAL_INSTRUCTION = "Given a question, retrieve passages that answer the question"
+_RERANK_QUESTION = (
+    "Given a query and a passage, judge whether the passage is relevant to the query or not."
+    "\n\nQuery: {query}\nPassage: {passage}\n\nAnswer with yes if the passage is relevant "
+    "to the query, and no otherwise."
+)  # the yes/no relevance prompt, inside each recipe's own chat turn
+
 _GRITLM_ANSWER = "Answer the prior query while optionally using the context prior to it"
 _GRITLM_QUERY_FIRST = "Optionally using the prior context answer the query prior to it"
 
@@ -249,15 +256,11 @@ GRITLM = Recipe(
         query_doc_suffix="\n<|user|>\n" + _GRITLM_QUERY_FIRST + "\n<|assistant|>\n",
         doc_query_suffix="\n<|user|>\n" + _GRITLM_ANSWER + "\n<|assistant|>\n",
         doc_separator="\n\n",
-        rerank=(
-            "<|user|>\nGiven a query and a passage, judge whether the passage is relevant to the "
-            "query or not.\n\nQuery: {query}\nPassage: {passage}\n\nAnswer with yes if the passage "
-            "is relevant to the query, and no otherwise.\n<|assistant|>\nAnswer:"
-        ),
+        rerank="<|user|>\n" + _RERANK_QUESTION + "\n<|assistant|>\nAnswer:",
         rerank_yes="yes",  # tokenized alone: SentencePiece gives "▁yes", the word after "Answer:"
         answer_lead="",
     ),
-    retrieval_instruction="Given a question, retrieve passages that answer the question",
+    retrieval_instruction=RETRIEVAL_INSTRUCTION,
 )
 
 # --- embedding recipes of related systems -----------------------------------------------
@@ -279,7 +282,7 @@ E5_MISTRAL = _embedding_only(
         query_prefix_no_instruction="",
         append_eos=True,
     ),
-    "Given a question, retrieve passages that answer the question",
+    RETRIEVAL_INSTRUCTION,
 )
 ECHO = _embedding_only(
     "echo",  # Echo embeddings: the text twice, causal, mean over the second copy
@@ -291,7 +294,7 @@ ECHO = _embedding_only(
         query_prefix_no_instruction="Rewrite the passage:\n",
         echo_separator="\nRewritten:\n",
     ),
-    "Given a question, retrieve passages that answer the question",
+    RETRIEVAL_INSTRUCTION,
 )
 LLM2VEC = _embedding_only(
     "llm2vec",  # bidirectional attention, mean over the text, instruction not pooled
@@ -302,7 +305,7 @@ LLM2VEC = _embedding_only(
         query_prefix="{instruction}: ",
         query_prefix_no_instruction="",
     ),
-    "Given a question, retrieve passages that answer the question",
+    RETRIEVAL_INSTRUCTION,
 )
 GEM = _embedding_only(
     "gem",  # special tokens appended after the text, their final states pooled, causal
@@ -315,7 +318,7 @@ GEM = _embedding_only(
         pooled="suffix",
         suffix="\n<|emb_1|><|emb_2|><|emb_3|><|emb_4|>",
     ),
-    "Given a question, retrieve passages that answer the question",
+    RETRIEVAL_INSTRUCTION,
 )
 
 # --- SmolLM2-135M-Instruct: a small real chat model in its own ChatML template -----------
@@ -359,7 +362,12 @@ SMOLLM2 = Recipe(
     rag=RagPrompts(
         # several chunks are several user messages, as they are when restored from KV
         rag_doc_then_query=(
-            _CHATML_USER + "{doc}" + _CHATML_END + _CHATML_USER + "{query}\n\n" + _CHATML_ANSWER
+            _CHATML_USER
+            + "{doc}"
+            + _CHATML_END
+            + _CHATML_USER
+            + "{query}\n\n"
+            + _CHATML_ANSWER
             + _CHATML_ASSISTANT
         ),
         doc_cached_suffix=_CHATML_USER + "{query}\n\n" + _CHATML_ANSWER + _CHATML_ASSISTANT,
@@ -367,17 +375,12 @@ SMOLLM2 = Recipe(
         query_doc_suffix=_CHATML_USER + _CHATML_QUERY_FIRST + _CHATML_ASSISTANT,
         doc_query_suffix=_CHATML_USER + _CHATML_ANSWER + _CHATML_ASSISTANT,
         doc_separator=_CHATML_END + _CHATML_USER,
-        rerank=(
-            _CHATML_USER + "Given a query and a passage, judge whether the passage is relevant "
-            "to the query or not.\n\nQuery: {query}\nPassage: {passage}\n\nAnswer with yes if "
-            "the passage is relevant to the query, and no otherwise." + _CHATML_ASSISTANT
-            + "Answer:"
-        ),
+        rerank=_CHATML_USER + _RERANK_QUESTION + _CHATML_ASSISTANT + "Answer:",
         rerank_yes=" yes",  # GPT-2 BPE: the word after "Answer:" carries its space
         answer_lead="",
         best_last=True,
     ),
-    retrieval_instruction="Given a question, retrieve passages that answer the question",
+    retrieval_instruction=RETRIEVAL_INSTRUCTION,
     trained_to_embed=False,
 )
 
