@@ -21,7 +21,8 @@ import apsw
 
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text
-from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
+from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, FocusPlan
+from gritdesk.rag.focus import focus_passages
 from gritdesk.rag.layouts import (
     CachedPart,
     CacheMode,
@@ -61,6 +62,11 @@ class AskOptions:
     rerank: bool = False
     rerank_candidates: int = 10
     scope: RootScope | None = None  # answer from the files of this folder only (`--root`)
+    # the model reads only the best sentences of its passages (rag/focus.py); None: whole
+    # chunks. AskService chooses by the model's size.
+    focus: FocusPlan | None = None
+    # the answer ends with its first line (the KV kept for a follow-up ends there too)
+    first_line: bool = False
     generation: GenerationOptions = field(
         default_factory=lambda: GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
     )
@@ -74,6 +80,8 @@ class Source:
     # "kept" (still in the context from the previous turn)
     kv: str = "fresh"
     rerank_score: float | None = None
+    # what the model reads of it when focused (rag/focus.py; "" = nothing); None: the chunk
+    read: str | None = None
 
     def citation(self, roots: Sequence[str] = ()) -> Citation:
         """This source as cited; `roots` (the indexed folders) shorten its path for display."""
@@ -120,6 +128,7 @@ class KeptContext:
     layout: tuple[CacheMode, Placement]
     retrieved: tuple[Hit, ...]  # the chunks retrieved for it, in rank order, before fitting
     n_sources: int  # how many of them the prompt holds
+    reads: tuple[str | None, ...]  # what the model read of each (`Source.read`)
     turns: tuple[ChatTurn, ...]  # the conversation it holds, its last answer included
     end: int
 
@@ -139,6 +148,7 @@ class PreparedAnswer:
     reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
     text: str = ""  # the answer so far, as streamed
     earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
+    cannot_answer: str = ""  # why the files cannot answer it (AskService); "": they may
 
 
 class UnsupportedCacheModeError(GritdeskError):
@@ -153,6 +163,19 @@ def _embedded_text(hit: Hit) -> str:
 def text_digest(text: str) -> str:
     """The key of a chunk's saved KV: the same sha256 the index stores as chunks.text_hash."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _reading_text(source: Source) -> str:
+    """What the model reads of a source: its focused sentences, else the chunk as embedded."""
+    return _embedded_text(source.hit) if source.read is None else source.read
+
+
+def _reading_key(source: Source) -> str:
+    """The key of the KV of what the model reads: the chunk's text_hash, or the digest of
+    its focused sentences (their KV is computed on first use and saved under it)."""
+    if source.read is None:
+        return source.hit.text_hash or text_digest(_embedded_text(source.hit))
+    return text_digest(source.read)
 
 
 def _chunk_key(hit: Hit) -> tuple[int, str]:
@@ -255,6 +278,8 @@ class Answerer:
             )
         ]
         prepared.retrieved = tuple(source.hit for source in prepared.sources)
+        if options.focus is not None:
+            self.focus(prepared, options.focus)
         if history:
             reason = self._continue_kept(prepared)
             prepared.reprefill_reason = reason
@@ -282,6 +307,8 @@ class Answerer:
             return f"cache mode {options.cache_mode.value} caches the question itself"
         if [_chunk_key(h) for h in kept.retrieved] != [_chunk_key(h) for h in prepared.retrieved]:
             return sources_change(kept.retrieved, prepared.retrieved)
+        if kept.reads != tuple(s.read for s in prepared.sources[: kept.n_sources]):
+            return "other sentences of the sources match this question"
         tokens = self.generator.prompt_tokens(pieces)
         n_ctx = self.generator.n_ctx
         if kept.end + len(tokens) > n_ctx - min(options.generation.max_tokens, n_ctx // 4):
@@ -291,6 +318,20 @@ class Answerer:
         for source in prepared.sources:
             source.kv = "kept"
         return None
+
+    def focus(self, prepared: PreparedAnswer, plan: FocusPlan) -> None:
+        """Let the model read only the best sentences of the sources (rag/focus.py), scored
+        with the embedder's cosines when it was trained to embed."""
+        embedder = self.engine if self.engine.recipe.trained_to_embed else None
+        focused = focus_passages(
+            prepared.question,
+            prepared.earlier_questions,
+            [source.citation() for source in prepared.sources],
+            plan,
+            embedder,
+        )
+        for source, chosen in zip(prepared.sources, focused, strict=True):
+            source.read = chosen.text
 
     def citations(self, prepared: PreparedAnswer) -> list[Citation]:
         """The answer's sources as cited, paths shown relative to their indexed folder."""
@@ -312,7 +353,7 @@ class Answerer:
         return "\n".join([*kept, question])
 
     def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
-        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        docs = [_reading_text(s) for s in _read_sources(prepared)]
         layout = build_layout(
             prepared.options.cache_mode, self.generator.recipe, prepared.question, docs
         )
@@ -345,7 +386,7 @@ class Answerer:
         """What the segment's KV was computed from: for a chunk, the text the index embedded."""
         if part.kind == "query":
             return prepared.question
-        return _embedded_text(prepared.sources[part.index].hit)
+        return _reading_text(_read_sources(prepared)[part.index])
 
     def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
         return self.generator.document_tokens(self._segment_text(part, prepared))
@@ -409,17 +450,29 @@ class Answerer:
             turns = tuple(prepared.history)
         stats = GenerationStats(started_at=t_start)
         answer: list[str] = []
-        for piece in engine.stream(
+        pieces = engine.stream(
             fresh,
             position=position,
             reused_tokens=reused,
             options=options.generation,
             stats=stats,
             should_stop=should_stop,
-        ):
-            answer.append(piece)
-            prepared.text += piece
-            yield piece
+        )
+        for piece in pieces:
+            line_end = piece.find("\n") if options.first_line else -1
+            said = ("".join(answer) + piece[: max(line_end, 0)]).strip()
+            if not said or said.endswith(":"):  # "The answer is:" leads to the answer
+                line_end = -1
+            if line_end >= 0:  # the piece's token is not decoded: the KV ends before it
+                piece = piece[:line_end]
+                pieces.close()
+                stats.finish_reason = "stop"
+            if piece:
+                answer.append(piece)
+                prepared.text += piece
+                yield piece
+            if line_end >= 0:
+                break
         timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
         timings.prompt_tokens_reused = reused
         timings.generated_tokens = stats.generated_tokens
@@ -434,6 +487,7 @@ class Answerer:
                 layout=(options.cache_mode, options.placement),
                 retrieved=prepared.retrieved,
                 n_sources=len(prepared.sources),
+                reads=tuple(s.read for s in prepared.sources),
                 turns=(*turns, ChatTurn(prepared.question, "".join(answer))),
                 end=stats.end_position,
             )
@@ -442,7 +496,8 @@ class Answerer:
         """Put the cached segments into a cleared sequence 0; returns the fresh tokens, where
         they start, and how many tokens were restored and computed before them."""
         engine, options, timings = self.generator, prepared.options, prepared.timings
-        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        read = _read_sources(prepared)
+        docs = [_reading_text(s) for s in read]
         layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
         states: list[tuple[KvState, str]] = []
         for part in layout.cached:
@@ -450,8 +505,8 @@ class Answerer:
             text = self._segment_text(part, prepared)
             t0 = time.perf_counter()
             if part.kind == "doc":
-                source = prepared.sources[part.index]
-                key = source.hit.text_hash or text_digest(text)  # chunks.text_hash
+                source = read[part.index]
+                key = _reading_key(source)  # chunks.text_hash, unless focused
                 state, how = self._kv_state(key, tokens, text, prepared)
                 source.kv = how
             else:
@@ -480,3 +535,8 @@ class Answerer:
                 computed += n
         timings.kv_restore_ms = (time.perf_counter() - t0) * 1000
         return self._fresh_tokens(layout, prepared.history), position, reused, computed
+
+
+def _read_sources(prepared: PreparedAnswer) -> list[Source]:
+    """The sources the model reads, in rank order: all but those a focus left empty."""
+    return [s for s in prepared.sources if s.read is None or s.read]

@@ -71,6 +71,18 @@ class Evidence:
         }
 
 
+@dataclass(frozen=True)
+class PassageSentence:
+    text: str
+    line: int | None  # the file line it starts on, when the passage's lines map onto it
+    lead: bool  # the passage's first line when it is no sentence (a title, a header row)
+
+
+def passage_parts(citation: Citation) -> list[PassageSentence]:
+    """`passage_sentences` with each one's lead flag (see `_passage_sentences`)."""
+    return [PassageSentence(*parts) for parts in _passage_sentences(citation)]
+
+
 def passage_sentences(citation: Citation) -> list[tuple[str, int | None]]:
     """The sentences of a cited passage, each with the file line it starts on. Lines map
     onto the file when the passage has exactly its line range's count of lines (text,
@@ -149,6 +161,33 @@ def _words(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOP_WORDS}
 
 
+def _asked_words(question: str, earlier_questions: Sequence[str]) -> Counter[str]:
+    """The question's words (QUESTION_WEIGHT each) and the earlier questions' (1 each)."""
+    asked: Counter[str] = Counter()
+    for text, weight in (*((q, 1.0) for q in earlier_questions), (question, QUESTION_WEIGHT)):
+        for w in _words(text):
+            asked[w] += weight
+    return asked
+
+
+def _rarity(words: Sequence[set[str]]) -> dict[str, float]:
+    """Each word's weight: log(1 + sentences / sentences holding it)."""
+    frequency = Counter(w for ws in words for w in ws)
+    return {w: math.log(1 + len(words) / n) for w, n in frequency.items()}
+
+
+def keyword_scores(
+    question: str, earlier_questions: Sequence[str], sentences: Sequence[str]
+) -> list[float]:
+    """Each sentence's rarity-weighted words shared with the question (and, less, with the
+    earlier questions): the keyword half of what `choose_evidence` scores, before an answer
+    exists (rag/focus.py)."""
+    words = [_words(text) for text in sentences]
+    rarity = _rarity(words)
+    asked = _asked_words(question, earlier_questions)
+    return [sum(rarity[w] * asked[w] for w in ws if w in asked) for ws in words]
+
+
 def choose_evidence(
     question: str,
     answer: str,
@@ -169,12 +208,8 @@ def choose_evidence(
     if not candidates:
         return []
     words = [_words(text) for _, text, _, _ in candidates]
-    frequency = Counter(w for ws in words for w in ws)
-    rarity = {w: math.log(1 + len(candidates) / n) for w, n in frequency.items()}
-    asked: Counter[str] = Counter()
-    for text, weight in (*((q, 1.0) for q in earlier_questions), (question, QUESTION_WEIGHT)):
-        for w in _words(text):
-            asked[w] += weight
+    rarity = _rarity(words)
+    asked = _asked_words(question, earlier_questions)
     answered = _words(answer)
     facts = _words(" ".join(answer_facts(answer)))
 
