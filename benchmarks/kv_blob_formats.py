@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _models import resolve_model
-from gritdesk.rag.answer import text_digest
+from gritdesk.ingest.chunk import text_digest
 from gritdesk.runtime.engine import Engine, EngineSettings, KvState
 from gritdesk.runtime.kv_state_codec import Q8RowsCodec
 from gritdesk.store.connection import open_database

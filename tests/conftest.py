@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,42 @@ def minilm_source(minilm_path: Path) -> Path:
     from gritdesk.models.catalog import load_catalog
 
     return minilm_path.parent / load_catalog().get("minilm-l6-v2").source_folder
+
+
+@dataclass
+class AnswerSpy:
+    """What an answer's generation did: its last prefill (tokens, position, the logits right
+    after it) and the tokens it sampled."""
+
+    prefilled: list[int] = field(default_factory=list)
+    position: int = -1
+    logits: object = None
+    sampled: list[int] = field(default_factory=list)
+
+
+SpyOn = Callable[[Engine], AbstractContextManager[AnswerSpy]]
+
+
+@pytest.fixture
+def answer_spy(monkeypatch: pytest.MonkeyPatch) -> SpyOn:
+    """`with answer_spy(engine) as spy:` records the engine's prefills and sampled tokens."""
+
+    @contextmanager
+    def spying(engine: Engine) -> Iterator[AnswerSpy]:
+        spy = AnswerSpy()
+        real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
+
+        def prefill(tokens: list[int], position: int) -> None:
+            real_prefill(tokens, position)
+            spy.prefilled, spy.position, spy.logits = list(tokens), position, engine.last_logits()
+
+        def token_bytes(token: int) -> bytes:
+            spy.sampled.append(token)
+            return real_token_bytes(token)
+
+        with monkeypatch.context() as m:
+            m.setattr(engine, "prefill", prefill)
+            m.setattr(engine, "token_bytes", token_bytes)
+            yield spy
+
+    return spying

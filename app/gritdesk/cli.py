@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gritdesk.cli_settings import ANSWERING, INDEX_MODEL, settings_options
+from gritdesk.commands.models import models_app
 from gritdesk.errors import GritdeskError
+from gritdesk.ingest.byte_sizes import MIB
+from gritdesk.ingest.file_selection import DATA_KINDS
 from gritdesk.ingest.file_types import FILE_TYPES_HELP
-from gritdesk.models.commands import models_app
+from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, MAX_K
-from gritdesk.runtime.engine_settings import KvType
+from gritdesk.settings import IndexSettings, ServeSettings
 from gritdesk.terminal_text import printable, printable_line
 
 if TYPE_CHECKING:
@@ -102,6 +105,15 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(roots_app, name="roots")
 
 
+def _data_kind_limits() -> str:
+    """The data kinds' default size limits, as `--max-file-mib`'s help lists them."""
+    by_mib: dict[float, list[str]] = {}
+    for kind in DATA_KINDS.values():
+        by_mib.setdefault(kind.default_mib, []).append(kind.label)
+    limits = [f"{', '.join(labels)} {mib:g} MiB" for mib, labels in by_mib.items() if mib]
+    return "; ".join([*limits, f"{', '.join(by_mib.get(0, []))} none"])
+
+
 def _session(settings: Settings, *, load_model: bool = True, rebuilding: bool = False) -> Session:
     from gritdesk.session import open_session
 
@@ -141,9 +153,9 @@ def index(
         float | None,
         typer.Option(
             min=0.001,
-            help="Skip files larger than this many MiB (default: index.max_file_mib, 64). "
-            "Data files have smaller limits of their own: CSV/TSV, JSON/JSONL, logs, SQL 1 MiB, "
-            "XML 2 MiB; lock, minified and generated files none (config: index.<kind>_max_mib).",
+            help="Skip files larger than this many MiB (default: index.max_file_mib, "
+            f"{ParseLimits.file_bytes / MIB:g}). Data files have smaller limits of their own: "
+            f"{_data_kind_limits()} (config: index.<kind>_max_mib).",
         ),
     ] = None,
     dry_run: Annotated[
@@ -157,7 +169,10 @@ def index(
     yes: Annotated[
         bool,
         typer.Option(
-            "--yes", "-y", help="Do not ask before a long run (index.confirm_above_min, 10)."
+            "--yes",
+            "-y",
+            help="Do not ask before a long run "
+            f"(index.confirm_above_min, {IndexSettings.confirm_above_s / 60:g}).",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -273,20 +288,32 @@ def chat(settings: Settings, root: RootOption = None) -> None:
 def serve(
     settings: Settings,
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default 127.0.0.1, loopback).")
+        str | None,
+        typer.Option(help=f"Address to listen on (default {ServeSettings.host}, loopback)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Default 8765; 0 picks a free port.")
+        int | None,
+        typer.Option(
+            min=0, max=65535, help=f"Default {ServeSettings.port}; 0 picks a free port."
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
         typer.Option(help="Require `Authorization: Bearer KEY` (or set GRITDESK_API_KEY)."),
     ] = None,
     queue_size: Annotated[
-        int | None, typer.Option(help="Requests waiting for the engine, then 503 (default 64).")
+        int | None,
+        typer.Option(
+            help="Requests waiting for the engine, then 503 "
+            f"(default {ServeSettings.queue_size})."
+        ),
     ] = None,
     max_body_bytes: Annotated[
-        int | None, typer.Option(help="Largest request body in bytes (default 4 MiB).")
+        int | None,
+        typer.Option(
+            help="Largest request body in bytes "
+            f"(default {ServeSettings.max_body_bytes / MIB:g} MiB)."
+        ),
     ] = None,
     max_input_tokens: Annotated[
         int | None,
@@ -370,13 +397,14 @@ def roots_rm(
 
 
 @bench_app.command("rag")
+@settings_options("kv_type")
 def bench_rag(
+    settings: Settings,
     model: Annotated[
         str, typer.Option(help="A .gguf path or a synthetic shape (1b, 7b, tiny).")
     ] = "1b",
     doc_tokens: int = 4000,
     gen_tokens: int = 16,
-    kv_type: Annotated[KvType, typer.Option(help="KV cache type.")] = KvType.F16,
     flash_attn: bool = False,
 ) -> None:
     """Table 4 of the GritLM paper, on this machine: latency of every cache layout."""
@@ -390,7 +418,11 @@ def bench_rag(
         else synthetic_model_path(model, quantize=quantize_model)
     )
     run_rag_bench(
-        path, doc_tokens=doc_tokens, gen_tokens=gen_tokens, kv_type=kv_type, flash_attn=flash_attn
+        path,
+        doc_tokens=doc_tokens,
+        gen_tokens=gen_tokens,
+        kv_type=settings.kv_type,
+        flash_attn=flash_attn,
     )
 
 

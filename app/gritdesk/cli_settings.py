@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from gritdesk.runtime.engine_settings import DEFAULT_CONTEXT, KvType
+from gritdesk.settings import Settings
 
 _OPTIONS: dict[str, Any] = {
     "db": Annotated[
@@ -38,7 +39,16 @@ _OPTIONS: dict[str, Any] = {
         ),
     ],
     "kv_type": Annotated[
-        KvType | None, typer.Option("--kv-type", help="KV cache type (default f16).")
+        KvType | None,
+        typer.Option("--kv-type", help=f"KV cache type (default {Settings.kv_type})."),
+    ],
+    "gpu_layers": Annotated[
+        int | None,
+        typer.Option(
+            "--gpu-layers",
+            help="Layers to offload to a GPU, -1 for all (default: all when llama.cpp was "
+            "built with a GPU backend, else 0).",
+        ),
     ],
     "recipe": Annotated[
         str | None,
@@ -60,7 +70,7 @@ _OPTIONS: dict[str, Any] = {
         typer.Option("--chat-model", help="Pair mode: this GGUF answers, --model only embeds."),
     ],
 }
-INDEX_MODEL = ("db", "model", "context", "kv_type", "recipe", "embedder")
+INDEX_MODEL = ("db", "model", "context", "kv_type", "gpu_layers", "recipe", "embedder")
 ANSWERING = (*INDEX_MODEL, "chat_model")
 
 

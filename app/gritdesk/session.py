@@ -23,6 +23,7 @@ from gritdesk.runtime.kv_state_codec import Q8RowsCodec
 from gritdesk.runtime.recipes import Recipe, get_recipe
 from gritdesk.settings import Settings
 from gritdesk.store.connection import open_database
+from gritdesk.store.index_size import index_size
 from gritdesk.store.kv_cache import KvCacheStore, kv_folder
 from gritdesk.store.model_record import read_model_record
 
@@ -80,6 +81,16 @@ def kv_disk_codec(name: str) -> Q8RowsCodec | None:
     return Q8RowsCodec() if name == Q8RowsCodec.name else None
 
 
+def open_kv_store(db_path: Path, db: apsw.Connection, settings: Settings) -> KvCacheStore:
+    """The KV blob store of the index database `db` at `db_path`, as the settings size it."""
+    return KvCacheStore(
+        db,
+        kv_cache_directory(db_path, db),
+        settings.kv_budget_bytes,
+        kv_disk_codec(settings.kv_disk_format),
+    )
+
+
 def open_session(
     settings: Settings, *, load_model: bool = True, rebuilding: bool = False
 ) -> Session:
@@ -90,13 +101,7 @@ def open_session(
         db = open_database(db_path)
     except apsw.Error as exc:
         raise GritdeskError(f"cannot open index database {db_path}: {exc}") from None
-    store = KvCacheStore(
-        db,
-        kv_cache_directory(db_path, db),
-        settings.kv_budget_bytes,
-        kv_disk_codec(settings.kv_disk_format),
-    )
-    session = Session(db_path, db, store, settings)
+    session = Session(db_path, db, open_kv_store(db_path, db, settings), settings)
     if not load_model:
         return session
     record = read_model_record(db)
@@ -170,10 +175,12 @@ def _pair_with_embedder(session: Session, setting: str, *, indexed_here: bool) -
             )
         return
     if indexed_here and setting == "auto":
+        size = index_size(session.db)
         session.notices.append(
             f"this index holds {name}'s own vectors; `gritdesk index --rebuild` re-embeds "
-            f"it with {embedder.name}, which finds passages better (the old index stays "
-            "until the new one is complete)"
+            f"its {size.files} files (about {size.tokens:,} tokens) with {embedder.name}, "
+            "which finds passages better; `--dry-run` first estimates the time, and the old "
+            "index keeps answering until the new one is complete"
         )
         return
     _pair(session, embedder, answering=False)

@@ -81,6 +81,8 @@ class Settings:
     context: int = DEFAULT_CONTEXT
     kv_type: KvType = KvType.F16
     flash_attn: bool = False
+    # layers offloaded to a GPU (-1: all); None: all where llama.cpp has a GPU backend, else 0
+    gpu_layers: int | None = None
     kv_budget_gib: float = DEFAULT_KV_BUDGET_GIB
     kv_disk_format: str = "raw"  # or "q8_rows" (see runtime/kv_state_codec.py)
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -91,7 +93,12 @@ class Settings:
         return int(self.kv_budget_gib * 2**30)
 
     def engine_settings(self) -> EngineSettings:
-        return EngineSettings(n_ctx=self.context, kv_type=self.kv_type, flash_attn=self.flash_attn)
+        return EngineSettings(
+            n_ctx=self.context,
+            kv_type=self.kv_type,
+            flash_attn=self.flash_attn,
+            n_gpu_layers=self.gpu_layers,
+        )
 
 
 # --- reading values ---------------------------------------------------------------------
@@ -208,6 +215,7 @@ _TOP: dict[str, Parser] = {
     "context": _number(MIN_CONTEXT, integer=True),
     "kv_type": _kv_type,
     "flash_attn": _boolean,
+    "gpu_layers": _number(-1, integer=True),
     "kv_budget_gib": _number(0),
     "kv_disk_format": _choice("raw", "q8_rows"),
 }

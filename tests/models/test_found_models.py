@@ -73,9 +73,9 @@ def hf_cache(hub: Path, repo: str, model: Path, filename: str, revision: str) ->
     return snapshot / filename
 
 
-def qwen_shaped_gguf(path: Path) -> Path:
-    """A sound GGUF of an architecture gritdesk does not run yet."""
-    writer = gguf.GGUFWriter(str(path), "qwen3")
+def mamba_shaped_gguf(path: Path) -> Path:
+    """A sound GGUF of an architecture gritdesk does not run."""
+    writer = gguf.GGUFWriter(str(path), "mamba")
     writer.add_block_count(1)
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.write_header_to_file()
@@ -95,8 +95,8 @@ def home(tmp_path: Path, tiny_model_path: Path) -> Path:
     (studio / "tiny.f32.gguf").write_bytes(tiny_model_path.read_bytes())
     hub = home / ".cache/huggingface/hub"
     hf_cache(hub, "gritdesk/tiny-GGUF", tiny_model_path, "tiny-f32.gguf", "a" * 40)
-    qwen = qwen_shaped_gguf(tmp_path / "qwen.gguf")
-    hf_cache(hub, "Qwen/Qwen3-0.6B-GGUF", qwen, "Qwen3-0.6B-Q8_0.gguf", "b" * 40)
+    mamba = mamba_shaped_gguf(tmp_path / "mamba.gguf")
+    hf_cache(hub, "state-spaces/mamba-130m-GGUF", mamba, "mamba-130m-Q8_0.gguf", "b" * 40)
     return home
 
 
@@ -108,7 +108,7 @@ def test_each_store_is_read_as_its_tool_writes_it(home: Path) -> None:
         "ollama:someone/tiny:q8",
         "lmstudio:gritdesk-tests/tiny-GGUF",
         "hf:gritdesk/tiny-GGUF",
-        "hf:Qwen/Qwen3-0.6B-GGUF",
+        "hf:state-spaces/mamba-130m-GGUF",
     }
     assert names["ollama:tiny:latest"].path.name.startswith("sha256-")
     assert locate_found("ollama:tiny", stores).name == "ollama:tiny:latest"
@@ -165,9 +165,9 @@ def test_models_list_and_every_found_model_runs_by_name(home: Path, tiny_model_p
     proc = cli(home, "models", "list", "--json")
     assert proc.returncode == 0, proc.stderr
     found = {row["name"]: row for row in json.loads(proc.stdout)["found"]}
-    assert found["hf:Qwen/Qwen3-0.6B-GGUF"]["architecture"] == "qwen3"
-    assert found["hf:Qwen/Qwen3-0.6B-GGUF"]["runnable"] is False
-    assert "not supported" in found["hf:Qwen/Qwen3-0.6B-GGUF"]["why_not"]
+    assert found["hf:state-spaces/mamba-130m-GGUF"]["architecture"] == "mamba"
+    assert found["hf:state-spaces/mamba-130m-GGUF"]["runnable"] is False
+    assert "not supported" in found["hf:state-spaces/mamba-130m-GGUF"]["why_not"]
     runnable = [name for name, row in found.items() if row["runnable"]]
     assert len(runnable) == 4 and all(found[n]["architecture"] == "llama" for n in runnable)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gritdesk.commands.models import models_app
 from gritdesk.errors import GritdeskError
 from gritdesk.models.catalog import load_catalog
-from gritdesk.models.commands import models_app
 from gritdesk.models.errors import ChecksumMismatchError
 from gritdesk.models.installed import InstalledModel, InstalledModels
 from gritdesk.models.library import default_model

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from gritdesk.commands.models import models_app
 from gritdesk.errors import GritdeskError
-from gritdesk.models.commands import models_app
 from gritdesk.models.drift import SAMPLE_SENTENCES, DriftReport, compare, embed_samples
 from gritdesk.models.progress import ProgressTask
 from gritdesk.models.quantize_progress import quantize_with_progress

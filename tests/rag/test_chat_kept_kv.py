@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -22,6 +23,9 @@ from gritdesk.settings import Settings
 from ingest.cli_runs import index_texts
 from reference.cache_layouts import Segment, cached_segment, moved, suffix_logits
 from reference.llama_numpy import LlamaWeights
+
+if TYPE_CHECKING:
+    from conftest import SpyOn
 
 CORPUS = {
     "aurora.txt": "The Aurora project ships its first release on the ninth of March, after a "
@@ -72,7 +76,7 @@ def ask(
     answerer: Answerer,
     question: str,
     history: list[ChatTurn],
-    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
     k: int = 3,
 ) -> Turn:
     engine = answerer.generator
@@ -80,30 +84,16 @@ def ask(
         k=k, cache_mode=CacheMode.DOC, generation=GenerationOptions(max_tokens=GENERATED)
     )
     prepared = answerer.prepare(question, options, history, [t.user for t in history])
-    captured: dict[str, object] = {}
-    sampled: list[int] = []
-    real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
-
-    def prefill(tokens: list[int], position: int) -> None:
-        real_prefill(tokens, position)
-        captured.update(tokens=list(tokens), position=position, logits=engine.last_logits())
-
-    def token_bytes(token: int) -> bytes:
-        sampled.append(token)
-        return real_token_bytes(token)
-
     before = engine.tokens_decoded
-    with monkeypatch.context() as m:
-        m.setattr(engine, "prefill", prefill)
-        m.setattr(engine, "token_bytes", token_bytes)
+    with answer_spy(engine) as spy:
         answer = "".join(answerer.stream(prepared))
     return Turn(
         prepared,
         answer,
-        captured["tokens"],  # type: ignore[arg-type]
-        captured["position"],  # type: ignore[arg-type]
-        captured["logits"],  # type: ignore[arg-type]
-        sampled,
+        spy.prefilled,
+        spy.position,
+        spy.logits,  # type: ignore[arg-type]
+        spy.sampled,
         engine.tokens_decoded - before,
     )
 
@@ -120,17 +110,17 @@ def reference_segments(w: LlamaWeights, engine: Engine, docs: list[str]) -> list
 
 
 def test_follow_up_prefills_only_itself_and_matches_reference(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session, weights: LlamaWeights, answer_spy: SpyOn
 ) -> None:
     engine = session.engine
     assert engine is not None
     answerer = Answerer(session.db, engine, session.kv_store)
-    first = ask(answerer, FIRST, [], monkeypatch)
+    first = ask(answerer, FIRST, [], answer_spy)
     assert first.prepared.reprefill_reason is None
     kept = answerer.kept
     assert kept is not None and kept.end == first.position + len(first.prefilled) + GENERATED
 
-    second = ask(answerer, SECOND, [ChatTurn(FIRST, first.answer)], monkeypatch)
+    second = ask(answerer, SECOND, [ChatTurn(FIRST, first.answer)], answer_spy)
     assert second.prepared.reprefill_reason is None, second.prepared.reprefill_reason
     assert [s.kv for s in second.prepared.sources] == ["kept"] * 3
     follow_up = [engine.eos, *engine.tokenize(DOC_SUFFIX.format(query=SECOND))]
@@ -154,20 +144,18 @@ def test_follow_up_prefills_only_itself_and_matches_reference(
 
     # a third turn continues the same KV
     history = [ChatTurn(FIRST, first.answer), ChatTurn(SECOND, second.answer)]
-    third = ask(answerer, FIRST, history, monkeypatch)
+    third = ask(answerer, FIRST, history, answer_spy)
     assert third.prepared.reprefill_reason is None
     assert third.position == second.position + len(second.prefilled) + GENERATED
 
 
-def test_changed_sources_reprefill_and_say_why(
-    session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_changed_sources_reprefill_and_say_why(session: Session, answer_spy: SpyOn) -> None:
     engine = session.engine
     assert engine is not None
     answerer = Answerer(session.db, engine, session.kv_store)
-    first = ask(answerer, FIRST, [], monkeypatch)
+    first = ask(answerer, FIRST, [], answer_spy)
     dropped = first.prepared.sources[-1].hit
-    second = ask(answerer, SECOND, [ChatTurn(FIRST, first.answer)], monkeypatch, k=2)
+    second = ask(answerer, SECOND, [ChatTurn(FIRST, first.answer)], answer_spy, k=2)
     reason = second.prepared.reprefill_reason
     assert reason == f"sources changed: -{Path(dropped.path).name}:1", reason
     assert any(reason in notice for notice in second.prepared.notices)
@@ -178,24 +166,24 @@ def test_changed_sources_reprefill_and_say_why(
 
 
 def test_context_used_in_between_or_another_conversation(
-    session: Session, monkeypatch: pytest.MonkeyPatch
+    session: Session, answer_spy: SpyOn
 ) -> None:
     engine = session.engine
     assert engine is not None
     answerer = Answerer(session.db, engine, session.kv_store)
-    first = ask(answerer, FIRST, [], monkeypatch)
+    first = ask(answerer, FIRST, [], answer_spy)
     history = [ChatTurn(FIRST, first.answer)]
-    other = ask(answerer, SECOND, [ChatTurn(FIRST, "another answer")], monkeypatch)
+    other = ask(answerer, SECOND, [ChatTurn(FIRST, "another answer")], answer_spy)
     assert other.prepared.reprefill_reason == "the conversation is not the one kept"
 
-    first = ask(answerer, FIRST, [], monkeypatch)
+    first = ask(answerer, FIRST, [], answer_spy)
     history = [ChatTurn(FIRST, first.answer)]
     "".join(engine.generate("something else"))  # e.g. `gritdesk generate` on the same model
-    again = ask(answerer, SECOND, history, monkeypatch)
+    again = ask(answerer, SECOND, history, answer_spy)
     reason = again.prepared.reprefill_reason
     assert reason == "the model's context was used for other work since the previous answer"
 
     # a conversation opened from history: nothing was kept, nothing to tell the user
-    loaded = ask(Answerer(session.db, engine, session.kv_store), SECOND, history, monkeypatch)
+    loaded = ask(Answerer(session.db, engine, session.kv_store), SECOND, history, answer_spy)
     assert loaded.prepared.reprefill_reason == "nothing kept from the previous answer"
     assert not any("read the conversation again" in n for n in loaded.prepared.notices)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gritdesk.ingest.chunk import text_digest
 from gritdesk.ingest.indexer import IndexOptions, index_paths
-from gritdesk.rag.answer import Answerer, AskOptions, text_digest
+from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine, GenerationOptions
 from gritdesk.store import kv_cache

@@ -8,7 +8,7 @@ from pathlib import Path
 import llama_cpp as ll
 import pytest
 
-from gritdesk.rag.answer import text_digest
+from gritdesk.ingest.chunk import text_digest
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.store.connection import open_database
 from gritdesk.store.kv_blob_format import KvBlobRejected, read_blob, write_blob

@@ -3,7 +3,9 @@
 A cached segment is what an embedding pass leaves: the keys/values of its tokens computed
 with bidirectional attention among themselves only, at positions 0..n-1. Moving a segment
 to other positions re-rotates its keys (RoPE composes: rotating by p then by d equals
-rotating by p + d). A fresh suffix then attends causally to every cached token and to itself.
+rotating by p + d), each layer with its own RoPE base and pairing (`rope`'s `neox`). A fresh
+suffix then attends causally to every cached token and to itself; in a sliding-window layer
+only to those less than a window back (the same rule as in the pass that made the segment).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def cached_segment(w: LlamaWeights, tokens: list[int], *, bidirectional: bool = 
 def moved(w: LlamaWeights, segment: Segment, start: int) -> Segment:
     """The segment shifted so its first token sits at `start`: keys re-rotated by the shift."""
     delta = np.full(len(segment.positions), float(start - segment.positions[0]))
-    kv = [(rope(k, delta, w.rope_base), v) for k, v in segment.kv]
+    kv = [
+        (rope(k, delta, w.layer_rope_base(layer), w.arch.neox_rope), v)
+        for layer, (k, v) in enumerate(segment.kv)
+    ]
     return Segment(kv, segment.positions + delta)
 
 
@@ -48,6 +53,7 @@ def suffix_logits(
 ) -> np.ndarray:
     """Logits (len(suffix), n_vocab) of a causal suffix at positions start.. over the cache."""
     past = None
+    past_positions = None
     n_past = 0
     if segments:
         past = [
@@ -58,13 +64,14 @@ def suffix_logits(
             for layer in range(w.n_layer)
         ]
         n_past = sum(len(s.positions) for s in segments)
+        past_positions = np.concatenate([s.positions for s in segments])
     n = len(suffix)
     allowed = np.concatenate(
         [np.ones((n, n_past), dtype=bool), np.tril(np.ones((n, n), dtype=bool))], axis=1
     )
     positions = np.arange(start, start + n, dtype=np.float64)
-    hidden, _ = forward_over_cache(w, suffix, positions, allowed, past)
-    return hidden @ w.tensors["output.weight"].T
+    hidden, _ = forward_over_cache(w, suffix, positions, allowed, past, past_positions)
+    return w.lm_head(hidden)
 
 
 def greedy_continuation(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gritdesk.rag.answer import text_digest
+from gritdesk.ingest.chunk import text_digest
 from gritdesk.runtime.engine import Engine
 from gritdesk.runtime.kv_state_codec import (
     KvStateLayoutError,

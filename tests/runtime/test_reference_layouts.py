@@ -1,4 +1,6 @@
-"""Every cache layout the app answers with, checked against the numpy reference.
+"""Embeddings and every cache layout the app answers with, checked against the numpy
+reference, for each decoder architecture gritdesk runs (a tiny synthetic model of each, with
+its family's tokenizer kind: models/synthetic.toml).
 
 The app runs for real: a CLI-built index (its embedding pass saved each chunk's KV), the
 Answerer restoring blobs and moving them into place, llama.cpp prefilling the suffix.
@@ -6,7 +8,9 @@ The expected logits and greedy tokens come from `tests/reference/`, which comput
 layout from the architecture (documents under a bidirectional mask among their own tokens,
 keys re-rotated when moved, the suffix causal over everything), and the prompt texts come
 from GRITLM_NOTES section 2, not from our recipes. The last tests show the comparison
-fails for a cache from a causal pass and for a cache of another document.
+fails for a cache from a causal pass and for a cache of another document, for each
+architecture. `tests/reference/test_architecture_differences.py` shows each architecture's
+difference is needed: the reference without it disagrees with llama.cpp.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,7 +26,7 @@ import pytest
 from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.rerank import relevance_score
-from gritdesk.runtime.engine import Engine, GenerationOptions
+from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
 from gritdesk.runtime.recipes import GRITLM
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
@@ -33,7 +38,10 @@ from reference.cache_layouts import (
     moved,
     suffix_logits,
 )
-from reference.llama_numpy import LlamaWeights, forward
+from reference.llama_numpy import LlamaWeights, forward, mean_pooled
+
+if TYPE_CHECKING:
+    from conftest import SpyOn
 
 CORPUS = {
     "aurora.txt": "The Aurora project ships its first release on the ninth of March, after a "
@@ -64,20 +72,56 @@ GENERATED = 4
 TOLERANCE = {"f16": 0.005, "q8_0": 0.03}
 
 
-@pytest.fixture(scope="module")
-def weights(tiny_model_path: Path) -> LlamaWeights:
-    return LlamaWeights.load(tiny_model_path)
-
-
-@pytest.fixture(scope="module")
-def indexed_db(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Path:
-    return index_texts(tiny_model_path, tmp_path_factory.mktemp("layouts"), CORPUS)
-
-
 # (KV cache type, on-disk format of saved blobs): "q8_rows" stores f16 rows as 8-bit
 # blocks (runtime/kv_state_codec.py); its blobs are other keys than the index's raw ones, so
 # the first answer computes and saves them and the second restores them from disk
 CACHES = [("f16", "raw"), ("q8_0", "raw"), ("f16", "q8_rows")]
+# (synthetic model, KV type, disk format): llama with every cache; each other architecture
+# with f16 (what differs between the caches is llama.cpp's, not the architecture's)
+ARCHITECTURE_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-gemma3", "tiny-phi3"]
+CASES = [("tiny", *cache) for cache in CACHES] + [(m, "f16", "raw") for m in ARCHITECTURE_MODELS]
+
+
+class Models:
+    """Each synthetic model's path, reference weights and CLI-built index, made once."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.paths: dict[str, Path] = {}
+        self.weights: dict[str, LlamaWeights] = {}
+        self.dbs: dict[str, Path] = {}
+
+    def path(self, name: str) -> Path:
+        if name not in self.paths:
+            from gritdesk.models.synthetic import synthetic_model_path
+
+            self.paths[name] = synthetic_model_path(name)
+        return self.paths[name]
+
+    def reference(self, name: str) -> LlamaWeights:
+        if name not in self.weights:
+            self.weights[name] = LlamaWeights.load(self.path(name))
+        return self.weights[name]
+
+    def indexed_db(self, name: str) -> Path:
+        if name not in self.dbs:
+            self.dbs[name] = index_texts(self.path(name), self.tmp.mktemp("layouts"), CORPUS)
+        return self.dbs[name]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    return Models(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: "-".join(c))
+def case(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def weights(models: Models, case: tuple[str, str, str]) -> LlamaWeights:
+    return models.reference(case[0])
 
 
 def tolerance(kv_type: str, disk_format: str) -> float:
@@ -87,12 +131,12 @@ def tolerance(kv_type: str, disk_format: str) -> float:
     return TOLERANCE["q8_0" if disk_format == "q8_rows" else kv_type]
 
 
-@pytest.fixture(scope="module", params=CACHES, ids=lambda c: "-".join(c))
-def session(request: pytest.FixtureRequest, indexed_db: Path, tiny_model_path: Path):
-    kv_type, disk_format = request.param
+@pytest.fixture(scope="module")
+def session(models: Models, case: tuple[str, str, str]):
+    name, kv_type, disk_format = case
     s = open_session(
         Settings(
-            db=indexed_db, model=tiny_model_path, kv_type=kv_type, context=1024,
+            db=models.indexed_db(name), model=models.path(name), kv_type=kv_type, context=1024,
             kv_disk_format=disk_format,
         )
     )  # fmt: skip
@@ -109,10 +153,11 @@ class AppAnswer:
     first_logits: np.ndarray
     tokens: list[int]
     tolerance: float  # share of the logit scale this cache may drift
+    notices: list[str]
 
 
 def app_answer(
-    s: Session, mode: CacheMode, placement: Placement, k: int, monkeypatch: pytest.MonkeyPatch
+    s: Session, mode: CacheMode, placement: Placement, k: int, answer_spy: SpyOn
 ) -> AppAnswer:
     """Answer QUESTION through the app, capturing the suffix it prefilled, the logits right
     after it and the greedy tokens it sampled."""
@@ -124,32 +169,19 @@ def app_answer(
         generation=GenerationOptions(max_tokens=GENERATED),
     )  # fmt: skip
     prepared = answerer.prepare(QUESTION, options)
-    captured: dict[str, object] = {}
-    sampled: list[int] = []
-    real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
-
-    def prefill(tokens: list[int], position: int) -> None:
-        real_prefill(tokens, position)
-        captured.update(suffix=list(tokens), position=position, logits=engine.last_logits())
-
-    def token_bytes(token: int) -> bytes:
-        sampled.append(token)
-        return real_token_bytes(token)
-
-    with monkeypatch.context() as m:
-        m.setattr(engine, "prefill", prefill)
-        m.setattr(engine, "token_bytes", token_bytes)
+    with answer_spy(engine) as spy:
         "".join(answerer.stream(prepared))
     for source in prepared.sources:
         assert not source.hit.heading_path  # plain .txt chunks: the embedded text is the text
     return AppAnswer(
         docs=[source.hit.text for source in prepared.sources],
         kv=[source.kv for source in prepared.sources],
-        suffix=captured["suffix"],  # type: ignore[arg-type]
-        position=captured["position"],  # type: ignore[arg-type]
-        first_logits=captured["logits"],  # type: ignore[arg-type]
-        tokens=sampled,
+        suffix=spy.prefilled,
+        position=spy.position,
+        first_logits=spy.logits,  # type: ignore[arg-type]
+        tokens=spy.sampled,
         tolerance=tolerance(engine.settings.kv_type, disk_format(s)),
+        notices=list(prepared.notices),
     )
 
 
@@ -212,6 +244,23 @@ def assert_matches_reference(
             break
 
 
+def test_embeddings_match_reference(session: Session, weights: LlamaWeights) -> None:
+    """Document and query embeddings (bidirectional, mean over the text's tokens). The pass
+    reads its keys back from the KV cache: an 8-bit cache drifts (cosine 0.99989 measured)."""
+    engine = session.engine
+    assert engine is not None
+    least = 0.9999 if engine.settings.kv_type == "f16" else 0.999
+    fmt = engine.recipe.embedding
+    instruction = "Given a question, retrieve passages that answer it"
+    texts = [(fmt.document(), CORPUS["invoices.txt"]), (fmt.query(instruction), QUESTION)]
+    for prefix, text in texts:
+        tokens = engine.tokenize(prefix + text, add_bos=True)
+        hidden, _ = forward(weights, tokens, causal=False)
+        expected = mean_pooled(hidden, len(engine.tokenize(prefix, add_bos=True)))
+        got = engine.embed([text], instruction if prefix != fmt.document() else None)[0]
+        assert float(got @ expected) >= least
+
+
 LAYOUTS = [(CacheMode.OFF, Placement.CONSECUTIVE)] + [
     (mode, placement)
     for mode in (CacheMode.DOC, CacheMode.QUERY, CacheMode.QUERY_DOC, CacheMode.DOC_QUERY)
@@ -225,28 +274,30 @@ def test_layout_matches_reference(
     weights: LlamaWeights,
     mode: CacheMode,
     placement: Placement,
-    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     engine = session.engine
     assert engine is not None
-    got = app_answer(session, mode, placement, 3, monkeypatch)
+    got = app_answer(session, mode, placement, 3, answer_spy)
     assert len(got.docs) == 3
     assert_matches_reference(got, weights, engine, mode, placement)
     if mode in (CacheMode.DOC, CacheMode.DOC_QUERY, CacheMode.QUERY_DOC):
         # the chunks' KV came from a saved blob: the index pass's for raw f16, and for the
         # others the one saved on the first miss; run again to answer from those blobs
-        again = app_answer(session, mode, placement, 3, monkeypatch)
+        if got.kv == ["cached"] * 3:
+            return  # already answered from the index pass's blobs
+        again = app_answer(session, mode, placement, 3, answer_spy)
         assert again.kv == ["cached"] * 3
         assert_matches_reference(again, weights, engine, mode, placement)
 
 
 def test_one_passage_paper_layout(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session, weights: LlamaWeights, answer_spy: SpyOn
 ) -> None:
     """The paper's Doc Caching: one passage, kept at the positions it was computed at."""
     engine = session.engine
     assert engine is not None
-    got = app_answer(session, CacheMode.DOC, Placement.ORIGINAL, 1, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.ORIGINAL, 1, answer_spy)
     assert len(got.docs) == 1
     assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.ORIGINAL)
 
@@ -271,10 +322,22 @@ def test_rerank_score_matches_reference(session: Session, weights: LlamaWeights)
 # --- the comparison can fail -----------------------------------------------------------------
 
 
+def only_llama(case: tuple[str, str, str]) -> None:
+    """The comparison's power is shown on llama's caches; for the other architectures
+    `test_reference_without_the_difference_disagrees` shows it for each difference."""
+    if case[0] != "tiny":
+        pytest.skip("shown with llama's caches")
+
+
 def test_cache_from_a_causal_pass_is_caught(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session,
+    weights: LlamaWeights,
+    case: tuple[str, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     """Chunks embedded with causal attention leave a causal cache: not GritLM's layout."""
+    only_llama(case)
     engine = session.engine
     assert engine is not None and session.kv_store is not None
     causal = dataclasses.replace(
@@ -283,16 +346,21 @@ def test_cache_from_a_causal_pass_is_caught(
     monkeypatch.setattr(session.kv_store, "get", lambda *a, **k: None)
     monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
     monkeypatch.setattr(engine, "recipe", causal)
-    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
     assert got.kv == ["computed"] * 3
     with pytest.raises(AssertionError, match="logits off by"):
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
 
 
 def test_cache_of_another_document_is_caught(
-    session: Session, weights: LlamaWeights, monkeypatch: pytest.MonkeyPatch
+    session: Session,
+    weights: LlamaWeights,
+    case: tuple[str, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
 ) -> None:
     """A blob of a text with one word changed (same token count) restores without error."""
+    only_llama(case)
     engine = session.engine
     assert engine is not None and session.kv_store is not None
     real_get = session.kv_store.get
@@ -309,6 +377,110 @@ def test_cache_of_another_document_is_caught(
 
     monkeypatch.setattr(session.kv_store, "get", other_document)
     monkeypatch.setattr(session.kv_store, "put", lambda *a, **k: None)
-    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, monkeypatch)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
     with pytest.raises(AssertionError, match="logits off by"):
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
+
+
+# --- layouts an architecture cannot do exactly fall back to plain RAG ----------------------
+
+
+@pytest.fixture(scope="module")
+def gemma3_session(models: Models):
+    name = "tiny-gemma3"
+    s = open_session(Settings(db=models.indexed_db(name), model=models.path(name), context=1024))
+    yield s
+    s.close()
+
+
+def test_gemma3_doc_caching_support_is_read_at_load(gemma3_session: Session) -> None:
+    engine = gemma3_session.engine
+    assert engine is not None and engine.doc_cache is not None
+    support = engine.doc_cache
+    assert (support.window, support.can_move, support.adds_bos) == (48, True, True)
+    assert support.rope == "NeoX halves"
+
+
+def test_a_segment_longer_than_the_window_falls_back_to_plain_rag(
+    gemma3_session: Session, models: Models, monkeypatch: pytest.MonkeyPatch, answer_spy: SpyOn
+) -> None:
+    """Every test chunk fits gemma3's 48-token window; with a 12-token one none does."""
+    engine = gemma3_session.engine
+    assert engine is not None and engine.doc_cache is not None
+    monkeypatch.setattr(engine, "doc_cache", dataclasses.replace(engine.doc_cache, window=12))
+    got = app_answer(gemma3_session, CacheMode.DOC, Placement.ORIGINAL, 3, answer_spy)
+    assert got.kv == ["fresh"] * 3
+    assert any("plain RAG" in n and "12-token sliding window" in n for n in got.notices)
+    w = models.reference("tiny-gemma3")
+    assert_matches_reference(got, w, engine, CacheMode.OFF, Placement.ORIGINAL)
+
+
+def test_keys_that_cannot_move_stay_in_place_or_fall_back(
+    gemma3_session: Session, models: Models, monkeypatch: pytest.MonkeyPatch, answer_spy: SpyOn
+) -> None:
+    engine = gemma3_session.engine
+    assert engine is not None and engine.doc_cache is not None
+    fixed = dataclasses.replace(engine.doc_cache, can_move=False, why_not_move="RoPE scaling")
+    monkeypatch.setattr(engine, "doc_cache", fixed)
+    w = models.reference("tiny-gemma3")
+    moved = app_answer(gemma3_session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
+    assert any("cannot be moved: RoPE scaling" in n for n in moved.notices)
+    assert_matches_reference(moved, w, engine, CacheMode.OFF, Placement.CONSECUTIVE)
+    in_place = app_answer(gemma3_session, CacheMode.DOC, Placement.ORIGINAL, 3, answer_spy)
+    assert in_place.notices == [] and in_place.kv == ["cached"] * 3
+    assert_matches_reference(in_place, w, engine, CacheMode.DOC, Placement.ORIGINAL)
+
+
+# --- each architecture's difference is needed --------------------------------------------
+
+# (model, what the reference leaves out): each must make the reference disagree with
+# llama.cpp, or the tests above would pass without checking that difference
+DIFFERENCES = [
+    ("tiny-qwen2", "qkv_bias"),
+    ("tiny-qwen2", "neox_rope"),
+    ("tiny-qwen3", "qk_norm"),
+    ("tiny-qwen3", "neox_rope"),
+    ("tiny-gemma3", "embed_scale"),
+    ("tiny-gemma3", "qk_norm"),
+    ("tiny-gemma3", "post_norms"),
+    ("tiny-gemma3", "gelu"),
+    ("tiny-gemma3", "sliding_window"),
+    ("tiny-gemma3", "swa_rope_base"),
+    ("tiny-gemma3", "neox_rope"),
+    ("tiny-phi3", "gate_first"),
+    ("tiny-phi3", "neox_rope"),
+]
+
+
+def without(w: LlamaWeights, difference: str) -> LlamaWeights:
+    """The reference with one architecture difference left out."""
+    if difference == "sliding_window":  # the window layers' own RoPE base kept
+        return dataclasses.replace(w, n_swa=10**9)
+    if difference == "swa_rope_base":  # the window kept
+        return dataclasses.replace(w, rope_base_swa=w.rope_base)
+    if difference == "gate_first":  # phi3's fused ffn_up read as [up; gate]
+        tensors = dict(w.tensors)
+        for name, value in w.tensors.items():
+            if name.endswith("ffn_up.weight"):
+                gate, up = np.split(value, 2)
+                tensors[name] = np.concatenate([up, gate])
+        return dataclasses.replace(w, tensors=tensors)
+    return dataclasses.replace(w, arch=dataclasses.replace(w.arch, **{difference: False}))
+
+
+@pytest.mark.parametrize(("name", "difference"), DIFFERENCES)
+def test_reference_without_the_difference_disagrees(
+    models: Models, name: str, difference: str
+) -> None:
+    """A prompt longer than gemma3's window, so its sliding-window layer matters too."""
+    w = models.reference(name)
+    text = "\n\n".join(CORPUS.values())
+    with Engine(models.path(name), EngineSettings(n_ctx=512)) as engine:
+        tokens = engine.tokenize(RAG_PROMPT.format(docs=text, query=QUESTION), add_bos=True)
+        assert len(tokens) > 48
+        got = engine.next_token_logits(tokens)
+    _, logits = forward(w, tokens, causal=True)
+    scale = float(np.abs(logits[-1]).max())
+    assert float(np.abs(got - logits[-1]).max()) <= TOLERANCE["f16"] * scale  # the full one
+    _, broken = forward(without(w, difference), tokens, causal=True)
+    assert float(np.abs(got - broken[-1]).max()) > TOLERANCE["f16"] * scale

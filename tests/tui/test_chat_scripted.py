@@ -29,6 +29,32 @@ async def ask(pilot, question: str) -> AnswerMessage:
     return app.chat_screen.query(AnswerMessage).last()
 
 
+async def answer_under_way(pilot, question: str) -> AnswerMessage:
+    """Ask `question` of a slow (delay_s) backend and return once 12 characters show."""
+    app = pilot.app
+    await wait_until(pilot, lambda: app.backend is not None)
+    await type_question(pilot, question)
+    answer = app.chat_screen.query(AnswerMessage).last()
+    await wait_until(pilot, lambda: len(answer.text) >= 12)
+    return answer
+
+
+async def run_palette_command(pilot, command: str) -> None:
+    """Open the palette (Ctrl+P), type `command`, let it search, run the first match."""
+    await pilot.press("ctrl+p")
+    await pilot.press(*command)
+    await pilot.pause(0.3)  # the palette searches in the background
+    await pilot.press("enter")
+
+
+async def reply_to_prompt(pilot, text: str) -> None:
+    """Wait for the text prompt, type `text` into it and accept it."""
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
+    app.screen.query_one("#prompt-input").value = text
+    await pilot.press("enter")
+
+
 @run_async
 async def test_copy_answer_and_code_block_to_the_clipboard(scripted_db: Path) -> None:
     app = scripted_app(scripted_db)
@@ -65,10 +91,7 @@ async def test_palette_switches_the_cache_mode(scripted_db: Path) -> None:
     app = scripted_app(scripted_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.cache_mode is CacheMode.DOC, what="the default mode")
-        await pilot.press("ctrl+p")
-        await pilot.press(*"cache mode: off")
-        await pilot.pause(0.3)  # the palette searches in the background
-        await pilot.press("enter")
+        await run_palette_command(pilot, "cache mode: off")
         await wait_until(pilot, lambda: app.ask_options.cache_mode is CacheMode.OFF)
         assert "cache off" in str(app.chat_screen.status.render())
 
@@ -88,16 +111,12 @@ async def test_rename_delete_and_export_conversations(scripted_db: Path, tmp_pat
         assert [c.title for c in listing.conversations] == ["Second question", "First question"]
 
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
-        app.screen.query_one("#prompt-input").value = "Renamed chat"
-        await pilot.press("enter")
+        await reply_to_prompt(pilot, "Renamed chat")
         await wait_until(pilot, lambda: listing.conversations[0].title == "Renamed chat")
 
         target = tmp_path / "export.md"
         await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
-        app.screen.query_one("#prompt-input").value = str(target)
-        await pilot.press("enter")
+        await reply_to_prompt(pilot, str(target))
         await wait_until(pilot, target.exists, what="the export")
         exported = target.read_text()
         assert exported.startswith("# Renamed chat\n")
@@ -138,10 +157,7 @@ async def test_generation_failure_is_a_notification_not_a_crash(scripted_db: Pat
 async def test_esc_stops_a_scripted_answer_and_stores_what_was_shown(scripted_db: Path) -> None:
     app = scripted_app(scripted_db, delay_s=0.05)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.backend is not None)
-        await type_question(pilot, "Hotel costs?")
-        answer = app.chat_screen.query(AnswerMessage).last()
-        await wait_until(pilot, lambda: len(answer.text) >= 12)
+        answer = await answer_under_way(pilot, "Hotel costs?")
         await pilot.press("escape")
         kept = answer.text
         assert kept and ANSWER.startswith(kept) and kept != ANSWER
@@ -206,13 +222,8 @@ async def test_switching_database_shows_its_conversations(
     app = scripted_app(scripted_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await ask(pilot, "A question in the first index")
-        await pilot.press("ctrl+p")
-        await pilot.press(*"switch database")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextPromptScreen))
-        app.screen.query_one("#prompt-input").value = str(other)
-        await pilot.press("enter")
+        await run_palette_command(pilot, "switch database")
+        await reply_to_prompt(pilot, str(other))
         await wait_until(pilot, lambda: app.db_path == other and app.backend is not None)
         await wait_until(pilot, lambda: app.backend.db_path == other)
         assert app.chat_screen.conversation is None  # the other index has no conversations
@@ -228,10 +239,7 @@ async def test_switching_database_shows_its_conversations(
 async def test_quitting_mid_answer_keeps_what_was_shown(scripted_db: Path) -> None:
     app = scripted_app(scripted_db, delay_s=0.05)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.backend is not None)
-        await type_question(pilot, "Hotel costs?")
-        answer = app.chat_screen.query(AnswerMessage).last()
-        await wait_until(pilot, lambda: len(answer.text) >= 12)
+        await answer_under_way(pilot, "Hotel costs?")
         await pilot.press("ctrl+q")
     db = open_database(scripted_db)
     conversation = list_conversations(db)[0]
@@ -248,10 +256,7 @@ async def test_new_chat_mid_answer_files_the_answer_under_its_own_conversation(
 ) -> None:
     app = scripted_app(scripted_db, delay_s=0.05)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until(pilot, lambda: app.backend is not None)
-        await type_question(pilot, "First")
-        answer = app.chat_screen.query(AnswerMessage).last()
-        await wait_until(pilot, lambda: len(answer.text) >= 12)
+        await answer_under_way(pilot, "First")
         await pilot.press("ctrl+n")
         app.backend.delay_s = 0.0
         await ask(pilot, "Second")

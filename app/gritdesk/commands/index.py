@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,10 +18,10 @@ from gritdesk.ingest.estimate import IndexEstimate, estimate_index
 from gritdesk.ingest.indexer import IndexReport
 from gritdesk.models.model_info import kv_bytes_per_token
 from gritdesk.rag.index_service import IndexService
-from gritdesk.session import Session
-from gritdesk.store.connection import StorageFullError
+from gritdesk.session import Session, open_kv_store
+from gritdesk.store.connection import StorageFullError, open_database
 from gritdesk.store.index_size import index_size
-from gritdesk.store.model_record import clear_index
+from gritdesk.store.rebuild import open_staging, staging_path, swap_in
 from gritdesk.store.sources import list_roots
 
 if TYPE_CHECKING:
@@ -48,45 +49,66 @@ def run_index(
     dry_run: bool = False,
     yes: bool = False,
 ) -> None:
-    engine, store = session.engine, session.kv_store
+    engine = session.engine
     assert engine is not None
+    if rebuild and watch:
+        raise GritdeskError(
+            "--rebuild re-embeds everything and then stops: run `gritdesk index --rebuild`, "
+            "then `gritdesk index --watch`"
+        )
     settings = session.settings.index
     limits = settings.limits
     if chosen.max_file_mib is not None:
         limits = replace(limits, file_bytes=int(chosen.max_file_mib * MIB))
     selection = settings.selection.with_patterns(chosen.include, chosen.exclude)
-    service = IndexService(
-        session.db, engine, store, limits=limits, selection=selection, save_kv=save_kv
-    )
+    # a rebuild resumed from its staging file is estimated there; a new one from the old index
+    resumed = rebuild and staging_path(session.db_path).exists()
+    estimated = open_database(staging_path(session.db_path)) if resumed else session.db
+    saves_kv = IndexService.kv_saving(engine, save_kv)
     estimate = None
+    try:
+        if not watch:
+            if not paths and not list_roots(estimated):
+                raise GritdeskError("the index has no folders yet: gritdesk index PATH")
+            estimate = estimate_index(
+                estimated,
+                engine,  # the bare engine: the timed sample saves no KV
+                paths,
+                limits=limits,
+                selection=selection,
+                kv_bytes_per_token=_kv_bytes_per_token(engine) if saves_kv else None,
+                fresh=rebuild and not resumed,
+            )
+    finally:
+        if estimated is not session.db:
+            estimated.close()
     if not watch:
-        if not paths and not list_roots(session.db):
-            raise GritdeskError("the index has no folders yet: gritdesk index PATH")
-        estimate = estimate_index(
-            session.db,
-            engine,  # the bare engine: the timed sample saves no KV
-            paths,
-            limits=limits,
-            selection=selection,
-            kv_bytes_per_token=_kv_bytes_per_token(engine) if service.saves_kv else None,
-            fresh=rebuild,
-        )
+        assert estimate is not None
         if dry_run:
             if as_json:
                 _print_json({"dry_run": True, "estimate": estimate.as_dict()})
             else:
-                print_index_estimate(estimate, store.budget_bytes)
+                print_index_estimate(estimate, session.kv_store.budget_bytes)
             return
         if not as_json:
-            print_index_estimate(estimate, store.budget_bytes, out=sys.stderr)
+            print_index_estimate(estimate, session.kv_store.budget_bytes, out=sys.stderr)
         if not _go_ahead(estimate, settings.confirm_above_s, yes or as_json):
             print("gritdesk: not started; nothing was changed", file=sys.stderr)
             return
     elif dry_run:
         raise GritdeskError("--dry-run estimates one run: leave out --watch")
-    if rebuild:
-        clear_index(session.db)
-        store.clear()
+    db, store = session.db, session.kv_store
+    if rebuild:  # into a staging copy: the old index answers until the new one is complete
+        try:
+            db, started = open_staging(session.db, session.db_path)
+        except StorageFullError as exc:
+            raise GritdeskError(_disk_full_message(session, exc)) from None
+        store = open_kv_store(staging_path(session.db_path), db, session.settings)
+        if started:
+            store.clear()  # the copy's links to the old model's blobs
+        else:
+            print("gritdesk: going on with the interrupted rebuild", file=sys.stderr)
+    service = IndexService(db, engine, store, limits=limits, selection=selection, save_kv=save_kv)
 
     def report_done(report: IndexReport) -> None:
         kv = service.kv_counts()
@@ -115,8 +137,21 @@ def run_index(
     try:
         with index_progress(enabled=not as_json) as progress:
             report = service.run(paths, progress, estimate.tokens if estimate else None)
+        if rebuild:
+            old_blobs = session.kv_store.directory
+            swap_in(session.db, db, session.db_path)
+            if old_blobs != store.directory:
+                shutil.rmtree(old_blobs, ignore_errors=True)  # the old model's caches
+            session.kv_store = open_kv_store(session.db_path, session.db, session.settings)
+            service = IndexService(
+                session.db, engine, session.kv_store, limits=limits, selection=selection,
+                save_kv=save_kv,
+            )  # fmt: skip
     except StorageFullError as exc:
         raise GritdeskError(_disk_full_message(session, exc)) from None
+    finally:
+        if db is not session.db:
+            db.close()
     report_done(report)
 
 

@@ -52,7 +52,7 @@ class Chunk:
 
     @property
     def text_hash(self) -> str:
-        return hashlib.sha256(self.embedding_text.encode("utf-8")).hexdigest()
+        return text_digest(self.embedding_text)
 
 
 def chunking_signature(policy: ChunkingPolicy, counter: TokenCounter) -> str:
@@ -68,6 +68,11 @@ def embedding_text(text: str, heading_path: tuple[str, ...]) -> str:
     if not heading_path:
         return text
     return HEADING_SEPARATOR.join(heading_path) + "\n" + text
+
+
+def text_digest(text: str) -> str:
+    """The key of a chunk's saved KV: the sha256 of the embedded text (chunks.text_hash)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chunk_document(

@@ -34,17 +34,15 @@ import apsw
 
 from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
-from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
+from gritdesk.ingest.file_selection import FileSelection
 from gritdesk.ingest.formats.ocr import tesseract_path
-from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
-from gritdesk.ingest.parse import skip_reason_from_name
+from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS, skip_reason_unread, source_unchanged
 from gritdesk.ingest.parser_process import OCR_SHARE, ParseLimits, ParserProcess
 from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.index_throughput import stored_throughput
 from gritdesk.store.sources import (
     Root,
-    SourceState,
     display_path,
     list_roots,
     parse_attempts,
@@ -227,14 +225,12 @@ def _scan(
                 estimate.skipped += 1
                 continue
             state = known.get(item.rel_path)
-            if _unchanged(state, item, chunking):
+            if state is not None and source_unchanged(state, item, chunking):
                 estimate.unchanged += 1
                 continue
             if (
                 interrupted.get(item.rel_path) == (item.size, item.mtime_ns, item.ctime_ns)
-                or skip_reason_from_name(item.rel_path)
-                or selection.reason_by_name(item.rel_path, item.size)
-                or item.size > limits.file_bytes
+                or skip_reason_unread(item, selection, limits.file_bytes)
                 or item.size == 0
             ):
                 estimate.skipped += 1
@@ -245,18 +241,6 @@ def _scan(
                 continue
             planned[(root.path, item.rel_path)] = _Planned(root, item, head)
     return list(planned.values())
-
-
-def _unchanged(state: SourceState | None, item: FoundFile, chunking: str) -> bool:
-    """The indexer's own test (see indexer._scan): an unchanged stat costs nothing."""
-    return (
-        state is not None
-        and state.status != "error"
-        and (state.size, state.mtime_ns, state.ctime_ns)
-        == (item.size, item.mtime_ns, item.ctime_ns)
-        and state.chunking == chunking
-        and not (state.status == "skipped" and is_selection_reason(state.reason))
-    )
 
 
 def _read_head(path: Path) -> bytes | None:

@@ -395,14 +395,7 @@ class _IndexRun:
                 no_stamp = FileStamp(None, None, None, chunking=self.chunking)
                 self._skip(scope.root, item.rel_path, no_stamp, item.reason, state)
                 continue
-            if (
-                state is not None
-                and state.status != "error"  # errors (unreadable, ...) are retried every run
-                and (state.size, state.mtime_ns, state.ctime_ns)
-                == (item.size, item.mtime_ns, item.ctime_ns)
-                and state.chunking == self.chunking
-                and not _judged_by_selection(state)  # the patterns or limits may differ now
-            ):
+            if state is not None and source_unchanged(state, item, self.chunking):
                 self.report.unchanged += 1
                 if state.status != "indexed":
                     self._report_skip(scope.root, item.rel_path, state.reason or "", state.status)
@@ -439,16 +432,9 @@ class _IndexRun:
         found, root = job.found, job.scope_root
         stamp = FileStamp(found.size, found.mtime_ns, None, found.ctime_ns, self.chunking)
         try:
-            reason = skip_reason_from_name(found.rel_path)
+            reason = skip_reason_unread(found, self.selection, self.max_file_bytes)
             if reason:
                 raise SkipFile(reason)
-            reason = self.selection.reason_by_name(found.rel_path, found.size)
-            if reason:
-                raise SkipFile(reason)
-            if found.size > self.max_file_bytes:
-                raise SkipFile(
-                    f"larger than the {_mib(self.max_file_bytes)} limit ({_mib(found.size)})"
-                )
             attempt = self.attempts.pop((root.id, found.rel_path), None)
             if attempt is not None:
                 clear_parse_attempt(self.db, root.id, found.rel_path)  # its record replaces it
@@ -723,6 +709,34 @@ class _IndexRun:
                 tokens_expected=self.expected_tokens,
             )
         )
+
+
+def source_unchanged(state: SourceState, found: FoundFile, chunking: str) -> bool:
+    """Whether a known source needs no work: its stat and chunking are as recorded. An unchanged
+    stat costs nothing; the estimate (estimate.py) counts files by this same rule."""
+    return (
+        state.status != "error"  # errors (unreadable, ...) are retried every run
+        and (state.size, state.mtime_ns, state.ctime_ns)
+        == (found.size, found.mtime_ns, found.ctime_ns)
+        and state.chunking == chunking
+        and not _judged_by_selection(state)  # the patterns or limits may differ now
+    )
+
+
+def skip_reason_unread(
+    found: FoundFile, selection: FileSelection, max_file_bytes: int
+) -> str | None:
+    """Why a file is skipped on its name and size alone (before it is read), else None; the
+    estimate skips by this same rule."""
+    reason = skip_reason_from_name(found.rel_path)
+    if reason:
+        return reason
+    reason = selection.reason_by_name(found.rel_path, found.size)
+    if reason:
+        return reason
+    if found.size > max_file_bytes:
+        return f"larger than the {_mib(max_file_bytes)} limit ({_mib(found.size)})"
+    return None
 
 
 def _judged_by_selection(state: SourceState) -> bool:

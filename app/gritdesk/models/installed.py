@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from gritdesk.models.catalog import CatalogFile
 from gritdesk.models.errors import InstalledRegistryError, UnknownModelError
 from gritdesk.paths import data_dir
+from gritdesk.runtime.gguf_check import fingerprint
 
 SCHEMA = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
@@ -49,6 +51,34 @@ class InstalledModel:
 
     def exists(self) -> bool:
         return Path(self.path).is_file()
+
+    @classmethod
+    def pulled(
+        cls,
+        file: CatalogFile,
+        path: Path,
+        *,
+        size: int,
+        gguf: Path,
+        sha256: str,
+        repo: str,
+        files_owned: list[str],
+        revision: str = "",
+    ) -> InstalledModel:
+        """A catalog file now on disk at `path` (`gguf`: the bytes to fingerprint)."""
+        return cls(
+            name=file.name,
+            path=str(path),
+            origin="pulled",
+            recipe=file.recipe,
+            size=size,
+            fingerprint=fingerprint(gguf),
+            sha256=sha256,
+            repo=repo,
+            filename=file.filename,
+            revision=revision,
+            files_owned=files_owned,
+        )
 
 
 def registry_path() -> Path:

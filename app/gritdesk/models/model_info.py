@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gguf
 
+from gritdesk.runtime.doc_caching import doc_cache_support
 from gritdesk.runtime.engine_settings import KvType
 from gritdesk.runtime.errors import ModelFileError
 from gritdesk.runtime.gguf_check import (
@@ -46,6 +47,8 @@ class ModelInfo:
     recipe_source: str
     kv_bytes_per_token: dict[str, int | None]
     fingerprint: str
+    gpu_layers: int = 0  # as the engine would load it: -1 all, 0 none
+    doc_caching: str = ""  # what the cached layouts may do (runtime/doc_caching.py)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -117,6 +120,7 @@ def model_info(
     registered_name: str | None = None,
     recipe: str | None = None,
     recipe_source: str = "",
+    gpu_layers: int = 0,
 ) -> ModelInfo:
     """Read `path` (validated first) and gather everything `models info` prints."""
     summary = check_gguf(path)
@@ -126,6 +130,17 @@ def model_info(
         summary.n_embd // summary.n_head if summary.n_head else 0
     )
     file_type = summary.file_type if (summary.file_type or 0) >= 0 else None
+    encoder = summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
+    doc_caching = "none: an encoder keeps no KV"
+    if not encoder:
+        add_bos = reader.fields.get("tokenizer.ggml.add_bos_token")
+        tokenizer = reader.fields.get("tokenizer.ggml.model")
+        adds_bos = (
+            bool(add_bos.contents())
+            if add_bos is not None
+            else tokenizer is not None and tokenizer.contents() == "llama"  # SPM's default
+        )
+        doc_caching = doc_cache_support(summary, adds_bos=adds_bos).describe()
     return ModelInfo(
         path=str(path),
         registered_name=registered_name,
@@ -147,9 +162,9 @@ def model_info(
         recipe_source=recipe_source or "default: no registry entry names one",
         # an encoder (bert) keeps no KV cache: nothing to size
         kv_bytes_per_token=(
-            {}
-            if summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
-            else kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim)
+            {} if encoder else kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim)
         ),
         fingerprint=fingerprint(path),
+        gpu_layers=gpu_layers,
+        doc_caching=doc_caching,
     )

@@ -25,7 +25,7 @@ from gritdesk.models.installed import InstalledModel, InstalledModels
 from gritdesk.models.progress import Progress, SilentProgress
 from gritdesk.paths import data_dir
 from gritdesk.runtime.errors import ModelFileError
-from gritdesk.runtime.gguf_check import check_gguf, fingerprint
+from gritdesk.runtime.gguf_check import check_gguf
 
 _TRUE = {"1", "on", "yes", "true"}
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -212,18 +212,15 @@ def pull_model(
             raise ModelsError(f"{exc}; the downloaded file was removed") from None
         raise
 
-    model = InstalledModel(
-        name=file.name,
-        path=str(pointer),
-        origin="pulled",
-        recipe=file.recipe,
+    model = InstalledModel.pulled(
+        file,
+        pointer,
         size=summary.file_size,
-        fingerprint=fingerprint(blob),
+        gguf=blob,
         sha256=digest,
         repo=file.repo,
-        filename=file.filename,
-        revision=file.revision,
         files_owned=owned,
+        revision=file.revision,
     )
     store.put(model)
     downloaded = not was_cached

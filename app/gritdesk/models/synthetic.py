@@ -1,8 +1,10 @@
-"""Seeded synthetic llama-architecture GGUF models, for tests and benchmarks.
+"""Seeded synthetic GGUF models of each supported decoder architecture, for tests and
+benchmarks.
 
-No hub access on our machines, so we make models: the real `llama` architecture with
-Mistral-like grouped-query attention, LLaMA's real SentencePiece vocabulary (the
-vocab-only GGUF shipped in the llama-cpp-python sdist), and seeded random weights.
+No hub access on our machines, so we make models: a real architecture (`llama` with
+Mistral-like grouped-query attention, `qwen2`, `qwen3`, `gemma3`, `phi3`: the tensors
+llama.cpp loads for it, see `ARCHITECTURES`), a real tokenizer of the kind that family
+ships (the vocab-only GGUFs in the llama-cpp-python sdist), and seeded random weights.
 Shapes and seeds are declared in ``synthetic.toml`` beside this module (package data).
 Tensors are streamed to disk one at a time, so a 7B shape never sits in memory whole.
 """
@@ -23,7 +25,44 @@ import numpy as np
 
 from gritdesk.paths import cache_dir, sdist_path
 
-VOCAB_MEMBER = "vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf"
+VOCAB_DIR = "vendor/llama.cpp/models/"
+VOCAB_MEMBER = VOCAB_DIR + "ggml-vocab-llama-spm.gguf"
+
+
+@dataclass(frozen=True)
+class ArchitectureKind:
+    """What a synthetic model of one architecture is made of, as llama.cpp's loader for it
+    (`src/models/<arch>.cpp`) reads it."""
+
+    vocab: str  # the sdist's vocab-only GGUF with this family's tokenizer kind
+    add_bos: bool  # the family's tokenizer puts BOS first (Qwen's does not)
+    qkv_bias: bool = False  # qwen2: biases on the Q, K, V projections
+    qk_norm: bool = False  # qwen3, gemma3: RMSNorm of each head's q and k before RoPE
+    post_norms: bool = False  # gemma3: RMSNorm after attention and after the FFN
+    fused: bool = False  # phi3: one attn_qkv matrix, ffn_up holding gate and up
+    rope_freq_base: float = 10000.0
+
+
+# Gemma 3's own tokenizer (262k SentencePiece) is not in the sdist (its gemma-4 vocab is
+# another kind, `gemma4`): the gemma3 model takes LLaMA's SentencePiece vocab, the same
+# kind (`llama`, BOS first) as Gemma 3's.
+ARCHITECTURES = {
+    "llama": ArchitectureKind(vocab="ggml-vocab-llama-spm.gguf", add_bos=True),
+    "qwen2": ArchitectureKind(
+        vocab="ggml-vocab-qwen2.gguf", add_bos=False, qkv_bias=True, rope_freq_base=1e6
+    ),
+    "qwen3": ArchitectureKind(
+        vocab="ggml-vocab-qwen2.gguf", add_bos=False, qk_norm=True, rope_freq_base=1e6
+    ),
+    "gemma3": ArchitectureKind(
+        vocab="ggml-vocab-llama-spm.gguf",
+        add_bos=True,
+        qk_norm=True,
+        post_norms=True,
+        rope_freq_base=1e6,  # global layers; sliding-window layers keep 10000
+    ),
+    "phi3": ArchitectureKind(vocab="ggml-vocab-phi-3.gguf", add_bos=True, fused=True),
+}
 RECIPES_FILE = resources.files("gritdesk.models").joinpath("synthetic.toml")
 
 
@@ -39,12 +78,20 @@ class SyntheticShape:
     seed: int
     dtype: str = "f32"
     quantize: str | None = None
-    rope_freq_base: float = 10000.0
+    rope_freq_base: float | None = None  # None: the architecture's (ARCHITECTURES)
     rms_eps: float = 1e-5
+    architecture: str = "llama"
+    tied_output: bool = False  # no output.weight: the LM head reuses token_embd
+    sliding_window: int = 0  # gemma3: window of its sliding-window layers (0: none)
+    sliding_window_pattern: int = 0  # gemma3: every n-th layer is global (0: llama.cpp's 6)
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def kind(self) -> ArchitectureKind:
+        return ARCHITECTURES[self.architecture]
 
 
 def load_shapes() -> dict[str, SyntheticShape]:
@@ -56,7 +103,7 @@ def load_shapes() -> dict[str, SyntheticShape]:
     }
 
 
-def _vocab_bytes() -> bytes:
+def _vocab_bytes(member_name: str) -> bytes:
     sdist = sdist_path()
     if not sdist.exists():
         raise FileNotFoundError(
@@ -64,54 +111,85 @@ def _vocab_bytes() -> bytes:
             "whose vocab files the synthetic models use)"
         )
     with tarfile.open(sdist) as tar:
-        member = next(m for m in tar.getmembers() if m.name.endswith(VOCAB_MEMBER))
+        member = next(m for m in tar.getmembers() if m.name.endswith(VOCAB_DIR + member_name))
         handle = tar.extractfile(member)
         assert handle is not None
         return handle.read()
 
 
-def _read_vocab() -> gguf.GGUFReader:
-    vocab_file = cache_dir() / "vocab" / "ggml-vocab-llama-spm.gguf"
+def _read_vocab(name: str = "ggml-vocab-llama-spm.gguf") -> gguf.GGUFReader:
+    vocab_file = cache_dir() / "vocab" / name
     if not vocab_file.exists():
         vocab_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = vocab_file.with_suffix(".tmp")
-        tmp.write_bytes(_vocab_bytes())
+        tmp = vocab_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_vocab_bytes(name))
         os.replace(tmp, vocab_file)
     return gguf.GGUFReader(vocab_file)
 
 
-def _copy_tokenizer(writer: gguf.GGUFWriter, vocab: gguf.GGUFReader) -> int:
-    """Copy every tokenizer.* key of the vocab GGUF; returns the vocab size."""
-    tokens = vocab.fields["tokenizer.ggml.tokens"].contents()
-    writer.add_tokenizer_model(vocab.fields["tokenizer.ggml.model"].contents())
-    writer.add_tokenizer_pre(vocab.fields["tokenizer.ggml.pre"].contents())
+def _copy_tokenizer(writer: gguf.GGUFWriter, vocab: gguf.GGUFReader, add_bos: bool) -> int:
+    """Copy the tokenizer keys of the vocab GGUF (scores for SentencePiece, merges for BPE);
+    returns the vocab size. The chat template is left out: the recipe formats prompts."""
+
+    def get(key: str):
+        field = vocab.fields.get(f"tokenizer.ggml.{key}")
+        return None if field is None else field.contents()
+
+    tokens = get("tokens")
+    writer.add_tokenizer_model(get("model"))
+    writer.add_tokenizer_pre(get("pre"))
     writer.add_token_list(tokens)
-    writer.add_token_scores(vocab.fields["tokenizer.ggml.scores"].contents())
-    writer.add_token_types(vocab.fields["tokenizer.ggml.token_type"].contents())
-    writer.add_bos_token_id(vocab.fields["tokenizer.ggml.bos_token_id"].contents())
-    writer.add_eos_token_id(vocab.fields["tokenizer.ggml.eos_token_id"].contents())
-    writer.add_unk_token_id(vocab.fields["tokenizer.ggml.unknown_token_id"].contents())
-    writer.add_add_bos_token(True)
+    if get("scores") is not None:
+        writer.add_token_scores(get("scores"))
+    writer.add_token_types(get("token_type"))
+    if get("merges") is not None:
+        writer.add_token_merges(get("merges"))
+    writer.add_bos_token_id(get("bos_token_id"))
+    writer.add_eos_token_id(get("eos_token_id"))
+    if get("unknown_token_id") is not None:
+        writer.add_unk_token_id(get("unknown_token_id"))
+    if get("padding_token_id") is not None and get("model") != "llama":
+        writer.add_pad_token_id(get("padding_token_id"))
+    writer.add_add_bos_token(add_bos)
     writer.add_add_eos_token(False)
     return len(tokens)
 
 
 def tensor_specs(shape: SyntheticShape, n_vocab: int) -> Iterator[tuple[str, tuple[int, ...], str]]:
     """(name, numpy shape, kind) in file order; kind is 'norm' or 'weight'."""
-    e, hd = shape.n_embd, shape.head_dim
+    e, hd, kind = shape.n_embd, shape.head_dim, shape.kind
+    n_q, n_kv = shape.n_head * hd, shape.n_head_kv * hd
     yield "token_embd.weight", (n_vocab, e), "weight"
     for i in range(shape.n_layer):
         yield f"blk.{i}.attn_norm.weight", (e,), "norm"
-        yield f"blk.{i}.attn_q.weight", (shape.n_head * hd, e), "weight"
-        yield f"blk.{i}.attn_k.weight", (shape.n_head_kv * hd, e), "weight"
-        yield f"blk.{i}.attn_v.weight", (shape.n_head_kv * hd, e), "weight"
-        yield f"blk.{i}.attn_output.weight", (e, shape.n_head * hd), "weight"
+        if kind.fused:
+            yield f"blk.{i}.attn_qkv.weight", (n_q + 2 * n_kv, e), "weight"
+        else:
+            yield f"blk.{i}.attn_q.weight", (n_q, e), "weight"
+            yield f"blk.{i}.attn_k.weight", (n_kv, e), "weight"
+            yield f"blk.{i}.attn_v.weight", (n_kv, e), "weight"
+        if kind.qkv_bias:
+            yield f"blk.{i}.attn_q.bias", (n_q,), "bias"
+            yield f"blk.{i}.attn_k.bias", (n_kv,), "bias"
+            yield f"blk.{i}.attn_v.bias", (n_kv,), "bias"
+        if kind.qk_norm:
+            yield f"blk.{i}.attn_q_norm.weight", (hd,), "norm"
+            yield f"blk.{i}.attn_k_norm.weight", (hd,), "norm"
+        yield f"blk.{i}.attn_output.weight", (e, n_q), "weight"
+        if kind.post_norms:
+            yield f"blk.{i}.post_attention_norm.weight", (e,), "norm"
         yield f"blk.{i}.ffn_norm.weight", (e,), "norm"
-        yield f"blk.{i}.ffn_gate.weight", (shape.n_ff, e), "weight"
-        yield f"blk.{i}.ffn_up.weight", (shape.n_ff, e), "weight"
+        if kind.fused:
+            yield f"blk.{i}.ffn_up.weight", (2 * shape.n_ff, e), "weight"  # gate rows, then up
+        else:
+            yield f"blk.{i}.ffn_gate.weight", (shape.n_ff, e), "weight"
+            yield f"blk.{i}.ffn_up.weight", (shape.n_ff, e), "weight"
         yield f"blk.{i}.ffn_down.weight", (e, shape.n_ff), "weight"
+        if kind.post_norms:
+            yield f"blk.{i}.post_ffw_norm.weight", (e,), "norm"
     yield "output_norm.weight", (e,), "norm"
-    yield "output.weight", (n_vocab, e), "weight"
+    if not shape.tied_output:
+        yield "output.weight", (n_vocab, e), "weight"
 
 
 def _tensor_values(
@@ -120,6 +198,9 @@ def _tensor_values(
     if kind == "norm":
         # around 1 so every layer matters, not exactly 1 so a norm bug shows
         return (1.0 + 0.1 * rng.standard_normal(dims, dtype=np.float32)).astype(dtype)
+    if kind == "bias":
+        # as large as a projection's outputs, so leaving the bias out shows
+        return (0.5 * rng.standard_normal(dims, dtype=np.float32)).astype(dtype)
     scale = 1.0 / np.sqrt(dims[-1])
     return (scale * rng.standard_normal(dims, dtype=np.float32)).astype(dtype)
 
@@ -128,15 +209,22 @@ def write_synthetic_gguf(
     shape: SyntheticShape,
     out: Path,
     *,
-    architecture: str = "llama",
+    architecture: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write `shape` as an unquantized GGUF at `out` (atomic: temp file then rename)."""
-    vocab = _read_vocab()
+    """Write `shape` as an unquantized GGUF at `out` (atomic: temp file then rename).
+    `architecture` names another architecture in the header over the shape's tensors (a
+    file gritdesk must refuse, for tests)."""
+    if shape.architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"no synthetic {shape.architecture!r} models; known: {', '.join(ARCHITECTURES)}"
+        )
+    family = shape.kind
+    vocab = _read_vocab(family.vocab)
     dtype = np.dtype(np.float16 if shape.dtype == "f16" else np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")  # concurrent writers never collide
-    writer = gguf.GGUFWriter(tmp, architecture)
+    writer = gguf.GGUFWriter(tmp, architecture or shape.architecture)
     writer.add_name(f"gritdesk-synthetic-{shape.name}")
     writer.add_string("gritdesk.synthetic", f"{shape.name} seed={shape.seed}")
     writer.add_context_length(shape.n_ctx_train)
@@ -146,24 +234,31 @@ def write_synthetic_gguf(
     writer.add_head_count(shape.n_head)
     writer.add_head_count_kv(shape.n_head_kv)
     writer.add_rope_dimension_count(shape.head_dim)
-    writer.add_rope_freq_base(shape.rope_freq_base)
+    rope_base = shape.rope_freq_base if shape.rope_freq_base is not None else family.rope_freq_base
+    writer.add_rope_freq_base(rope_base)
     writer.add_layer_norm_rms_eps(shape.rms_eps)
+    if shape.sliding_window:
+        writer.add_sliding_window(shape.sliding_window)
+    if shape.sliding_window_pattern:
+        writer.add_uint32(
+            f"{writer.arch}.attention.sliding_window_pattern", shape.sliding_window_pattern
+        )
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_F16 if shape.dtype == "f16" else gguf.LlamaFileType.ALL_F32
     )
-    n_vocab = _copy_tokenizer(writer, vocab)
+    n_vocab = _copy_tokenizer(writer, vocab, family.add_bos)
     writer.add_vocab_size(n_vocab)
 
     specs = list(tensor_specs(shape, n_vocab))
     for name, dims, kind in specs:
-        tdtype = np.dtype(np.float32) if kind == "norm" else dtype
+        tdtype = np.dtype(np.float32) if kind != "weight" else dtype
         writer.add_tensor_info(name, dims, tdtype, int(np.prod(dims)) * tdtype.itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     rng = np.random.default_rng(shape.seed)
     for done, (_name, dims, kind) in enumerate(specs, start=1):
-        tdtype = np.dtype(np.float32) if kind == "norm" else dtype
+        tdtype = np.dtype(np.float32) if kind != "weight" else dtype
         writer.write_tensor_data(_tensor_values(rng, dims, kind, tdtype))
         if progress:
             progress(done, len(specs))

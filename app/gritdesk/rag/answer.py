@@ -11,7 +11,6 @@ of it; otherwise the prompt is built anew and `PreparedAnswer.reprefill_reason` 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from pathlib import Path
 import apsw
 
 from gritdesk.errors import GritdeskError
-from gritdesk.ingest.chunk import embedding_text
+from gritdesk.ingest.chunk import embedding_text, text_digest
 from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, FocusPlan
 from gritdesk.rag.focus import focus_passages
 from gritdesk.rag.layouts import (
@@ -160,11 +159,6 @@ def _embedded_text(hit: Hit) -> str:
     return embedding_text(hit.text, (hit.heading_path,) if hit.heading_path else ())
 
 
-def text_digest(text: str) -> str:
-    """The key of a chunk's saved KV: the same sha256 the index stores as chunks.text_hash."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _reading_text(source: Source) -> str:
     """What the model reads of a source: its focused sentences, else the chunk as embedded."""
     return _embedded_text(source.hit) if source.read is None else source.read
@@ -280,6 +274,7 @@ class Answerer:
         prepared.retrieved = tuple(source.hit for source in prepared.sources)
         if options.focus is not None:
             self.focus(prepared, options.focus)
+        self._check_cached_layout(prepared)
         if history:
             reason = self._continue_kept(prepared)
             prepared.reprefill_reason = reason
@@ -288,6 +283,27 @@ class Answerer:
         if prepared.kept is None:
             self.fit_context(prepared)
         return prepared
+
+    def _check_cached_layout(self, prepared: PreparedAnswer) -> None:
+        """A cached layout this model's architecture cannot reuse KV for exactly (a segment
+        longer than a sliding window, keys that cannot be moved: runtime/doc_caching.py) is
+        answered by plain RAG instead, with a notice."""
+        options, engine = prepared.options, self.generator
+        support = engine.doc_cache
+        if options.cache_mode is CacheMode.OFF or support is None or not prepared.sources:
+            return
+        docs = [_reading_text(s) for s in prepared.sources]
+        layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
+        lengths = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
+        moved = bool(self._opening_tokens(layout)) or (
+            options.placement is Placement.CONSECUTIVE and len(lengths) > 1
+        )
+        why = support.refusal(lengths, moved=moved)
+        if why is not None:
+            prepared.options = replace(options, cache_mode=CacheMode.OFF)
+            prepared.notices.append(
+                f"answered by plain RAG instead of {options.cache_mode.value} caching: {why}"
+            )
 
     def _continue_kept(self, prepared: PreparedAnswer) -> str | None:
         """Continue the previous turn's KV if it holds this conversation and the same chunks;

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source, text_digest
+from gritdesk.ingest.chunk import text_digest
+from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer, Source
 from gritdesk.rag.layouts import CacheMode, build_layout
 from gritdesk.rag.retrieve import Hit
 from gritdesk.runtime.bare_loop import BareLlama

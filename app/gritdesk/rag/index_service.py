@@ -50,6 +50,11 @@ class KvSaveCounts:
 class IndexService:
     """Runs index jobs over one database with one engine and KV store."""
 
+    @staticmethod
+    def kv_saving(engine: Engine, save_kv: bool) -> bool:
+        """Whether a pass saves each chunk's KV cache: only a model that answers reads it."""
+        return save_kv and engine.recipe.generates
+
     def __init__(
         self,
         db: apsw.Connection,
@@ -61,7 +66,7 @@ class IndexService:
         save_kv: bool = True,
     ) -> None:
         self.db, self.engine, self.store = db, engine, store
-        self.saves_kv = save_kv and engine.recipe.generates
+        self.saves_kv = self.kv_saving(engine, save_kv)
         self.embedder: Engine | KvSavingEmbedder = (
             KvSavingEmbedder(engine, store) if self.saves_kv else engine
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gritdesk.rag.answer import text_digest
+from gritdesk.ingest.chunk import text_digest
 from gritdesk.runtime.engine import Engine
 from gritdesk.store.kv_cache import KvCacheStore, KvCacheWriteError
 

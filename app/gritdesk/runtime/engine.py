@@ -33,6 +33,7 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
+from gritdesk.runtime.doc_caching import DocCacheSupport, doc_cache_support
 from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
     DecodeError,
@@ -99,6 +100,20 @@ def init_backend() -> None:
 
 def last_llama_error() -> str:
     return _recent_errors[-1] if _recent_errors else ""
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build has a GPU backend (CUDA, Metal, Vulkan...)."""
+    init_backend()
+    return bool(ll.llama_supports_gpu_offload())
+
+
+def resolved_gpu_layers(setting: int | None) -> int:
+    """`gpu_layers` as llama.cpp takes it: None (not set) is all layers (-1) with a GPU
+    backend, 0 without; a set value is passed as it is (-1: all)."""
+    if setting is None:
+        return -1 if gpu_offload_supported() else 0
+    return setting
 
 
 # --- settings and results ----------------------------------------------------------------
@@ -173,7 +188,7 @@ class Engine:
         init_backend()
 
         mparams = ll.llama_model_default_params()
-        mparams.n_gpu_layers = self.settings.n_gpu_layers
+        mparams.n_gpu_layers = self.gpu_layers
         self._model = ll.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             raise ModelFileError(
@@ -230,6 +245,16 @@ class Engine:
         self._seq0_cells = 0  # KV cells sequence 0 occupies (an upper bound)
         self.tokens_decoded = 0  # every token through llama_decode, embedding included
         self._adds_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
+        # what the cached layouts may do with this architecture (runtime/doc_caching.py); the
+        # window is llama.cpp's own (it ignores phi3's, applies gemma3's)
+        self.doc_cache: DocCacheSupport | None = None
+        if not self.embedding_only:
+            self.doc_cache = doc_cache_support(
+                self.summary,
+                adds_bos=self._adds_bos,
+                memory_can_shift=bool(ll.llama_memory_can_shift(self._memory)),
+                window=int(ll.llama_model_n_swa(self._model)),
+            )
         self._stop_tokens: frozenset[int] = frozenset()
         self._chat_checked = False
         fmt = self.recipe.embedding
@@ -249,6 +274,12 @@ class Engine:
             self._max_sequence = min(self._max_sequence, fmt.max_tokens)
         if self.embedding_only and self.summary.n_ctx_train > 0:
             self._max_sequence = min(self._max_sequence, self.summary.n_ctx_train)
+
+    @property
+    def gpu_layers(self) -> int:
+        """Layers offloaded to a GPU: the setting, or every layer (-1) where llama.cpp was
+        built with a GPU backend and none is set; 0 on a CPU-only build."""
+        return resolved_gpu_layers(self.settings.n_gpu_layers)
 
     def _check_encoder_recipe(self) -> None:
         """An encoder attends both ways and cannot generate: a recipe that wants causal

@@ -37,7 +37,7 @@ class EngineSettings:
     n_threads: int | None = None
     kv_type: KvType = KvType.F16
     flash_attn: bool = False
-    n_gpu_layers: int = -1
+    n_gpu_layers: int | None = None  # None: all layers with a GPU backend, else 0 (engine.py)
 
     def __post_init__(self) -> None:
         try:
@@ -49,3 +49,12 @@ class EngineSettings:
     def resolved_flash_attn(self) -> bool:
         # a quantized V cache needs flash attention (GRITLM_NOTES section 4)
         return self.flash_attn or self.kv_type is not KvType.F16
+
+
+def describe_gpu_layers(gpu_layers: int, n_layer: int) -> str:
+    """Resolved `gpu_layers` for people: "all 32 on GPU", "none (CPU)", "12 of 32 on GPU"."""
+    if gpu_layers < 0 or gpu_layers >= n_layer > 0:
+        return f"all {n_layer} on GPU"
+    if gpu_layers == 0:
+        return "none (CPU)"
+    return f"{gpu_layers} of {n_layer} on GPU"

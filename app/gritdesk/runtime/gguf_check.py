@@ -22,9 +22,12 @@ from gritdesk.runtime.gguf_header import check_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
-# Architectures gritdesk's recipes and native patches are written and tested for: `llama`
-# (embeds and generates), `bert` (an encoder: embeds only, has no KV cache; runtime/engine.py).
-SUPPORTED_ARCHITECTURES = ("llama", "bert")
+# Architectures gritdesk's recipes and native patches are written and tested for: the
+# decoders (embed and generate; each checked against tests/reference/ with a synthetic model:
+# `llama` covers Mistral and Llama 3; what Doc Caching needs of each: runtime/doc_caching.py),
+# and `bert` (an encoder: embeds only, has no KV cache; runtime/engine.py).
+DECODER_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
+SUPPORTED_ARCHITECTURES = (*DECODER_ARCHITECTURES, "bert")
 EMBEDDING_ONLY_ARCHITECTURES = ("bert",)
 REQUIRED_ARCH_KEYS = ("block_count", "embedding_length", "attention.head_count")
 T = TypeVar("T")

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -36,15 +36,16 @@ from gritdesk.terminal_text import printable, printable_line
 from gritdesk.tui.backend import ChatBackend, IndexBackend
 from gritdesk.tui.chat_store import ChatStore
 from gritdesk.tui.error_log import log_unexpected
-from gritdesk.tui.keys import APP_KEYS, bindings
+from gritdesk.tui.keys import APP_KEYS, bindings, shortcut
 from gritdesk.tui.messages import (
     BackendProblem,
     BackendReady,
     IndexingFinished,
     IndexingProgress,
+    IndexSizeChanged,
+    StopIndexingRequested,
     StoreFailed,
 )
-from gritdesk.tui.palette_commands import chat_commands
 from gritdesk.tui.problem import Problem, problem_from_error
 from gritdesk.tui.screens.chat_screen import ChatScreen
 from gritdesk.tui.screens.conversations_screen import ExportRequested
@@ -56,6 +57,13 @@ from gritdesk.tui.widgets.indexing_bar import IndexingBar
 
 BackendOpener = Callable[[Settings], ChatBackend]
 INDEX_SIZE_REFRESH_S = 15.0  # picks up what another process indexed meanwhile
+CACHE_MODE_HELP = {  # the command palette's line under each cache mode
+    CacheMode.OFF: "plain RAG: the chunks are prefilled as text every time",
+    CacheMode.DOC: "reuse each chunk's saved KV (the paper's best answers, fastest on long chunks)",
+    CacheMode.QUERY: "cache the question's KV, chunks as text",
+    CacheMode.QUERY_DOC: "question KV, then the chunks' KV",
+    CacheMode.DOC_QUERY: "the chunks' KV, then the question KV",
+}
 
 
 class IndexRunCancelled(Exception):
@@ -265,6 +273,10 @@ class GritdeskApp(App[None]):
     def stop_indexing(self) -> None:
         self._index_stop.set()
 
+    @on(StopIndexingRequested)
+    def stop_indexing_requested(self) -> None:
+        self.stop_indexing()
+
     @work(thread=True, group="index", exit_on_error=False)
     def run_index(self, backend: ChatBackend, paths: list[Path], stop: threading.Event) -> None:
         lower_this_thread()
@@ -320,6 +332,10 @@ class GritdeskApp(App[None]):
 
     # --- status, cache mode ---------------------------------------------------------------
 
+    @on(IndexSizeChanged)
+    def index_size_changed(self) -> None:
+        self.refresh_index_size()
+
     @work(group="index-size", exclusive=True, exit_on_error=False)
     async def refresh_index_size(self) -> None:
         store = self.chat_store
@@ -352,8 +368,61 @@ class GritdeskApp(App[None]):
         self.chat_screen.status.cache_mode = mode.value if mode is not None else ""
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from chat_commands(self)
+        """The command palette (Ctrl+P): the chat's commands, then Textual's own (theme,
+        quit...); built each time it opens, so the folders and cache mode are current."""
+        yield from self._chat_commands()
         yield from super().get_system_commands(screen)
+
+    def _chat_commands(self) -> Iterator[SystemCommand]:
+        screen = self.chat_screen
+        new, chats, copy = shortcut("new_chat"), shortcut("conversations"), shortcut("copy_answer")
+        code, help_key = shortcut("copy_code"), shortcut("help")
+        yield SystemCommand("New chat", f"Start a new conversation ({new})", screen.action_new_chat)
+        yield SystemCommand(
+            "Conversations",
+            f"Resume, rename, delete or export ({chats})",
+            screen.action_conversations,
+        )
+        yield SystemCommand(
+            "Export conversation", "Write this conversation as Markdown", self.export_current
+        )
+        yield SystemCommand(
+            "Copy last answer", f"To the clipboard ({copy})", screen.action_copy_answer
+        )
+        yield SystemCommand(
+            "Copy last code block", f"From the last answer ({code})", screen.action_copy_code
+        )
+        yield SystemCommand(
+            "Switch database",
+            f"Open another index (now {self.db_path})",
+            self.action_switch_database,
+        )
+        yield SystemCommand(
+            "Index a folder", "Add a folder to this index", self.action_index_folder
+        )
+        if self.roots:
+            yield SystemCommand(
+                "Re-index all folders",
+                f"Bring all {len(self.roots)} folders up to date",
+                lambda: self.start_indexing([], "all folders"),
+            )
+        for root in self.roots:
+            yield SystemCommand(
+                f"Re-index {Path(root).name}",
+                root,
+                lambda root=root: self.start_indexing([Path(root)], Path(root).name),
+                discover=False,
+            )
+        current = self.cache_mode
+        for mode in CacheMode:
+            marker = " (current)" if mode is current else ""
+            yield SystemCommand(
+                f"Cache mode: {mode.value}{marker}",
+                CACHE_MODE_HELP[mode],
+                lambda mode=mode: self.set_cache_mode(mode),
+                discover=False,
+            )
+        yield SystemCommand("Help", f"Key bindings ({help_key})", self.action_help)
 
     # --- export, help, errors ---------------------------------------------------------------
 

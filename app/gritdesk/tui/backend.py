@@ -23,6 +23,7 @@ from gritdesk.rag.ask_service import Answer, AskService
 from gritdesk.rag.index_service import IndexService
 from gritdesk.rag.layouts import CacheMode
 from gritdesk.runtime.engine import ChatTurn
+from gritdesk.runtime.engine_settings import describe_gpu_layers
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
 from gritdesk.store.citations import Citation
@@ -32,15 +33,17 @@ from gritdesk.store.sources import display_path as printable_root
 
 @dataclass(frozen=True)
 class ModelLabel:
-    """What the status line says about the model: its name and quantization."""
+    """What the status line says about the model: its name, quantization and GPU layers."""
 
     name: str
     quantization: str
     embedder: str = ""  # pair mode: the model that finds the passages
+    gpu_layers: str = ""  # `describe_gpu_layers` of the answering model
 
     def __str__(self) -> str:
         found_by = f" · passages: {self.embedder}" if self.embedder else ""
-        return f"{self.name} {self.quantization}{found_by}"
+        gpu = f" · GPU layers: {self.gpu_layers}" if self.gpu_layers else ""
+        return f"{self.name} {self.quantization}{gpu}{found_by}"
 
 
 class ChatBackend(Protocol):
@@ -103,6 +106,9 @@ class IndexBackend:
         self.notices = list(session.notices)
         answers = session.chat_engine or self.engine
         self.model = model_label(answers.path, answers.summary.name, answers.summary.file_type)
+        self.model = replace(
+            self.model, gpu_layers=describe_gpu_layers(answers.gpu_layers, answers.n_layer)
+        )
         if session.chat_engine is not None:
             self.model = replace(self.model, embedder=self.engine.summary.name)
         if self.scope is not None:

@@ -109,6 +109,14 @@ class IndexingFinished(Message):
         self.cancelled = cancelled
 
 
+class StopIndexingRequested(Message):
+    """Esc on the chat screen while an index run goes: the app stops it."""
+
+
+class IndexSizeChanged(Message):
+    """The chat screen wrote to the index database (an answer): the app shows its new size."""
+
+
 class StoreFailed(Message):
     """A chat-history write failed on the store thread."""
 

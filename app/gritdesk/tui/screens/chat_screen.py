@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, Protocol, cast
 
 import apsw
 from textual import on, work
@@ -39,11 +39,19 @@ from gritdesk.store.conversations import (
 from gritdesk.store.model_record import EmptyIndexError, ModelMismatchError
 from gritdesk.terminal_text import printable_line
 from gritdesk.tui.backend import ChatBackend
+from gritdesk.tui.chat_store import ChatStore
 from gritdesk.tui.dialogue import turns_from_messages
 from gritdesk.tui.error_log import log_unexpected
 from gritdesk.tui.keys import CHAT_KEYS, bindings
 from gritdesk.tui.markdown_code import last_code_block
-from gritdesk.tui.messages import AnswerFinished, AnswerPiece, AnswerStarted, SourcesKnown
+from gritdesk.tui.messages import (
+    AnswerFinished,
+    AnswerPiece,
+    AnswerStarted,
+    IndexSizeChanged,
+    SourcesKnown,
+    StopIndexingRequested,
+)
 from gritdesk.tui.screens.conversations_screen import ConversationsOutcome, ConversationsScreen
 from gritdesk.tui.thread_priority import lower_this_thread
 from gritdesk.tui.widgets.conversation_view import AnswerMessage, ConversationView
@@ -51,9 +59,6 @@ from gritdesk.tui.widgets.indexing_bar import IndexingBar
 from gritdesk.tui.widgets.question_input import QuestionInput
 from gritdesk.tui.widgets.sources_panel import SourcesPanel
 from gritdesk.tui.widgets.status_line import StatusLine
-
-if TYPE_CHECKING:
-    from gritdesk.tui.app import GritdeskApp
 
 NEW_CONVERSATION = "New conversation"
 # Tokens are sent to the UI thread at most this often (the first one at once): a fast model
@@ -126,6 +131,17 @@ class ActiveAnswer:
     streaming: bool = False  # the first piece has arrived
 
 
+class ChatDesk(Protocol):
+    """What the chat screen reads of the app that owns it; it asks for changes by message
+    (`StopIndexingRequested`, `IndexSizeChanged`)."""
+
+    chat_store: ChatStore
+    backend: ChatBackend | None
+    backend_wait_message: str
+    ask_options: AskOptions
+    indexing: bool
+
+
 class ChatScreen(Screen[None]):
     CSS_PATH = "chat_screen.tcss"
     BINDINGS: ClassVar[list[BindingType]] = bindings(CHAT_KEYS)  # type: ignore[assignment]
@@ -140,8 +156,8 @@ class ChatScreen(Screen[None]):
         self._turns_at_open = 0
 
     @property
-    def desk(self) -> GritdeskApp:
-        return cast("GritdeskApp", self.app)
+    def desk(self) -> ChatDesk:
+        return cast("ChatDesk", self.app)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-main"):
@@ -395,7 +411,7 @@ class ChatScreen(Screen[None]):
         )
         self.refresh_bindings()
         self.status.activity = "stopped" if finish_reason == "cancelled" else "ready"
-        self.desk.refresh_index_size()
+        self.post_message(IndexSizeChanged())
         return active
 
     async def stop_answer(self) -> None:
@@ -417,7 +433,7 @@ class ChatScreen(Screen[None]):
         if self.active is not None:
             await self.stop_answer()
         elif self.desk.indexing:
-            self.desk.stop_indexing()
+            self.post_message(StopIndexingRequested())
 
     # --- copying -------------------------------------------------------------------------
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
 from gritdesk.terminal_text import printable
+from gritdesk.tui.keys import CONFIRM_KEYS, bindings
 
 
 class ConfirmScreen(ModalScreen[bool]):
     CSS_PATH = "confirm_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(CONFIRM_KEYS)  # type: ignore[assignment]
 
     def __init__(self, question: str) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
@@ -28,6 +28,7 @@ from gritdesk.store.conversations import (
 )
 from gritdesk.terminal_text import printable_line
 from gritdesk.tui.chat_store import ChatStore
+from gritdesk.tui.keys import CONVERSATIONS_KEYS, bindings
 from gritdesk.tui.screens.confirm_screen import ConfirmScreen
 from gritdesk.tui.screens.text_prompt_screen import TextPromptScreen
 
@@ -60,13 +61,7 @@ def conversation_label(conversation: Conversation, current: bool) -> Text:
 
 class ConversationsScreen(ModalScreen[ConversationsOutcome]):
     CSS_PATH = "conversations_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close"),
-        Binding("r", "rename", "Rename"),
-        Binding("d", "delete", "Delete"),
-        Binding("e", "export", "Export"),
-        Binding("n", "new_chat", "New chat"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(CONVERSATIONS_KEYS)  # type: ignore[assignment]
 
     def __init__(self, store: ChatStore, current_id: int | None) -> None:
         super().__init__()

@@ -7,12 +7,12 @@ from typing import ClassVar
 from rich import box
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from gritdesk.tui.keys import HELP_ORDER
+from gritdesk.tui.keys import HELP_ORDER, HELP_SCREEN_KEYS, bindings
 
 INTRO = (
     "Answers come from your indexed files; the Sources panel lists the chunks each answer "
@@ -32,9 +32,7 @@ def key_table() -> Table:
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f1,q,question_mark", "dismiss", "Close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(HELP_SCREEN_KEYS)  # type: ignore[assignment]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:

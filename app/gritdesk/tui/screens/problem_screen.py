@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from gritdesk.terminal_text import printable, printable_line
+from gritdesk.tui.keys import PROBLEM_KEYS, bindings
 from gritdesk.tui.problem import Problem
 
 HINTS = {
@@ -25,11 +26,7 @@ HINTS = {
 
 class ProblemScreen(Screen[None]):
     CSS_PATH = "problem_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("i", "index_folder", "Index a folder"),
-        Binding("o", "switch_database", "Open another database"),
-        Binding("ctrl+q", "app.quit", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(PROBLEM_KEYS)  # type: ignore[assignment]
 
     def __init__(self, problem: Problem, db_name: str) -> None:
         super().__init__()

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from gritdesk.tui.keys import TEXT_PROMPT_KEYS, bindings
+
 
 class TextPromptScreen(ModalScreen[str | None]):
     CSS_PATH = "text_prompt_screen.tcss"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(TEXT_PROMPT_KEYS)  # type: ignore[assignment]
 
     def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
         super().__init__()

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import TextArea
 
+from gritdesk.tui.keys import QUESTION_KEYS, bindings
 from gritdesk.tui.styles import styles_beside
 
 PLACEHOLDER = "Ask about your files…  (Enter sends · Ctrl+J new line)"
@@ -23,7 +24,7 @@ NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter")
 
 class QuestionInput(TextArea):
     DEFAULT_CSS = styles_beside(__file__)
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+s", "submit", "Send", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = bindings(QUESTION_KEYS)  # type: ignore[assignment]
 
     class Submitted(Message):
         def __init__(self, text: str) -> None:

@@ -10,6 +10,7 @@ from gritdesk.models.drift import DriftReport
 from gritdesk.models.found import FoundModel
 from gritdesk.models.installed import InstalledModels
 from gritdesk.models.model_info import ModelInfo, model_runs
+from gritdesk.runtime.engine_settings import describe_gpu_layers
 from gritdesk.terminal_text import printable_line
 
 
@@ -173,6 +174,8 @@ def info_table(info: ModelInfo) -> Table:
         rows.append((f"KV per token, {kv_type}", value))
     if not info.kv_bytes_per_token:
         rows.append(("KV cache", "none: an encoder, it embeds only"))
+    rows.append(("doc caching", info.doc_caching))
+    rows.append(("GPU layers", describe_gpu_layers(info.gpu_layers, info.n_layer)))
     rows.append(("fingerprint", info.fingerprint))
     for key, value in rows:
         table.add_row(key, cell(value))

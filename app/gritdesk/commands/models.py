@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
+from gritdesk.cli_settings import settings_options
 from gritdesk.terminal_text import printable, printable_line
+
+if TYPE_CHECKING:
+    from gritdesk.settings import Settings
 
 models_app = typer.Typer(help="Get, check and quantize GGUF models.", no_args_is_help=True)
 
@@ -51,8 +55,8 @@ def _use_hint(path: Path) -> str:
 @models_app.command("list")
 def models_list(json_out: JsonOption = False) -> None:
     """Known builds (pullable), your installed models, and GGUF models other tools keep here."""
+    from gritdesk.commands.models_display import found_json, found_table, list_json, list_tables
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import found_json, found_table, list_json, list_tables
     from gritdesk.models.found import found_models
     from gritdesk.models.installed import InstalledModels
 
@@ -120,18 +124,23 @@ def models_add(
 
 
 @models_app.command("info")
+@settings_options("gpu_layers")
 def models_info(
     ref: Annotated[
         str, typer.Argument(metavar="NAME|PATH", help="Installed model name or GGUF path.")
     ],
     json_out: JsonOption = False,
+    *,
+    settings: Settings,
 ) -> None:
-    """Architecture, parameters, quantization, context, vocab, recipe, KV cost, fingerprint."""
+    """Architecture, parameters, quantization, context, vocab, recipe, KV cost, what Doc
+    Caching may do with it, GPU layers, fingerprint."""
+    from gritdesk.commands.models_display import info_table
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import info_table
     from gritdesk.models.installed import InstalledModels
     from gritdesk.models.library import locate_model
     from gritdesk.models.model_info import model_info
+    from gritdesk.runtime.engine import resolved_gpu_layers
 
     located = locate_model(ref, InstalledModels(), load_catalog())
     recipe, source = None, ""
@@ -145,6 +154,7 @@ def models_info(
         registered_name=located.installed.name if located.installed else None,
         recipe=recipe,
         recipe_source=source,
+        gpu_layers=resolved_gpu_layers(settings.gpu_layers),
     )
     if json_out:
         _print_json(info.to_json())
@@ -164,8 +174,8 @@ def models_quantize(
     json_out: JsonOption = False,
 ) -> None:
     """Quantize with llama.cpp (with progress), then report how far embeddings drift."""
+    from gritdesk.commands.models_display import drift_lines
     from gritdesk.models.catalog import load_catalog
-    from gritdesk.models.display import drift_lines
     from gritdesk.models.drift import embedding_drift
     from gritdesk.models.errors import ModelsError
     from gritdesk.models.installed import InstalledModels
