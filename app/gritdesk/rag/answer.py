@@ -61,14 +61,19 @@ class AskOptions:
     rerank: bool = False
     rerank_candidates: int = 10
     scope: RootScope | None = None  # answer from the files of this folder only (`--root`)
-    # the model reads only the best sentences of its passages (rag/focus.py); None: whole
-    # chunks. AskService chooses by the model's size.
+    # What is left None here AskService sets by the answering model (`AskService.resolve`),
+    # so an interface that passes AskOptions() gets what every other one gets; an Answerer
+    # used alone reads None as whole chunks, no first-line stop, DEFAULT_MAX_TOKENS.
+    # the model reads only the best sentences of its passages (rag/focus.py)
     focus: FocusPlan | None = None
     # the answer ends with its first line (the KV kept for a follow-up ends there too)
-    first_line: bool = False
-    generation: GenerationOptions = field(
-        default_factory=lambda: GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
-    )
+    first_line: bool | None = None
+    generation: GenerationOptions | None = None  # max tokens, temperature, seed, stop
+
+    @property
+    def sampling(self) -> GenerationOptions:
+        """`generation`, or the defaults (DEFAULT_MAX_TOKENS, greedy) when left None."""
+        return self.generation or GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
 
 
 @dataclass
@@ -327,7 +332,7 @@ class Answerer:
             return "other sentences of the sources match this question"
         tokens = self.generator.prompt_tokens(pieces)
         n_ctx = self.generator.n_ctx
-        if kept.end + len(tokens) > n_ctx - min(options.generation.max_tokens, n_ctx // 4):
+        if kept.end + len(tokens) > n_ctx - min(options.sampling.max_tokens, n_ctx // 4):
             return f"the conversation no longer fits the {n_ctx}-token context"
         prepared.kept, prepared.follow_up_tokens = kept, tokens
         prepared.sources = prepared.sources[: kept.n_sources]
@@ -383,7 +388,7 @@ class Answerer:
     def fit_context(self, prepared: PreparedAnswer) -> None:
         """Drop the lowest-ranked sources until the prompt and the answer fit the context."""
         n_ctx = self.generator.n_ctx
-        room = n_ctx - min(prepared.options.generation.max_tokens, n_ctx // 4)
+        room = n_ctx - min(prepared.options.sampling.max_tokens, n_ctx // 4)
         dropped = []
         while prepared.sources and self._prompt_tokens(prepared) > room:
             dropped.append(prepared.sources.pop())
@@ -470,7 +475,7 @@ class Answerer:
             fresh,
             position=position,
             reused_tokens=reused,
-            options=options.generation,
+            options=options.sampling,
             stats=stats,
             should_stop=should_stop,
         )
@@ -497,7 +502,7 @@ class Answerer:
             timings.first_token_ms = stats.seconds_to_first_token * 1000
         timings.total_ms = (time.perf_counter() - t_start) * 1000
         prepared.finish_reason = stats.finish_reason
-        if not options.generation.stop:  # a stop string's tokens are in the KV, not the text
+        if not options.sampling.stop:  # a stop string's tokens are in the KV, not the text
             self.kept = KeptContext(
                 epoch=engine.sequence_epoch,
                 layout=(options.cache_mode, options.placement),

@@ -204,33 +204,55 @@ class AskService:
         root: str | Path | None = None,
         sampling: GenerationOptions | None = None,
     ) -> AskOptions:
-        """Options from what an interface was given; None means the default (`AskOptions`).
-        `max_tokens_limit` caps the default too (the server's own limit); `sampling` carries
-        temperature, seed and stop strings (its max_tokens is not read)."""
-        base = AskOptions()
+        """Options from what an interface was given; what is None takes this service's
+        default (`resolve`). `max_tokens_limit` caps the default too (the server's own
+        limit); `sampling` carries temperature, seed and stop strings (its max_tokens is
+        not read)."""
         if k is not None and not 1 <= k <= MAX_K:
             raise GritdeskError(f"k {k}: choose 1 to {MAX_K} chunks")
-        small = self.small_model
-        default_tokens = SMALL_MODEL_MAX_TOKENS if small else DEFAULT_MAX_TOKENS
+        limit = self.default_max_tokens
         if max_tokens_limit is not None:
-            default_tokens = min(default_tokens, max_tokens_limit)
-        sampling = sampling or base.generation
-        cache_mode = parse_choice(CacheMode, cache, "cache mode") if cache else None
-        # focused sentences are not what the index saved KV of: only where no saved KV of
-        # whole chunks is reused (pair mode, or no caching)
-        reads_text = self.answerer.pair_mode or cache_mode is CacheMode.OFF
-        return AskOptions(
+            limit = min(limit, max_tokens_limit)
+        base = AskOptions()
+        given = AskOptions(
             k=k if k is not None else base.k,
-            cache_mode=cache_mode,
+            cache_mode=parse_choice(CacheMode, cache, "cache mode") if cache else None,
             placement=(
                 parse_choice(Placement, placement, "placement") if placement else base.placement
             ),
             rerank=base.rerank if rerank is None else rerank,
             scope=self.scope(root),
-            focus=SMALL_MODEL_FOCUS if small and reads_text else None,
-            first_line=small,  # a small model's first line holds its answer, then it wanders
-            generation=replace(sampling, max_tokens=max_tokens or default_tokens),
+            generation=replace(sampling or GenerationOptions(), max_tokens=max_tokens or limit),
         )
+        return self.resolve(given)
+
+    def resolve(self, options: AskOptions) -> AskOptions:
+        """`options` with what was left None set to this service's defaults, the one place
+        every interface's defaults come from (the chat app passes AskOptions() as it was
+        given it): the recipe's cache mode; for a small model (`small_model`) focused
+        sentences, a stop at the answer's first line and SMALL_MODEL_MAX_TOKENS; else
+        whole chunks and DEFAULT_MAX_TOKENS."""
+        small = self.small_model
+        cache_mode = options.cache_mode or self.default_cache_mode
+        # focused sentences are not what the index saved KV of: only where no saved KV of
+        # whole chunks is reused (pair mode, or no caching)
+        reads_text = self.answerer.pair_mode or cache_mode is CacheMode.OFF
+        focus = options.focus
+        if focus is None and small and reads_text:
+            focus = SMALL_MODEL_FOCUS
+        return replace(
+            options,
+            cache_mode=cache_mode,
+            focus=focus,
+            # a small model's first line holds its answer, then it wanders
+            first_line=small if options.first_line is None else options.first_line,
+            generation=options.generation or GenerationOptions(max_tokens=self.default_max_tokens),
+        )
+
+    @property
+    def default_max_tokens(self) -> int:
+        """The tokens an answer may have unless an interface says otherwise."""
+        return SMALL_MODEL_MAX_TOKENS if self.small_model else DEFAULT_MAX_TOKENS
 
     @property
     def small_model(self) -> bool:
@@ -249,9 +271,7 @@ class AskService:
         """Retrieve (with the conversation's last questions) and fit the prompt (with as many
         recent turns as fit); the sources are known from here on."""
         self.session.require_answering_model()
-        options = options or self.options()
-        if options.cache_mode is None:
-            options = replace(options, cache_mode=self.default_cache_mode)
+        options = self.resolve(options or AskOptions())
         earlier = earlier_questions(history)
         prepared = fit_history(
             lambda turns: self.answerer.prepare(question, options, turns, earlier), history
