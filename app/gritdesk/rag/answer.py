@@ -340,16 +340,21 @@ class Answerer:
             source.kv = "kept"
         return None
 
+    @property
+    def sentence_embedder(self) -> Engine | None:
+        """The embedder whose cosines rank sentences (focus, evidence): the index's, when it
+        was trained to embed (MiniLM's cosines mean something, a chat model's do not)."""
+        return self.engine if self.engine.recipe.trained_to_embed else None
+
     def focus(self, prepared: PreparedAnswer, plan: FocusPlan) -> None:
         """Let the model read only the best sentences of the sources (rag/focus.py), scored
         with the embedder's cosines when it was trained to embed."""
-        embedder = self.engine if self.engine.recipe.trained_to_embed else None
         focused = focus_passages(
             prepared.question,
             prepared.earlier_questions,
             [source.citation() for source in prepared.sources],
             plan,
-            embedder,
+            self.sentence_embedder,
         )
         for source, chosen in zip(prepared.sources, focused, strict=True):
             source.read = chosen.text

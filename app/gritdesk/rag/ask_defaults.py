@@ -19,8 +19,8 @@ class FocusPlan:
     """How much of its passages a small model reads (rag/focus.py): the `sentences` best
     matches of the question over all passages, each with `neighbours` sentences either side.
     A sentence scores the embedder's cosine to the question plus `keyword_weight` times its
-    share of the best keyword score; a passage's lead (a title, a header row) loses
-    `lead_penalty`."""
+    share of the question's rarity-weighted words; a passage's lead (a title, a header row)
+    loses `lead_penalty`."""
 
     sentences: int = 1
     neighbours: int = 0

@@ -38,6 +38,7 @@ from gritdesk.rag.ask_defaults import (
     SMALL_MODEL_PARAMS,
 )
 from gritdesk.rag.evidence import Evidence, choose_evidence
+from gritdesk.rag.focus import question_similarity
 from gritdesk.rag.grounding import answer_facts, ungrounded_facts
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.retrieve import STOP_WORDS, Hit
@@ -296,9 +297,7 @@ class AskService:
             return
         yield from self.answerer.stream(prepared, should_stop=should_stop)
         if not prepared.text.strip() and prepared.finish_reason != "cancelled":
-            evidence = choose_evidence(
-                prepared.question, "", self.citations(prepared), prepared.earlier_questions
-            )
+            evidence = self.evidence(prepared, "", self.citations(prepared))
             if evidence:
                 fallback = f"{evidence[0].short_location}: {evidence[0].text}"
             else:
@@ -306,6 +305,25 @@ class AskService:
             prepared.text = fallback
             prepared.notices.append("the model gave no answer: the best evidence shows instead")
             yield fallback
+
+    def evidence(
+        self, prepared: PreparedAnswer, answer: str, sources: Sequence[Citation]
+    ) -> list[Evidence]:
+        """The sentences of `sources` that support `answer` (`evidence.choose_evidence`),
+        ranked by the embedder's cosine to the question where it was trained to embed, as
+        the focus ranks what a small model reads."""
+        embedder = self.answerer.sentence_embedder
+        question, earlier = prepared.question, prepared.earlier_questions
+        if embedder is None:
+            return choose_evidence(question, answer, sources, earlier)
+        return choose_evidence(
+            question,
+            answer,
+            sources,
+            earlier,
+            similarity=question_similarity(question, earlier, embedder),
+            min_similarity=embedder.recipe.no_match_similarity,
+        )
 
     def citations(self, prepared: PreparedAnswer) -> list[Citation]:
         """The sources as cited (store/citations.py), paths also shown within their folder."""
@@ -330,7 +348,7 @@ class AskService:
             sources=sources,
             notices=list(prepared.notices),
             timings=prepared.timings,
-            evidence=choose_evidence(question, text, sources, earlier),
+            evidence=self.evidence(prepared, text, sources),
             not_found=ungrounded_facts(text, given),
         )
 

@@ -5,9 +5,12 @@ A 135M model given four whole chunks copies whatever line it read last, or a num
 another file; given the two or three sentences that match the question it mostly copies
 the right one. Sentences are split as the evidence is (`evidence.passage_sentences`) and
 scored by the embedder's cosine to the question (when the embedder was trained to embed:
-MiniLM's cosines mean something, a chat model's own vectors do not) plus the rarity-weighted
-words they share with the question (`evidence.keyword_score`); a follow-up's earlier
-questions count too. A table keeps its header row, without which a row is a list of values.
+MiniLM's cosines mean something, a chat model's own vectors do not) plus the share of the
+question's rarity-weighted words they hold (`evidence.keyword_shares`), `keyword_weight` at
+most: the cosine leads, so one shared word ("trips" in the booking rule, asked "food money
+per day on a trip") does not outweigh the sentence MiniLM ranks far above it ("a daily
+allowance of 45 euros"). A follow-up's earlier questions count too. A table keeps its
+header row, without which a row is a list of values.
 
 The chosen sentences stay in their file order, each passage's apart; sources the focus
 leaves empty are dropped from the prompt (not from retrieval). `AskOptions.focus` turns it
@@ -16,13 +19,13 @@ on (`ask_defaults.FocusPlan`); AskService does so for small models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from gritdesk.rag.ask_defaults import FocusPlan
-from gritdesk.rag.evidence import keyword_scores, passage_parts
+from gritdesk.rag.evidence import keyword_shares, passage_parts
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.citations import Citation
 
@@ -50,14 +53,9 @@ def focus_passages(
     if not flat:
         return [Focused("", 0.0) for _ in citations]
     texts = [parts[i][j].text for i, j in flat]
-    scores = keyword_scores(question, earlier, texts)
-    top = max(scores, default=0.0)
-    combined = np.array([s / top if top > 0 else 0.0 for s in scores]) * plan.keyword_weight
+    combined = np.array(keyword_shares(question, earlier, texts)) * plan.keyword_weight
     if embedder is not None:
-        query = "\n".join([*earlier[-1:], question])
-        vectors = embedder.embed_documents(texts)
-        query_vector = embedder.embed_queries([query], _instruction(embedder))[0]
-        combined = combined + vectors @ query_vector
+        combined = combined + np.array(question_similarity(question, earlier, embedder)(texts))
     for n, (i, j) in enumerate(flat):  # a title or header row alone answers nothing
         if parts[i][j].lead:
             combined[n] -= plan.lead_penalty
@@ -75,6 +73,22 @@ def focus_passages(
         own = [combined[n] for n, (a, _) in enumerate(flat) if a == i]
         result.append(Focused("\n".join(picked), max(own, default=0.0)))
     return result
+
+
+def question_similarity(
+    question: str, earlier: Sequence[str], embedder: DocumentEmbedder
+) -> Callable[[Sequence[str]], list[float]]:
+    """The embedder's cosine of each of some sentences to the question (after the last
+    earlier question: a follow-up means little alone); focus and evidence rank by it."""
+    query = "\n".join([*earlier[-1:], question])
+    query_vector = embedder.embed_queries([query], _instruction(embedder))[0]
+
+    def cosines(texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        return [float(c) for c in embedder.embed_documents(list(texts)) @ query_vector]
+
+    return cosines
 
 
 def _is_table(sentences: Sequence[object]) -> bool:
