@@ -296,8 +296,11 @@ async def test_pair_mode_answers_with_the_chat_model_computing_chunk_kv(
         await type_question(pilot, QUESTION)
         await wait_until(pilot, lambda: not screen.answering, what="the answer")
         assert screen.query(AnswerMessage).last().text
-        # the index holds no KV of the chat model: it computes each chunk's on first use
-        assert all(s.kv == "computed" for s in screen.query_one(SourcesPanel).sources)
+        # the index holds no KV of the chat model: it computes each chunk's on first use (the
+        # tiny model, < 1B params, reads focused sentences: a source it reads none of stays
+        # "fresh", as text never prefilled)
+        kv = [s.kv for s in screen.query_one(SourcesPanel).sources]
+        assert "computed" in kv and set(kv) <= {"computed", "fresh"}
         label = str(app.backend.model)
         assert label.startswith(check_gguf(tiny_model_path).name)
         assert label.endswith(f"passages: {check_gguf(tiny_b_model_path).name}")

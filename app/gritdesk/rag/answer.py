@@ -151,7 +151,7 @@ class PreparedAnswer:
     follow_up_tokens: list[int] = field(default_factory=list)  # prefilled on top of `kept`
     reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
     text: str = ""  # the answer so far, as streamed
-    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
+    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query (`Answerer.joining`)
     cannot_answer: str = ""  # why the files cannot answer it (AskService); "": they may
 
 
@@ -258,10 +258,10 @@ class Answerer:
                 f"reuse its embedding pass's KV that way; choose {', '.join(recipe.cache_modes)}"
             )
         prepared = PreparedAnswer(question, options, [], history)
-        prepared.earlier_questions = tuple(earlier_questions)
         t0 = time.perf_counter()
+        prepared.earlier_questions = tuple(self.joining(question, earlier_questions))
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        query = self.retrieval_query(question, earlier_questions)
+        query = "\n".join([*prepared.earlier_questions, question])  # `retrieval_query`
         hits = scoped_search(self.db, self.engine, query, wanted, options.scope)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
@@ -297,7 +297,7 @@ class Answerer:
         support = engine.doc_cache
         if options.cache_mode is CacheMode.OFF or support is None or not prepared.sources:
             return
-        docs = [_reading_text(s) for s in prepared.sources]
+        docs = [_reading_text(s) for s in _read_sources(prepared)]  # as `_assemble` lays out
         layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
         lengths = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
         moved = bool(self._opening_tokens(layout)) or (
@@ -366,9 +366,14 @@ class Answerer:
 
     def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
         """The question after as many of the latest earlier questions as fit in
-        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line. An earlier question
-        that was too long (it failed) is dropped instead of failing every question after it.
-        """
+        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line (`joining`)."""
+        return "\n".join([*self.joining(question, earlier), question])
+
+    def joining(self, question: str, earlier: Sequence[str]) -> list[str]:
+        """The latest of `earlier` that join `question` in the retrieval query: as many as fit
+        in RETRIEVAL_QUERY_TOKENS and in one embedding pass. An earlier question that was too
+        long (it failed) is dropped instead of failing every question after it (the focus's
+        and the evidence's cosines embed the last one with the question too)."""
         engine = self.engine
         prefix = engine.recipe.embedding.query(retrieval_instruction(engine))
         room = engine.max_document_tokens - engine.count_tokens(prefix)
@@ -376,7 +381,7 @@ class Answerer:
         kept = list(earlier)
         while kept and engine.count_tokens("\n".join([*kept, question])) > limit:
             kept.pop(0)
-        return "\n".join([*kept, question])
+        return kept
 
     def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
         docs = [_reading_text(s) for s in _read_sources(prepared)]
