@@ -51,10 +51,11 @@ def test_ask_answers_in_pair_mode_with_smollm2(minilm_db: Path, smollm2_path: Pa
     assert {s["kv"] for s in plain["sources"]} == {"fresh"}
     first = ask("--cache", "doc")
     assert first["cache_mode"] == "doc"
-    assert {s["kv"] for s in first["sources"]} == {"computed"}  # the miss path, saved
+    # SmolLM2 reads focused sentences: a source it reads none of stays "fresh" (not prefilled)
+    assert {s["kv"] for s in first["sources"]} - {"fresh"} == {"computed"}  # the miss, saved
     assert first["timings"]["prompt_tokens_reused"] == 0
     second = ask("--cache", "doc")
-    assert {s["kv"] for s in second["sources"]} == {"cached"}
+    assert {s["kv"] for s in second["sources"]} - {"fresh"} == {"cached"}
     assert second["timings"]["prompt_tokens_reused"] > 0
     assert second["answer"] == first["answer"]  # restored KV = the KV computed
 

@@ -35,7 +35,9 @@ def test_pair_mode_indexes_and_answers(
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
         assert out["cache_mode"] == "doc"
-        assert {s["kv"] for s in out["sources"]} == {expected}
+        # the tiny model (< 1B params) reads focused sentences: a source it reads none of
+        # is not prefilled and stays "fresh"
+        assert {s["kv"] for s in out["sources"]} - {"fresh"} == {expected}
         answers.append(out["answer"])
     assert out["timings"]["prompt_tokens_reused"] > 0
     assert answers[0] == answers[1]

@@ -71,11 +71,23 @@ def chat_db(demo_index: Path, tmp_path: Path):
 
 
 def tiny_app(
-    db_path: Path, model_path: Path, *, max_tokens: int = 24, k: int = 3, **kwargs
+    db_path: Path,
+    model_path: Path,
+    *,
+    max_tokens: int = 24,
+    k: int = 3,
+    first_line: bool | None = None,
+    **kwargs,
 ) -> GritdeskApp:
+    """The chat app on the tiny model; what is left None (focus, first_line) AskService
+    decides: the tiny model is under 1B params, so it reads focused sentences and its
+    answer ends with its first line, as in every interface."""
+    options = AskOptions(
+        k=k, first_line=first_line, generation=GenerationOptions(max_tokens=max_tokens)
+    )
     return GritdeskApp(
         Settings(db=db_path, model=model_path, context=N_CTX),
-        ask_options=AskOptions(k=k, generation=GenerationOptions(max_tokens=max_tokens)),
+        ask_options=options,
         cursor_blink=False,
         **kwargs,
     )

@@ -17,6 +17,9 @@ from .conftest import N_CTX, QUESTION, run_async, tiny_app, type_question, wait_
 LONG = "Tell me everything about the travel policy and its hotels. " * (N_CTX // 4)
 
 
+ANSWERED = ("length", "stop")  # the tiny model (< 1B params) stops at its first line or not
+
+
 def finish_reasons(db_path: Path) -> list[str | None]:
     db = open_database(db_path)
     try:
@@ -49,7 +52,8 @@ async def test_questions_after_an_overlong_one_are_answered(
         for question in (QUESTION, "And in Asia?"):
             await type_question(pilot, question)
             await wait_until(pilot, lambda: not screen.answering, what="the answer")
-    assert finish_reasons(chat_db) == ["error", "length", "length"]
+    error, *answered = finish_reasons(chat_db)
+    assert error == "error" and len(answered) == 2 and all(r in ANSWERED for r in answered)
 
 
 @run_async
@@ -68,4 +72,5 @@ async def test_two_long_questions_that_fit_alone_are_both_answered(
         for question in (first, second):
             await type_question(pilot, question)
             await wait_until(pilot, lambda: not screen.answering, what="the answer")
-    assert finish_reasons(chat_db) == ["length", "length"]
+    answered = finish_reasons(chat_db)
+    assert len(answered) == 2 and all(r in ANSWERED for r in answered)

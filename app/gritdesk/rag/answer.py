@@ -20,7 +20,8 @@ import apsw
 
 from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text, text_digest
-from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
+from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, FocusPlan
+from gritdesk.rag.focus import focus_passages
 from gritdesk.rag.layouts import (
     CachedPart,
     CacheMode,
@@ -60,9 +61,19 @@ class AskOptions:
     rerank: bool = False
     rerank_candidates: int = 10
     scope: RootScope | None = None  # answer from the files of this folder only (`--root`)
-    generation: GenerationOptions = field(
-        default_factory=lambda: GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
-    )
+    # What is left None here AskService sets by the answering model (`AskService.resolve`),
+    # so an interface that passes AskOptions() gets what every other one gets; an Answerer
+    # used alone reads None as whole chunks, no first-line stop, DEFAULT_MAX_TOKENS.
+    # the model reads only the best sentences of its passages (rag/focus.py)
+    focus: FocusPlan | None = None
+    # the answer ends with its first line (the KV kept for a follow-up ends there too)
+    first_line: bool | None = None
+    generation: GenerationOptions | None = None  # max tokens, temperature, seed, stop
+
+    @property
+    def sampling(self) -> GenerationOptions:
+        """`generation`, or the defaults (DEFAULT_MAX_TOKENS, greedy) when left None."""
+        return self.generation or GenerationOptions(max_tokens=DEFAULT_MAX_TOKENS)
 
 
 @dataclass
@@ -73,6 +84,8 @@ class Source:
     # "kept" (still in the context from the previous turn)
     kv: str = "fresh"
     rerank_score: float | None = None
+    # what the model reads of it when focused (rag/focus.py; "" = nothing); None: the chunk
+    read: str | None = None
 
     def citation(self, roots: Sequence[str] = ()) -> Citation:
         """This source as cited; `roots` (the indexed folders) shorten its path for display."""
@@ -119,6 +132,7 @@ class KeptContext:
     layout: tuple[CacheMode, Placement]
     retrieved: tuple[Hit, ...]  # the chunks retrieved for it, in rank order, before fitting
     n_sources: int  # how many of them the prompt holds
+    reads: tuple[str | None, ...]  # what the model read of each (`Source.read`)
     turns: tuple[ChatTurn, ...]  # the conversation it holds, its last answer included
     end: int
 
@@ -137,7 +151,8 @@ class PreparedAnswer:
     follow_up_tokens: list[int] = field(default_factory=list)  # prefilled on top of `kept`
     reprefill_reason: str | None = None  # a follow-up that could not continue the KV: why
     text: str = ""  # the answer so far, as streamed
-    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query
+    earlier_questions: tuple[str, ...] = ()  # joined the retrieval query (`Answerer.joining`)
+    cannot_answer: str = ""  # why the files cannot answer it (AskService); "": they may
 
 
 class UnsupportedCacheModeError(GritdeskError):
@@ -147,6 +162,19 @@ class UnsupportedCacheModeError(GritdeskError):
 def _embedded_text(hit: Hit) -> str:
     """The chunk as the index embedded it (heading path line, then the text)."""
     return embedding_text(hit.text, (hit.heading_path,) if hit.heading_path else ())
+
+
+def _reading_text(source: Source) -> str:
+    """What the model reads of a source: its focused sentences, else the chunk as embedded."""
+    return _embedded_text(source.hit) if source.read is None else source.read
+
+
+def _reading_key(source: Source) -> str:
+    """The key of the KV of what the model reads: the chunk's text_hash, or the digest of
+    its focused sentences (their KV is computed on first use and saved under it)."""
+    if source.read is None:
+        return source.hit.text_hash or text_digest(_embedded_text(source.hit))
+    return text_digest(source.read)
 
 
 def _chunk_key(hit: Hit) -> tuple[int, str]:
@@ -230,10 +258,10 @@ class Answerer:
                 f"reuse its embedding pass's KV that way; choose {', '.join(recipe.cache_modes)}"
             )
         prepared = PreparedAnswer(question, options, [], history)
-        prepared.earlier_questions = tuple(earlier_questions)
         t0 = time.perf_counter()
+        prepared.earlier_questions = tuple(self.joining(question, earlier_questions))
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        query = self.retrieval_query(question, earlier_questions)
+        query = "\n".join([*prepared.earlier_questions, question])  # `retrieval_query`
         hits = scoped_search(self.db, self.engine, query, wanted, options.scope)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
@@ -249,6 +277,8 @@ class Answerer:
             )
         ]
         prepared.retrieved = tuple(source.hit for source in prepared.sources)
+        if options.focus is not None:
+            self.focus(prepared, options.focus)
         self._check_cached_layout(prepared)
         if history:
             reason = self._continue_kept(prepared)
@@ -267,7 +297,7 @@ class Answerer:
         support = engine.doc_cache
         if options.cache_mode is CacheMode.OFF or support is None or not prepared.sources:
             return
-        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        docs = [_reading_text(s) for s in _read_sources(prepared)]  # as `_assemble` lays out
         layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
         lengths = [len(self._segment_tokens(part, prepared)) for part in layout.cached]
         moved = bool(self._opening_tokens(layout)) or (
@@ -298,15 +328,36 @@ class Answerer:
             return f"cache mode {options.cache_mode.value} caches the question itself"
         if [_chunk_key(h) for h in kept.retrieved] != [_chunk_key(h) for h in prepared.retrieved]:
             return sources_change(kept.retrieved, prepared.retrieved)
+        if kept.reads != tuple(s.read for s in prepared.sources[: kept.n_sources]):
+            return "other sentences of the sources match this question"
         tokens = self.generator.prompt_tokens(pieces)
         n_ctx = self.generator.n_ctx
-        if kept.end + len(tokens) > n_ctx - min(options.generation.max_tokens, n_ctx // 4):
+        if kept.end + len(tokens) > n_ctx - min(options.sampling.max_tokens, n_ctx // 4):
             return f"the conversation no longer fits the {n_ctx}-token context"
         prepared.kept, prepared.follow_up_tokens = kept, tokens
         prepared.sources = prepared.sources[: kept.n_sources]
         for source in prepared.sources:
             source.kv = "kept"
         return None
+
+    @property
+    def sentence_embedder(self) -> Engine | None:
+        """The embedder whose cosines rank sentences (focus, evidence): the index's, when it
+        was trained to embed (MiniLM's cosines mean something, a chat model's do not)."""
+        return self.engine if self.engine.recipe.trained_to_embed else None
+
+    def focus(self, prepared: PreparedAnswer, plan: FocusPlan) -> None:
+        """Let the model read only the best sentences of the sources (rag/focus.py), scored
+        with the embedder's cosines when it was trained to embed."""
+        focused = focus_passages(
+            prepared.question,
+            prepared.earlier_questions,
+            [source.citation() for source in prepared.sources],
+            plan,
+            self.sentence_embedder,
+        )
+        for source, chosen in zip(prepared.sources, focused, strict=True):
+            source.read = chosen.text
 
     def citations(self, prepared: PreparedAnswer) -> list[Citation]:
         """The answer's sources as cited, paths shown relative to their indexed folder."""
@@ -315,9 +366,14 @@ class Answerer:
 
     def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
         """The question after as many of the latest earlier questions as fit in
-        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line. An earlier question
-        that was too long (it failed) is dropped instead of failing every question after it.
-        """
+        RETRIEVAL_QUERY_TOKENS and in one embedding pass, one per line (`joining`)."""
+        return "\n".join([*self.joining(question, earlier), question])
+
+    def joining(self, question: str, earlier: Sequence[str]) -> list[str]:
+        """The latest of `earlier` that join `question` in the retrieval query: as many as fit
+        in RETRIEVAL_QUERY_TOKENS and in one embedding pass. An earlier question that was too
+        long (it failed) is dropped instead of failing every question after it (the focus's
+        and the evidence's cosines embed the last one with the question too)."""
         engine = self.engine
         prefix = engine.recipe.embedding.query(retrieval_instruction(engine))
         room = engine.max_document_tokens - engine.count_tokens(prefix)
@@ -325,10 +381,10 @@ class Answerer:
         kept = list(earlier)
         while kept and engine.count_tokens("\n".join([*kept, question])) > limit:
             kept.pop(0)
-        return "\n".join([*kept, question])
+        return kept
 
     def _prompt_tokens(self, prepared: PreparedAnswer) -> int:
-        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        docs = [_reading_text(s) for s in _read_sources(prepared)]
         layout = build_layout(
             prepared.options.cache_mode, self.generator.recipe, prepared.question, docs
         )
@@ -342,7 +398,7 @@ class Answerer:
     def fit_context(self, prepared: PreparedAnswer) -> None:
         """Drop the lowest-ranked sources until the prompt and the answer fit the context."""
         n_ctx = self.generator.n_ctx
-        room = n_ctx - min(prepared.options.generation.max_tokens, n_ctx // 4)
+        room = n_ctx - min(prepared.options.sampling.max_tokens, n_ctx // 4)
         dropped = []
         while prepared.sources and self._prompt_tokens(prepared) > room:
             dropped.append(prepared.sources.pop())
@@ -361,7 +417,7 @@ class Answerer:
         """What the segment's KV was computed from: for a chunk, the text the index embedded."""
         if part.kind == "query":
             return prepared.question
-        return _embedded_text(prepared.sources[part.index].hit)
+        return _reading_text(_read_sources(prepared)[part.index])
 
     def _segment_tokens(self, part: CachedPart, prepared: PreparedAnswer) -> list[int]:
         return self.generator.document_tokens(self._segment_text(part, prepared))
@@ -425,17 +481,29 @@ class Answerer:
             turns = tuple(prepared.history)
         stats = GenerationStats(started_at=t_start)
         answer: list[str] = []
-        for piece in engine.stream(
+        pieces = engine.stream(
             fresh,
             position=position,
             reused_tokens=reused,
-            options=options.generation,
+            options=options.sampling,
             stats=stats,
             should_stop=should_stop,
-        ):
-            answer.append(piece)
-            prepared.text += piece
-            yield piece
+        )
+        for piece in pieces:
+            line_end = piece.find("\n") if options.first_line else -1
+            said = ("".join(answer) + piece[: max(line_end, 0)]).strip()
+            if not said or said.endswith(":"):  # "The answer is:" leads to the answer
+                line_end = -1
+            if line_end >= 0:  # the piece's token is not decoded: the KV ends before it
+                piece = piece[:line_end]
+                pieces.close()
+                stats.finish_reason = "stop"
+            if piece:
+                answer.append(piece)
+                prepared.text += piece
+                yield piece
+            if line_end >= 0:
+                break
         timings.prompt_tokens_computed = stats.prompt_tokens_computed + computed
         timings.prompt_tokens_reused = reused
         timings.generated_tokens = stats.generated_tokens
@@ -444,12 +512,13 @@ class Answerer:
             timings.first_token_ms = stats.seconds_to_first_token * 1000
         timings.total_ms = (time.perf_counter() - t_start) * 1000
         prepared.finish_reason = stats.finish_reason
-        if not options.generation.stop:  # a stop string's tokens are in the KV, not the text
+        if not options.sampling.stop:  # a stop string's tokens are in the KV, not the text
             self.kept = KeptContext(
                 epoch=engine.sequence_epoch,
                 layout=(options.cache_mode, options.placement),
                 retrieved=prepared.retrieved,
                 n_sources=len(prepared.sources),
+                reads=tuple(s.read for s in prepared.sources),
                 turns=(*turns, ChatTurn(prepared.question, "".join(answer))),
                 end=stats.end_position,
             )
@@ -458,7 +527,8 @@ class Answerer:
         """Put the cached segments into a cleared sequence 0; returns the fresh tokens, where
         they start, and how many tokens were restored and computed before them."""
         engine, options, timings = self.generator, prepared.options, prepared.timings
-        docs = [_embedded_text(s.hit) for s in prepared.sources]
+        read = _read_sources(prepared)
+        docs = [_reading_text(s) for s in read]
         layout = build_layout(options.cache_mode, engine.recipe, prepared.question, docs)
         states: list[tuple[KvState, str]] = []
         for part in layout.cached:
@@ -466,8 +536,8 @@ class Answerer:
             text = self._segment_text(part, prepared)
             t0 = time.perf_counter()
             if part.kind == "doc":
-                source = prepared.sources[part.index]
-                key = source.hit.text_hash or text_digest(text)  # chunks.text_hash
+                source = read[part.index]
+                key = _reading_key(source)  # chunks.text_hash, unless focused
                 state, how = self._kv_state(key, tokens, text, prepared)
                 source.kv = how
             else:
@@ -496,3 +566,8 @@ class Answerer:
                 computed += n
         timings.kv_restore_ms = (time.perf_counter() - t0) * 1000
         return self._fresh_tokens(layout, prepared.history), position, reused, computed
+
+
+def _read_sources(prepared: PreparedAnswer) -> list[Source]:
+    """The sources the model reads, in rank order: all but those a focus left empty."""
+    return [s for s in prepared.sources if s.read is None or s.read]

@@ -13,6 +13,7 @@ the sentences that support it (`evidence.py`) and the facts no passage holds
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -27,15 +28,20 @@ from gritdesk.rag.answer import (
     PreparedAnswer,
 )
 from gritdesk.rag.ask_defaults import (
+    CANNOT_ANSWER,
     DEFAULT_MAX_TOKENS,
     MAX_HISTORY_TURNS,
     MAX_K,
     RETRIEVAL_QUESTIONS,
+    SMALL_MODEL_FOCUS,
+    SMALL_MODEL_MAX_TOKENS,
+    SMALL_MODEL_PARAMS,
 )
 from gritdesk.rag.evidence import Evidence, choose_evidence
-from gritdesk.rag.grounding import ungrounded_facts
+from gritdesk.rag.focus import question_similarity
+from gritdesk.rag.grounding import answer_facts, ungrounded_facts
 from gritdesk.rag.layouts import CacheMode, Placement
-from gritdesk.rag.retrieve import Hit
+from gritdesk.rag.retrieve import STOP_WORDS, Hit
 from gritdesk.rag.root_scope import RootScope, resolve_root, scoped_search
 from gritdesk.runtime.engine import ChatTurn, GenerationOptions
 from gritdesk.runtime.errors import InputTooLongError
@@ -60,6 +66,40 @@ def earlier_questions(history: Sequence[ChatTurn]) -> list[str]:
     """The last few questions before the new one, oldest first, for the retrieval query:
     a follow-up ("and in Asia?") means little alone."""
     return [turn.user for turn in history[-RETRIEVAL_QUESTIONS:]]
+
+
+_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
+
+
+def names_not_found(question: str, passages: Sequence[str]) -> list[str]:
+    """The names the question asks about (capitalised words past its first, codes such as
+    Q3 or B214, versions such as 5.0) that none of `passages` holds: a question about
+    Australia or Orbit 5.0 when the files speak of Europe and Orbit 4.2. Plain integers are
+    not names ("a 7-hour flight" is asked of a rule for 6 hours or more)."""
+    rest = _POSSESSIVE.sub("", question).split(None, 1)
+    named = [
+        fact
+        for fact in answer_facts(rest[1] if len(rest) > 1 else "")
+        if not fact.isdigit() and fact.lower() not in STOP_WORDS
+    ]
+    return [fact for fact in named if ungrounded_facts(fact, passages)]
+
+
+def cannot_answer(question: str, hits: Sequence[Hit], no_match_similarity: float | None) -> str:
+    """Why the files cannot answer `question`, judged from what retrieval found; "" when they
+    may. Nothing matches: no keyword of the question in any passage and (for an embedder
+    with calibrated cosines) the best cosine below `no_match_similarity`; or the question
+    names something no passage holds (`names_not_found`)."""
+    if not hits:
+        return "no passage matches the question"
+    if all(hit.keyword_rank is None for hit in hits):
+        best = max((hit.vector_similarity or 0.0 for hit in hits), default=0.0)
+        if no_match_similarity is None or best < no_match_similarity:
+            return "no passage matches the question"
+    missing = names_not_found(question, [f"{h.heading_path}\n{h.text}" for h in hits])
+    if missing:
+        return "no passage mentions " + ", ".join(missing)
+    return ""
 
 
 def fit_history(
@@ -165,16 +205,17 @@ class AskService:
         root: str | Path | None = None,
         sampling: GenerationOptions | None = None,
     ) -> AskOptions:
-        """Options from what an interface was given; None means the default (`AskOptions`).
-        `max_tokens_limit` caps the default too (the server's own limit); `sampling` carries
-        temperature, seed and stop strings (its max_tokens is not read)."""
-        base = AskOptions()
+        """Options from what an interface was given; what is None takes this service's
+        default (`resolve`). `max_tokens_limit` caps the default too (the server's own
+        limit); `sampling` carries temperature, seed and stop strings (its max_tokens is
+        not read)."""
         if k is not None and not 1 <= k <= MAX_K:
             raise GritdeskError(f"k {k}: choose 1 to {MAX_K} chunks")
-        default_tokens = DEFAULT_MAX_TOKENS
+        limit = self.default_max_tokens
         if max_tokens_limit is not None:
-            default_tokens = min(default_tokens, max_tokens_limit)
-        return AskOptions(
+            limit = min(limit, max_tokens_limit)
+        base = AskOptions()
+        given = AskOptions(
             k=k if k is not None else base.k,
             cache_mode=parse_choice(CacheMode, cache, "cache mode") if cache else None,
             placement=(
@@ -182,10 +223,43 @@ class AskService:
             ),
             rerank=base.rerank if rerank is None else rerank,
             scope=self.scope(root),
-            generation=replace(
-                sampling or base.generation, max_tokens=max_tokens or default_tokens
-            ),
+            generation=replace(sampling or GenerationOptions(), max_tokens=max_tokens or limit),
         )
+        return self.resolve(given)
+
+    def resolve(self, options: AskOptions) -> AskOptions:
+        """`options` with what was left None set to this service's defaults, the one place
+        every interface's defaults come from (the chat app passes AskOptions() as it was
+        given it): the recipe's cache mode; for a small model (`small_model`) focused
+        sentences, a stop at the answer's first line and SMALL_MODEL_MAX_TOKENS; else
+        whole chunks and DEFAULT_MAX_TOKENS."""
+        small = self.small_model
+        cache_mode = options.cache_mode or self.default_cache_mode
+        # focused sentences are not what the index saved KV of: only where no saved KV of
+        # whole chunks is reused (pair mode, or no caching)
+        reads_text = self.answerer.pair_mode or cache_mode is CacheMode.OFF
+        focus = options.focus
+        if focus is None and small and reads_text:
+            focus = SMALL_MODEL_FOCUS
+        return replace(
+            options,
+            cache_mode=cache_mode,
+            focus=focus,
+            # a small model's first line holds its answer, then it wanders
+            first_line=small if options.first_line is None else options.first_line,
+            generation=options.generation or GenerationOptions(max_tokens=self.default_max_tokens),
+        )
+
+    @property
+    def default_max_tokens(self) -> int:
+        """The tokens an answer may have unless an interface says otherwise."""
+        return SMALL_MODEL_MAX_TOKENS if self.small_model else DEFAULT_MAX_TOKENS
+
+    @property
+    def small_model(self) -> bool:
+        """Whether the answering model is small enough to read focused sentences and stop at
+        its first line (ask_defaults.SMALL_MODEL_PARAMS)."""
+        return self.answerer.generator.n_params < SMALL_MODEL_PARAMS
 
     # --- answering ---------------------------------------------------------------------------
 
@@ -198,19 +272,58 @@ class AskService:
         """Retrieve (with the conversation's last questions) and fit the prompt (with as many
         recent turns as fit); the sources are known from here on."""
         self.session.require_answering_model()
-        options = options or AskOptions()
-        if options.cache_mode is None:
-            options = replace(options, cache_mode=self.default_cache_mode)
+        options = self.resolve(options or AskOptions())
         earlier = earlier_questions(history)
-        return fit_history(
+        prepared = fit_history(
             lambda turns: self.answerer.prepare(question, options, turns, earlier), history
         )
+        recipe = self.answerer.engine.recipe
+        hits = [source.hit for source in prepared.sources]
+        prepared.cannot_answer = cannot_answer(question, hits, recipe.no_match_similarity)
+        if prepared.cannot_answer:
+            prepared.notices.append(f"not answered: {prepared.cannot_answer}")
+        return prepared
 
     def stream(
         self, prepared: PreparedAnswer, should_stop: Callable[[], bool] | None = None
     ) -> Iterator[str]:
-        """The answer's text as it is generated; `prepared.text` holds it all afterwards."""
-        return self.answerer.stream(prepared, should_stop=should_stop)
+        """The answer's text as it is generated; `prepared.text` holds it all afterwards.
+        Nothing is generated when the files cannot answer (`cannot_answer`): the answer says
+        so, and the evidence shows the closest sentences. An answer never stays empty: if
+        the model says nothing, the best evidence sentence is the answer."""
+        if prepared.cannot_answer:
+            prepared.text, prepared.finish_reason = CANNOT_ANSWER, "stop"
+            yield CANNOT_ANSWER
+            return
+        yield from self.answerer.stream(prepared, should_stop=should_stop)
+        if not prepared.text.strip() and prepared.finish_reason != "cancelled":
+            evidence = self.evidence(prepared, "", self.citations(prepared))
+            if evidence:
+                fallback = f"{evidence[0].short_location}: {evidence[0].text}"
+            else:
+                fallback = CANNOT_ANSWER
+            prepared.text = fallback
+            prepared.notices.append("the model gave no answer: the best evidence shows instead")
+            yield fallback
+
+    def evidence(
+        self, prepared: PreparedAnswer, answer: str, sources: Sequence[Citation]
+    ) -> list[Evidence]:
+        """The sentences of `sources` that support `answer` (`evidence.choose_evidence`),
+        ranked by the embedder's cosine to the question where it was trained to embed, as
+        the focus ranks what a small model reads."""
+        embedder = self.answerer.sentence_embedder
+        question, earlier = prepared.question, prepared.earlier_questions
+        if embedder is None:
+            return choose_evidence(question, answer, sources, earlier)
+        return choose_evidence(
+            question,
+            answer,
+            sources,
+            earlier,
+            similarity=question_similarity(question, earlier, embedder),
+            min_similarity=embedder.recipe.no_match_similarity,
+        )
 
     def citations(self, prepared: PreparedAnswer) -> list[Citation]:
         """The sources as cited (store/citations.py), paths also shown within their folder."""
@@ -235,7 +348,7 @@ class AskService:
             sources=sources,
             notices=list(prepared.notices),
             timings=prepared.timings,
-            evidence=choose_evidence(question, text, sources, earlier),
+            evidence=self.evidence(prepared, text, sources),
             not_found=ungrounded_facts(text, given),
         )
 

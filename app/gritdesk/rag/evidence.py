@@ -8,6 +8,13 @@ in every line counts little, "Ledgerly" a lot); the question's words count most,
 questions of a conversation as much as the answer's, so a follow-up ("and in North
 America?") still finds its sentence. A passage's title line counts little: it shares the
 topic's words with every question about it.
+
+With an embedder trained to embed (MiniLM), its cosine of each sentence to the question
+leads and the words count as the share of the question's (rarity-weighted) words a
+sentence holds, `KEYWORD_WEIGHT` at most: "food money per day on a trip" shares "trips"
+with the booking rule and no word with "a daily allowance of 45 euros", which MiniLM ranks
+far above it; one shared word of five must not outweigh that. A sentence then also qualifies
+by its cosine alone (at least the recipe's `no_match_similarity`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gritdesk.rag.grounding import COMMON_WORDS, answer_facts
@@ -30,6 +37,8 @@ LEAD_WEIGHT = 0.1  # a passage's first line, when no sentence (a title, a table 
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"(])")
 _LINE_MARKUP = re.compile(r"^\s*(?:#+\s+|[-*+]\s+|>\s+|\d+[.)]\s+)")
+KEYWORD_WEIGHT = 0.5  # with cosines: a sentence holding every word of the question scores
+# this much on top of its cosine (rag/focus.py weighs its keywords the same way)
 SHORT_SENTENCE_WORDS = 4  # "Fire drill." alone is a label: it joins the sentence after it
 STOP_WORDS = COMMON_WORDS | frozenset(
     "am been being into just like must only other out over own same should such than under "
@@ -69,6 +78,18 @@ class Evidence:
             "path": self.source.path,
             "line": self.line,
         }
+
+
+@dataclass(frozen=True)
+class PassageSentence:
+    text: str
+    line: int | None  # the file line it starts on, when the passage's lines map onto it
+    lead: bool  # the passage's first line when it is no sentence (a title, a header row)
+
+
+def passage_parts(citation: Citation) -> list[PassageSentence]:
+    """`passage_sentences` with each one's lead flag (see `_passage_sentences`)."""
+    return [PassageSentence(*parts) for parts in _passage_sentences(citation)]
 
 
 def passage_sentences(citation: Citation) -> list[tuple[str, int | None]]:
@@ -149,18 +170,63 @@ def _words(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOP_WORDS}
 
 
+def _asked_words(question: str, earlier_questions: Sequence[str]) -> Counter[str]:
+    """The question's words (QUESTION_WEIGHT each) and the earlier questions' (1 each)."""
+    asked: Counter[str] = Counter()
+    for text, weight in (*((q, 1.0) for q in earlier_questions), (question, QUESTION_WEIGHT)):
+        for w in _words(text):
+            asked[w] += weight
+    return asked
+
+
+def _rarity(words: Sequence[set[str]]) -> dict[str, float]:
+    """Each word's weight: log(1 + sentences / sentences holding it)."""
+    frequency = Counter(w for ws in words for w in ws)
+    return {w: math.log(1 + len(words) / n) for w, n in frequency.items()}
+
+
+def _asked_mass(asked: Counter[str], rarity: dict[str, float], n_sentences: int) -> float:
+    """What a sentence holding every asked word would score: the divisor that turns a
+    keyword score into the share of the question a sentence holds (a word no sentence
+    holds weighs as one that a single sentence holds)."""
+    rarest = math.log(1 + n_sentences)
+    return sum(weight * rarity.get(w, rarest) for w, weight in asked.items())
+
+
+def keyword_shares(
+    question: str, earlier_questions: Sequence[str], sentences: Sequence[str]
+) -> list[float]:
+    """Each sentence's share (0 to 1) of the question's rarity-weighted words (the earlier
+    questions' count less): the keyword half of what `choose_evidence` scores, before an
+    answer exists (rag/focus.py). A share of the question, not of the best sentence's
+    score: the one sentence sharing one word of five ("trips") is not a full match."""
+    words = [_words(text) for text in sentences]
+    rarity = _rarity(words)
+    asked = _asked_words(question, earlier_questions)
+    mass = _asked_mass(asked, rarity, len(words))
+    if mass <= 0:
+        return [0.0 for _ in words]
+    return [sum(rarity[w] * asked[w] for w in ws if w in asked) / mass for ws in words]
+
+
 def choose_evidence(
     question: str,
     answer: str,
     citations: Sequence[Citation],
     earlier_questions: Sequence[str] = (),
+    similarity: Callable[[Sequence[str]], Sequence[float]] | None = None,
+    min_similarity: float | None = None,
 ) -> list[Evidence]:
     """Up to MAX_SENTENCES sentences of `citations` that share the most (rare) words with
     the question (counted thrice: a small model's answer may be about something else) and
     the answer (only the words it adds to the question). A sentence qualifies by sharing a
     word with the question (or an earlier one) or a number or name with the answer, so an
     answer that copied an unrelated sentence rarely makes it the evidence, while "45 euros"
-    still finds the allowance when the question said "food money". None when none does."""
+    still finds the allowance when the question said "food money". None when none does.
+
+    `similarity` (an embedder's cosine of each sentence to the question, rag/focus.py)
+    leads when given: the words then add at most KEYWORD_WEIGHT, and a sentence whose
+    cosine reaches `min_similarity` qualifies by it alone."""
     candidates = [
         (citation, text, line, lead)
         for citation in citations
@@ -169,26 +235,29 @@ def choose_evidence(
     if not candidates:
         return []
     words = [_words(text) for _, text, _, _ in candidates]
-    frequency = Counter(w for ws in words for w in ws)
-    rarity = {w: math.log(1 + len(candidates) / n) for w, n in frequency.items()}
-    asked: Counter[str] = Counter()
-    for text, weight in (*((q, 1.0) for q in earlier_questions), (question, QUESTION_WEIGHT)):
-        for w in _words(text):
-            asked[w] += weight
+    rarity = _rarity(words)
+    asked = _asked_words(question, earlier_questions)
     answered = _words(answer)
     facts = _words(" ".join(answer_facts(answer)))
+    cosines: Sequence[float | None] = [None] * len(candidates)
+    mass = 1.0  # keyword scores as they are, when no cosine leads
+    if similarity is not None:
+        cosines = similarity([text for _, text, _, _ in candidates])
+        mass = _asked_mass(asked, rarity, len(words)) / KEYWORD_WEIGHT or 1.0
 
-    def score(ws: set[str], lead: bool) -> float:
-        if not (ws & asked.keys() or ws & facts):
+    def score(ws: set[str], lead: bool, cosine: float | None) -> float:
+        close = cosine is not None and min_similarity is not None and cosine >= min_similarity
+        if not (ws & asked.keys() or ws & facts or close):
             return 0.0
         from_question = sum(rarity[w] * asked[w] for w in ws if w in asked)
         total = from_question + sum(rarity[w] for w in (ws & answered) - asked.keys())
+        total = total / mass + max(cosine or 0.0, 0.0)
         return total * LEAD_WEIGHT if lead else total
 
     scored = sorted(
         (
-            (score(ws, c[3]), -rank)
-            for rank, (ws, c) in enumerate(zip(words, candidates, strict=True))
+            (score(ws, c[3], cosine), -rank)
+            for rank, (ws, c, cosine) in enumerate(zip(words, candidates, cosines, strict=True))
         ),
         reverse=True,
     )

@@ -389,6 +389,11 @@ class Engine:
         return ll.llama_model_n_layer(self._model)
 
     @property
+    def n_params(self) -> int:
+        """The model's parameter count (what answering defaults scale with)."""
+        return int(ll.llama_model_n_params(self._model))
+
+    @property
     def max_document_tokens(self) -> int:
         """Longest document text one embedding decode takes (format and a margin excluded).
 

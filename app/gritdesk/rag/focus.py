@@ -1,0 +1,102 @@
+"""What a small model reads of its passages: the few sentences that best match the question,
+not whole chunks.
+
+A 135M model given four whole chunks copies whatever line it read last, or a number from
+another file; given the two or three sentences that match the question it mostly copies
+the right one. Sentences are split as the evidence is (`evidence.passage_sentences`) and
+scored by the embedder's cosine to the question (when the embedder was trained to embed:
+MiniLM's cosines mean something, a chat model's own vectors do not) plus the share of the
+question's rarity-weighted words they hold (`evidence.keyword_shares`), `keyword_weight` at
+most: the cosine leads, so one shared word ("trips" in the booking rule, asked "food money
+per day on a trip") does not outweigh the sentence MiniLM ranks far above it ("a daily
+allowance of 45 euros"). A follow-up's earlier questions count too. A table keeps its
+header row, without which a row is a list of values.
+
+The chosen sentences stay in their file order, each passage's apart; sources the focus
+leaves empty are dropped from the prompt (not from retrieval). `AskOptions.focus` turns it
+on (`ask_defaults.FocusPlan`); AskService does so for small models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gritdesk.rag.ask_defaults import FocusPlan
+from gritdesk.rag.evidence import keyword_shares, passage_parts
+from gritdesk.runtime.protocols import DocumentEmbedder
+from gritdesk.store.citations import Citation
+
+
+@dataclass(frozen=True)
+class Focused:
+    """One source's sentences as the model reads them ("" when none was chosen)."""
+
+    text: str
+    best: float  # the best score among its sentences
+
+
+def focus_passages(
+    question: str,
+    earlier: Sequence[str],
+    citations: Sequence[Citation],
+    plan: FocusPlan,
+    embedder: DocumentEmbedder | None,
+) -> list[Focused]:
+    """For each of `citations` (in rank order), the sentences the model reads of it: the
+    plan's `sentences` best-scoring sentences over all passages, each with `neighbours`
+    sentences either side, in file order."""
+    parts = [passage_parts(c) for c in citations]
+    flat = [(i, j) for i, sentences in enumerate(parts) for j in range(len(sentences))]
+    if not flat:
+        return [Focused("", 0.0) for _ in citations]
+    texts = [parts[i][j].text for i, j in flat]
+    combined = np.array(keyword_shares(question, earlier, texts)) * plan.keyword_weight
+    if embedder is not None:
+        combined = combined + np.array(question_similarity(question, earlier, embedder)(texts))
+    for n, (i, j) in enumerate(flat):  # a title or header row alone answers nothing
+        if parts[i][j].lead:
+            combined[n] -= plan.lead_penalty
+    chosen: set[tuple[int, int]] = set()
+    for n in np.argsort(-combined, kind="stable")[: plan.sentences]:
+        i, j = flat[n]
+        for k in range(j - plan.neighbours, j + plan.neighbours + 1):
+            if 0 <= k < len(parts[i]):
+                chosen.add((i, k))
+        if citations[i].locator is not None or _is_table(parts[i]):
+            chosen.add((i, 0))  # a row needs its header
+    result = []
+    for i, sentences in enumerate(parts):
+        picked = [s.text for j, s in enumerate(sentences) if (i, j) in chosen]
+        own = [combined[n] for n, (a, _) in enumerate(flat) if a == i]
+        result.append(Focused("\n".join(picked), max(own, default=0.0)))
+    return result
+
+
+def question_similarity(
+    question: str, earlier: Sequence[str], embedder: DocumentEmbedder
+) -> Callable[[Sequence[str]], list[float]]:
+    """The embedder's cosine of each of some sentences to the question (after the last
+    earlier question: a follow-up means little alone); focus and evidence rank by it."""
+    query = "\n".join([*earlier[-1:], question])
+    query_vector = embedder.embed_queries([query], _instruction(embedder))[0]
+
+    def cosines(texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        return [float(c) for c in embedder.embed_documents(list(texts)) @ query_vector]
+
+    return cosines
+
+
+def _is_table(sentences: Sequence[object]) -> bool:
+    first = getattr(sentences[0], "text", "") if sentences else ""
+    return first.count(",") >= 2 and not first.rstrip().endswith(".")
+
+
+def _instruction(embedder: DocumentEmbedder) -> str:
+    from gritdesk.rag.retrieve import retrieval_instruction
+
+    return retrieval_instruction(embedder)
