@@ -43,6 +43,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from gritdesk.ingest.chunk import HEADING_SEPARATOR, embedding_text  # noqa: E402
 from gritdesk.rag.index_service import IndexService  # noqa: E402
 from gritdesk.runtime.bare_embed import BareEmbedder, BareLayout, layouts_to_try  # noqa: E402
 from gritdesk.runtime.engine import Engine  # noqa: E402
@@ -102,7 +103,12 @@ def index_once(label: str, settings: Settings, folder: Path) -> tuple[RunFigures
     c0, t0 = time.process_time(), time.perf_counter()
     report = service.run([folder])
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    rows = list(session.db.execute("SELECT text, text_hash FROM chunks ORDER BY id"))
+    rows = [  # the text the app embedded: the chunk under its headings
+        (embedding_text(text, tuple(heading.split(HEADING_SEPARATOR)) if heading else ()), digest)
+        for text, heading, digest in session.db.execute(
+            "SELECT text, heading_path, text_hash FROM chunks ORDER BY id"
+        )
+    ]
     figures = RunFigures(
         label, engine.path.name, report.tokens_embedded, sum(len(t) for t, _ in rows),
         len(rows), wall, cpu, service.kv_counts().saved,

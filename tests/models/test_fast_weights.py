@@ -13,7 +13,13 @@ import pytest
 
 from gritdesk.models import fast_weights
 from gritdesk.models.catalog import load_catalog
-from gritdesk.models.fast_weights import MIN_COSINE, check_accuracy, layout_name
+from gritdesk.models.fast_weights import (
+    MIN_COSINE,
+    Reference,
+    check_accuracy,
+    layout_name,
+    reference,
+)
 from gritdesk.models.installed import InstalledModels
 from gritdesk.models.library import add_model, remove_model
 from gritdesk.runtime.quantize import quantize_model
@@ -30,14 +36,19 @@ def copies(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     }
 
 
+@pytest.fixture(scope="module")
+def original(smollm2_path: Path) -> Reference:
+    return reference(smollm2_path, "smollm2")
+
+
 def test_the_wheel_ships_q4_1(smollm2_path: Path) -> None:
     assert layout_name(smollm2_path) == "Q4_1"
 
 
 def test_q8_0_copy_embeds_and_answers_as_the_original(
-    smollm2_path: Path, copies: dict[str, Path]
+    original: Reference, copies: dict[str, Path]
 ) -> None:
-    accuracy = check_accuracy(smollm2_path, copies["Q8_0"], "smollm2")
+    accuracy = check_accuracy(original, copies["Q8_0"], "smollm2")
     assert accuracy.min_cosine >= MIN_COSINE, accuracy
     assert accuracy.decided_steps >= 30, accuracy  # enough real choices to compare
     assert accuracy.decided_flips == 0, accuracy
@@ -46,9 +57,9 @@ def test_q8_0_copy_embeds_and_answers_as_the_original(
 
 @pytest.mark.parametrize("lossy", ["Q4_0", "Q2_K"])
 def test_a_lossy_copy_fails_the_check(
-    smollm2_path: Path, copies: dict[str, Path], lossy: str
+    original: Reference, copies: dict[str, Path], lossy: str
 ) -> None:
-    accuracy = check_accuracy(smollm2_path, copies[lossy], "smollm2")
+    accuracy = check_accuracy(original, copies[lossy], "smollm2")
     assert not accuracy.ok
     assert accuracy.min_cosine < MIN_COSINE, accuracy  # either test alone catches it
     assert accuracy.decided_flips > 0, accuracy

@@ -130,39 +130,47 @@ def _engine(path: Path, recipe: str, threads: int = 1):
     return Engine(path, EngineSettings(n_ctx=2048, n_threads=threads), recipe=get_recipe(recipe))
 
 
-def _greedy(engine, prompt: str) -> list[int]:
+def _greedy(
+    engine, prompt: str, *, forced: Sequence[int] | None = None
+) -> tuple[list[int], np.ndarray]:
     """`GENERATED_TOKENS` argmax tokens after `prompt` in the recipe's chat format (past an
-    end-of-turn too: more tokens, more chance to see a difference)."""
+    end-of-turn too: more steps to compare), with the logits of each step; `forced` feeds
+    those tokens instead of the argmax (teacher forcing)."""
     from gritdesk.runtime.engine import ChatTurn
 
     tokens = engine.chat_tokens([ChatTurn(prompt)])
     engine.reset()
-    out: list[int] = []
     engine.prefill(tokens, 0)
-    pos = len(tokens)
-    for _ in range(GENERATED_TOKENS):
-        token = int(np.argmax(engine.last_logits()))
+    out: list[int] = []
+    rows = []
+    for pos in range(len(tokens), len(tokens) + GENERATED_TOKENS):
+        rows.append(engine.last_logits())
+        token = int(np.argmax(rows[-1])) if forced is None else forced[len(out)]
         out.append(token)
         engine.prefill([token], pos)
-        pos += 1
-    return out
+    return out, np.array(rows)
 
 
-def _forced_logits(engine, prompt: str, continuation: Sequence[int]) -> np.ndarray:
-    """Next-token logits at each step of `continuation` after `prompt` (teacher forcing)."""
-    from gritdesk.runtime.engine import ChatTurn
+@dataclass(frozen=True)
+class Reference:
+    """What the original weights compute on the accuracy texts and prompts."""
 
-    tokens = engine.chat_tokens([ChatTurn(prompt)])
-    engine.reset()
-    engine.prefill(tokens, 0)
-    rows = []
-    for pos, token in enumerate(continuation, len(tokens)):
-        rows.append(engine.last_logits())
-        engine.prefill([token], pos)
-    return np.array(rows)
+    vectors: np.ndarray
+    answers: tuple[tuple[list[int], np.ndarray], ...]  # greedy tokens, logits per step
 
 
-def check_accuracy(original: Path, converted: Path, recipe: str) -> Accuracy:
+def reference(original: Path, recipe: str) -> Reference:
+    engine = _engine(original, recipe, threads=2)
+    try:
+        vectors = engine.embed_documents(ACCURACY_TEXTS)
+        if not engine.recipe.generates:
+            return Reference(vectors, ())
+        return Reference(vectors, tuple(_greedy(engine, p) for p in ACCURACY_PROMPTS))
+    finally:
+        engine.close()
+
+
+def check_accuracy(original: Path | Reference, converted: Path, recipe: str) -> Accuracy:
     """Embeddings of real text, and greedy answers of `converted` against `original`.
 
     Answers are compared step by step on the original's greedy continuation of each prompt
@@ -173,28 +181,24 @@ def check_accuracy(original: Path, converted: Path, recipe: str) -> Accuracy:
     copy of SmolLM2's Q4_1 flips 7 of 96 near-ties (lead < 0.22) and then runs on another
     path; the lossy Q4_0 and Q2_K flip choices the original made by 1 to 4.7 logits.
     """
-    a, b = _engine(original, recipe, threads=2), _engine(converted, recipe, threads=2)
+    ref = original if isinstance(original, Reference) else reference(original, recipe)
+    engine = _engine(converted, recipe, threads=2)
     try:
-        cos = np.sum(a.embed_documents(ACCURACY_TEXTS) * b.embed_documents(ACCURACY_TEXTS), 1)
-        if not a.recipe.generates:
-            return Accuracy(float(cos.min()))
+        cos = np.sum(ref.vectors * engine.embed_documents(ACCURACY_TEXTS), axis=1)
         steps = flips = ties = 0
         max_diff = 0.0
-        for prompt in ACCURACY_PROMPTS:
-            continuation = _greedy(a, prompt)
-            ref = _forced_logits(a, prompt, continuation)
-            got = _forced_logits(b, prompt, continuation)
-            max_diff = max(max_diff, float(np.abs(ref - got).max()))
-            top2 = np.sort(ref, axis=1)[:, -2:]
+        for prompt, (continuation, expected) in zip(ACCURACY_PROMPTS, ref.answers, strict=False):
+            got = _greedy(engine, prompt, forced=continuation)[1]
+            max_diff = max(max_diff, float(np.abs(expected - got).max()))
+            top2 = np.sort(expected, axis=1)[:, -2:]
             decided = top2[:, 1] - top2[:, 0] >= DECIDED
-            same = ref.argmax(axis=1) == got.argmax(axis=1)
+            same = expected.argmax(axis=1) == got.argmax(axis=1)
             steps += int(decided.sum())
             flips += int((decided & ~same).sum())
             ties += int((~decided & ~same).sum())
         return Accuracy(float(cos.min()), steps, flips, ties, max_diff)
     finally:
-        a.close()
-        b.close()
+        engine.close()
 
 
 def _cpu_seconds(engine, work, rounds: int = 3) -> float:
@@ -219,7 +223,7 @@ def measure_speed(original: Path, converted: Path, recipe: str) -> Speed:
             times["embed"].append(_cpu_seconds(engine, lambda e=engine: e.embed([TIMING_TEXT])))
             if generates:
                 times["generate"].append(
-                    _cpu_seconds(engine, lambda e=engine: _greedy(e, ACCURACY_PROMPTS[1]))
+                    _cpu_seconds(engine, lambda e=engine: _greedy(e, ACCURACY_PROMPTS[1])[0])
                 )
         finally:
             engine.close()
