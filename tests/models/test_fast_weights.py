@@ -24,6 +24,8 @@ from gritdesk.models.installed import InstalledModels
 from gritdesk.models.library import add_model, remove_model
 from gritdesk.runtime.quantize import quantize_model
 
+pytestmark = pytest.mark.slow  # real models: about 2 min of CPU in all
+
 
 @pytest.fixture(scope="module")
 def copies(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
