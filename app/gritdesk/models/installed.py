@@ -44,6 +44,10 @@ class InstalledModel:
     revision: str = ""
     files_owned: list[str] = field(default_factory=list)
     added_at: str = ""
+    # `path` converted at install to a faster layout (models/fast_weights.py): the file as
+    # it came, and why the conversion was (or was not) kept
+    original_path: str = ""
+    weights_note: str = ""
 
     @property
     def owned(self) -> bool:

