@@ -285,10 +285,15 @@ class Setup:
     model: str
     recipe: str | None = None
     chat_model: str | None = None
+    embedder: str = "auto"  # as `--embedder`: "self" keeps a chat model's own vectors
 
     @property
     def label(self) -> str:
         label = self.model + (f" ({self.recipe})" if self.recipe else "")
+        if self.embedder == "self":
+            label += " (own vectors)"
+        elif self.embedder != "auto":
+            label += f" (embedder {self.embedder})"
         return label + (f" + chat {self.chat_model}" if self.chat_model else "")
 
 
@@ -366,6 +371,7 @@ def evaluate_setup(
         model=model_reference(setup.model),
         recipe=setup.recipe,
         chat_model=model_reference(setup.chat_model) if setup.chat_model else None,
+        embedder=setup.embedder,
     )
     session = open_session(settings)
     try:
@@ -471,6 +477,8 @@ class _SetupAction(argparse.Action):
             parser.error(f"{option_string} applies to the --model before it; give --model first")
         elif self.dest == "recipe":
             setups[-1].recipe = value
+        elif self.dest == "embedder":
+            setups[-1].embedder = value
         else:
             setups[-1].chat_model = value
         namespace.setups = setups
@@ -493,6 +501,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--chat-model", dest="chat_model", action=_SetupAction,
         help="pair mode for the --model before it: this model reranks (the embedder may not)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--embedder", dest="embedder", action=_SetupAction,
+        help="the embedder of the --model before it, as `gritdesk --embedder`: auto (the "
+        "default: a chat model not trained to embed is paired with MiniLM), self, or a model",
     )  # fmt: skip
     parser.add_argument(
         "--questions", type=Path, default=QUESTIONS, help=f"default: {QUESTIONS.name}"
@@ -543,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rerank_scores = RerankScores(work / "rerank-scores.jsonl" if args.keep else None)
         for i, setup in enumerate(args.setups):
             print(f"retrieval_eval: indexing with {setup.label}...", file=sys.stderr)
-            db_path = work / f"index-{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', setup.model)}.db"
+            db_path = work / f"index-{i}-{re.sub(r'[^A-Za-z0-9_.-]', '_', setup.label)}.db"
             result = evaluate_setup(
                 setup, corpus_dir, db_path, questions,
                 rerank=args.rerank, fusion_weights=args.fusion_weights,
