@@ -71,6 +71,7 @@ def test_add_runs_the_fastest_accurate_weights_and_keeps_the_original(
     data_home: Path, smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRITDESK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(fast_weights.ENABLE_ENV, "1")
     store = InstalledModels()
     model = add_model(smollm2_path, store, load_catalog()).model
     recorded = InstalledModels().get(model.name)
@@ -89,11 +90,11 @@ def test_add_runs_the_fastest_accurate_weights_and_keeps_the_original(
         assert recorded.weights_note.startswith("kept Q4_1"), recorded.weights_note
 
 
-def test_conversion_can_be_turned_off(
+def test_conversion_is_off_unless_asked(
     data_home: Path, smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRITDESK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv(fast_weights.DISABLE_ENV, "1")
+    monkeypatch.delenv(fast_weights.ENABLE_ENV, raising=False)
     model = add_model(smollm2_path, InstalledModels(), load_catalog()).model
     assert model.path == str(smollm2_path) and not model.original_path
     assert not (tmp_path / "cache" / "models").exists()
