@@ -180,7 +180,7 @@ def index(
     """Walk, parse, chunk and embed folders into the index, incrementally and resumably.
 
     Before embedding, a quick scan estimates the run's cost; in a terminal, a run estimated
-    over 10 minutes asks first (never with --yes, --json or in a script).
+    over {confirm_above_min} minutes asks first (never with --yes, --json or in a script).
 
     Bulky machine data is skipped by default, each skip listed with its reason: CSV/TSV,
     JSON, logs, XML and SQL dumps over a small limit, minified JS/CSS, lock files, files
@@ -199,6 +199,12 @@ def index(
         dry_run=dry_run,
         yes=yes,
     )
+
+
+# the confirmation threshold in the help is the setting's default, not a copy of it
+index.__doc__ = (index.__doc__ or "").replace(
+    "{confirm_above_min}", f"{IndexSettings.confirm_above_s / 60:g}"
+)
 
 
 @app.command()
