@@ -207,13 +207,7 @@ def run_model(
         try:
             assert session.engine is not None
             t0 = time.perf_counter()
-            IndexService(
-                session.db,
-                session.engine,
-                session.kv_store,
-                limits=settings.index.limits,
-                selection=settings.index.selection,
-            ).run([corpus])
+            IndexService.of_session(session).run([corpus])
             print(f"{model}: indexed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             service = AskService(session)
             by_id = {q.id: q for q in questions}

@@ -96,10 +96,7 @@ def index_once(label: str, settings: Settings, folder: Path) -> tuple[RunFigures
     session = open_session(settings)
     engine = session.engine
     assert engine is not None
-    index = settings.index
-    service = IndexService(
-        session.db, engine, session.kv_store, limits=index.limits, selection=index.selection
-    )
+    service = IndexService.of_session(session)
     c0, t0 = time.process_time(), time.perf_counter()
     report = service.run([folder])
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0

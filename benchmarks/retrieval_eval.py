@@ -378,10 +378,7 @@ def evaluate_setup(
         engine = session.engine
         assert engine is not None
         # KV saving is off: it changes no vector, and SmolLM2's KV of the corpus is ~2 GB
-        service = IndexService(
-            session.db, engine, session.kv_store,
-            limits=settings.index.limits, selection=settings.index.selection, save_kv=False,
-        )  # fmt: skip
+        service = IndexService.of_session(session, save_kv=False)
         report = service.run([corpus_dir])
         db = session.db
         for root in list_roots(db):  # a --keep folder copied or moved: only this copy counts

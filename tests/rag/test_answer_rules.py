@@ -182,13 +182,7 @@ def service(
     )
     session = open_session(settings)
     assert session.engine is not None
-    IndexService(
-        session.db,
-        session.engine,
-        session.kv_store,
-        limits=settings.index.limits,
-        selection=settings.index.selection,
-    ).run([CORPUS])
+    IndexService.of_session(session).run([CORPUS])
     yield AskService(session)
     session.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import apsw
 
@@ -27,6 +28,9 @@ from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
 from gritdesk.runtime.engine import Engine
 from gritdesk.store.kv_cache import KvCacheStore
+
+if TYPE_CHECKING:
+    from gritdesk.session import Session
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,17 @@ class IndexService:
             limits=limits,
             selection=selection,
         )
+
+    @classmethod
+    def of_session(cls, session: Session, *, save_kv: bool = True) -> IndexService:
+        """Index into the session's database with its embedder, KV store and the parse limits
+        and file selection of its settings."""
+        assert session.engine is not None, "the session was opened without a model"
+        index = session.settings.index
+        return cls(
+            session.db, session.engine, session.kv_store,
+            limits=index.limits, selection=index.selection, save_kv=save_kv,
+        )  # fmt: skip
 
     def run(
         self,

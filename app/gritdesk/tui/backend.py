@@ -148,15 +148,7 @@ class IndexBackend:
         """Index folders (all known ones when `paths` is empty), keeping each chunk's KV."""
         # a kept chat context would make every embedding decode of the run span its cells
         self.engine.reset()
-        index = self.session.settings.index
-        service = IndexService(
-            self.session.db,
-            self.engine,
-            self.session.kv_store,
-            limits=index.limits,
-            selection=index.selection,
-        )
-        return service.run(paths, progress)
+        return IndexService.of_session(self.session).run(paths, progress)
 
     def close(self) -> None:
         self.session.close()
