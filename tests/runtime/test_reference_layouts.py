@@ -79,7 +79,8 @@ CACHES = [("f16", "raw"), ("q8_0", "raw"), ("f16", "q8_rows")]
 # (synthetic model, KV type, disk format): llama with every cache; each other architecture
 # with f16 (what differs between the caches is llama.cpp's, not the architecture's)
 ARCHITECTURE_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-gemma3", "tiny-phi3"]
-CASES = [("tiny", *cache) for cache in CACHES] + [(m, "f16", "raw") for m in ARCHITECTURE_MODELS]
+LLAMA_CASES = [("tiny", *cache) for cache in CACHES]
+CASES = LLAMA_CASES + [(m, "f16", "raw") for m in ARCHITECTURE_MODELS]
 
 
 class Models:
@@ -322,13 +323,14 @@ def test_rerank_score_matches_reference(session: Session, weights: LlamaWeights)
 # --- the comparison can fail -----------------------------------------------------------------
 
 
-def only_llama(case: tuple[str, str, str]) -> None:
-    """The comparison's power is shown on llama's caches; for the other architectures
-    `test_reference_without_the_difference_disagrees` shows it for each difference."""
-    if case[0] != "tiny":
-        pytest.skip("shown with llama's caches")
+# The comparison's power is shown on llama's caches; for the other architectures
+# `test_reference_without_the_difference_disagrees` shows it for each difference.
+on_llama_caches = pytest.mark.parametrize(
+    "case", LLAMA_CASES, ids=lambda c: "-".join(c), scope="module"
+)
 
 
+@on_llama_caches
 def test_cache_from_a_causal_pass_is_caught(
     session: Session,
     weights: LlamaWeights,
@@ -337,7 +339,6 @@ def test_cache_from_a_causal_pass_is_caught(
     answer_spy: SpyOn,
 ) -> None:
     """Chunks embedded with causal attention leave a causal cache: not GritLM's layout."""
-    only_llama(case)
     engine = session.engine
     assert engine is not None and session.kv_store is not None
     causal = dataclasses.replace(
@@ -352,6 +353,7 @@ def test_cache_from_a_causal_pass_is_caught(
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
 
 
+@on_llama_caches
 def test_cache_of_another_document_is_caught(
     session: Session,
     weights: LlamaWeights,
@@ -360,7 +362,6 @@ def test_cache_of_another_document_is_caught(
     answer_spy: SpyOn,
 ) -> None:
     """A blob of a text with one word changed (same token count) restores without error."""
-    only_llama(case)
     engine = session.engine
     assert engine is not None and session.kv_store is not None
     real_get = session.kv_store.get
