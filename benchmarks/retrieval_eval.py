@@ -358,12 +358,14 @@ def evaluate_setup(
     rerank_scores: RerankScores,
 ) -> SetupResult:
     from gritdesk.rag import retrieve
+    from gritdesk.rag.fusion import files_first, fuse_rankings
     from gritdesk.rag.index_service import IndexService
     from gritdesk.rag.retrieve import keyword_search, retrieval_instruction, search
     from gritdesk.session import open_session
     from gritdesk.settings import Settings
     from gritdesk.store.connection import read_transaction
     from gritdesk.store.sources import list_roots, remove_root
+    from gritdesk.store.vector_worth import stored_vector_worth
     from gritdesk.store.vectors import default_candidates, nearest_chunks
 
     settings = Settings(
@@ -392,15 +394,13 @@ def evaluate_setup(
             )
         }
         label = setup.label
-        default_weights = (  # what `search` fuses with when not told (older gritdesk: 1/1)
-            retrieve.fusion_weights(engine)
-            if hasattr(retrieve, "fusion_weights")
-            else getattr(retrieve, "FUSION_WEIGHTS", (1.0, 1.0))
-        )
+        default_weights = retrieve.fusion_weights(engine, db)  # as `search` fuses when not told
+        worth = stored_vector_worth(db)
         hybrid = f"hybrid (the app's, weights {'/'.join(f'{w:g}' for w in default_weights)})"
+        before = "hybrid, chunks by fused score (before files first)"
         rows = {
             name: Row(label, name)
-            for name in ["keyword", "vector", hybrid]
+            for name in ["keyword", "vector", hybrid, before]
             + [f"hybrid, weights 1/{w:g}" for w in fusion_weights]
             + (["reranked (hybrid's top 10)" if rerank == 10 else f"reranked (top {rerank})"]
                if rerank else [])
@@ -411,6 +411,7 @@ def evaluate_setup(
             rows.pop(reranked)
             reranked = None
         instruction = retrieval_instruction(engine)
+        file_of = {chunk_id: rel_path for chunk_id, (rel_path, _) in chunk_place.items()}
         t0 = time.perf_counter()
         rerank_s = 0.0
         for q in questions:
@@ -423,8 +424,12 @@ def evaluate_setup(
                         db, query_vector, POOL, candidates=max(default_candidates(db), POOL)
                     )
                 ]
-            rows["keyword"].add(q, [chunk_place[c] for c in keyword])
-            rows["vector"].add(q, [chunk_place[c] for c in vector])
+            # each ranking alone is listed as `search` lists chunks: one per file first
+            for name, ranking in (("keyword", keyword), ("vector", vector)):
+                listed = [c for c, _ in files_first([ranking], file_of)]
+                rows[name].add(q, [chunk_place[c] for c in listed])
+            chunk_order = fuse_rankings([keyword, vector], weights=default_weights)
+            rows[before].add(q, [chunk_place[c] for c, _ in chunk_order])
             hits = search(db, engine, q.text, max(TOP[-1], rerank))
             rows[hybrid].add(q, [chunk_place[h.chunk_id] for h in hits])
             for w in fusion_weights:
@@ -450,6 +455,9 @@ def evaluate_setup(
             "questions_s": round(time.perf_counter() - t0 - rerank_s, 1),
             "rerank_s": round(rerank_s, 1),
             "rerank_pairs_scored": rerank_scores.computed,
+            "vector_worth": None
+            if worth is None
+            else {"skill": worth.skill, "weight": worth.weight, "probes": worth.probes},
         }
         rerank_scores.computed = 0
         return SetupResult(list(rows.values()), facts)
@@ -581,7 +589,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{f['setup']}: recipe {f['recipe']}, {f['chunks']} chunks of {f['mean_chunk_tokens']} "
             f"tokens on average; indexed {f['tokens_embedded']} tokens in {f['index_s']} s "
             f"({f['embed_tokens_per_s']} tokens/s); questions {f['questions_s']} s, "
-            f"rerank {f['rerank_s']} s ({f['rerank_pairs_scored']} pairs scored in this run)"
+            f"rerank {f['rerank_s']} s ({f['rerank_pairs_scored']} pairs scored in this run); "
+            f"vector ranking's measured worth: {f['vector_worth'] or 'not measured'}"
         )
     say(
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "

@@ -20,9 +20,10 @@ import tempfile
 from pathlib import Path
 
 from gritdesk.ingest.indexer import IndexOptions, index_paths
-from gritdesk.rag.retrieve import _chunk_rows, keyword_search, search
+from gritdesk.rag.retrieve import keyword_search, search
 from gritdesk.runtime.engine import Engine, EngineSettings
 from gritdesk.runtime.recipes import ECHO, SMOLLM2, EmbeddingFormat, Recipe
+from gritdesk.store.chunk_rows import chunk_rows
 from gritdesk.store.connection import open_database
 from gritdesk.store.vectors import nearest_chunks
 
@@ -76,12 +77,12 @@ def measure(model: Path, recipe: Recipe, folder: Path) -> dict[str, list[int | N
         for question, phrase in QUESTIONS:
             query = engine.embed_queries([question], recipe.retrieval_instruction)[0]
             ids = [chunk_id for chunk_id, _ in nearest_chunks(db, query, 50, candidates=50)]
-            rows = _chunk_rows(db, ids)
+            rows = chunk_rows(db, ids)
             vector.append(rank_of([rows[i].text for i in ids if i in rows], phrase))
-            hits = search(db, engine, question, 50)
+            hits = search(db, engine, question, 50, by_file=False)  # ranks of chunks
             hybrid.append(rank_of([hit.text for hit in hits], phrase))
             kw_ids = keyword_search(db, question, 50)
-            kw_rows = _chunk_rows(db, kw_ids)
+            kw_rows = chunk_rows(db, kw_ids)
             keyword.append(rank_of([kw_rows[i].text for i in kw_ids if i in kw_rows], phrase))
     db.close()
     return {"vector": vector, "hybrid": hybrid, "bm25": keyword}

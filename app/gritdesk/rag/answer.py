@@ -262,7 +262,8 @@ class Answerer:
         prepared.earlier_questions = tuple(self.joining(question, earlier_questions))
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
         query = "\n".join([*prepared.earlier_questions, question])  # `retrieval_query`
-        hits = scoped_search(self.db, self.engine, query, wanted, options.scope)
+        # the passages to read: by their own score (a listing of files is `search`'s)
+        hits = scoped_search(self.db, self.engine, query, wanted, options.scope, by_file=False)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:

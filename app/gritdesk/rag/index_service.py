@@ -26,6 +26,7 @@ from gritdesk.ingest.indexer import (
 )
 from gritdesk.ingest.parser_process import ParseLimits
 from gritdesk.rag.kv_saving_embedder import KvSavingEmbedder
+from gritdesk.rag.vector_probe import refresh_vector_worth
 from gritdesk.runtime.engine import Engine
 from gritdesk.store.kv_cache import KvCacheStore
 
@@ -98,7 +99,8 @@ class IndexService:
         progress: ProgressCallback | None = None,
         expected_tokens: int | None = None,
     ) -> IndexReport:
-        """Index `paths` (every known root when empty), then tidy the KV blobs."""
+        """Index `paths` (every known root when empty), then tidy the KV blobs and measure
+        what the vector ranking is worth on what is now indexed (rag/vector_probe.py)."""
         if paths:
             report = index_paths(
                 self.db, self.embedder, paths, self.options,
@@ -110,6 +112,7 @@ class IndexService:
                 progress=progress, expected_tokens=expected_tokens,
             )  # fmt: skip
         self.tidy()
+        refresh_vector_worth(self.db, self.engine)
         return report
 
     def watch(
@@ -123,6 +126,7 @@ class IndexService:
 
         def reported(report: IndexReport) -> None:
             self.tidy()
+            refresh_vector_worth(self.db, self.engine)
             on_report(report)
 
         watch_paths(

@@ -4,7 +4,9 @@ The query is embedded in the GritLM query format with a retrieval instruction;
 documents were embedded without one. Semantic (vector) and lexical (BM25) rankings
 fail differently: an exact rare word, a function name or an error code is found by
 BM25 even when its embedding is vague. Reciprocal rank fusion (RRF) merges the two
-rankings without having to calibrate their scores against each other.
+rankings without having to calibrate their scores against each other, the vector ranking
+weighted by what the embedder is worth (rag/vector_probe.py), and the merged chunks are
+listed one per file first (rag/fusion.py).
 """
 
 from __future__ import annotations
@@ -13,20 +15,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import apsw
 
+from gritdesk.rag.fusion import RRF_K, files_first, fuse_rankings
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.runtime.recipes import RETRIEVAL_INSTRUCTION, Recipe
 from gritdesk.store import fts
+from gritdesk.store.chunk_rows import chunk_rows, chunk_sources
 from gritdesk.store.citations import chunk_location
 from gritdesk.store.connection import read_transaction
 from gritdesk.store.model_record import ModelRecord, check_model
-from gritdesk.store.sources import display_path
+from gritdesk.store.vector_worth import stored_vector_worth
 from gritdesk.store.vectors import default_candidates, nearest_chunks
 
-RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
+__all__ = ["RRF_K", "Hit", "fuse_rankings", "fusion_weights", "keyword_search", "search"]
+
 SNIPPET_CHARS = 240
 FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
 
@@ -64,13 +68,18 @@ def search(
     candidates: int | None = None,
     root_id: int | None = None,
     weights: Sequence[float] | None = None,
+    by_file: bool = True,
 ) -> list[Hit]:
-    """The `k` best chunks for `query`, best first.
+    """The `k` best chunks for `query`. `by_file` (a listing: `gritdesk search`, the
+    server's and MCP's search) puts each file's best chunk first, best file first, then the
+    files' second chunks, and so on (`files_first`); without it (the passages an answer
+    reads) chunks come by their own fused score, so a file's second passage may come before
+    another file's first.
 
     `instruction` defaults to the embedder recipe's retrieval instruction (GritLM:
     "Given a question, retrieve passages that answer the question"). Each ranking
     contributes its top `pool` (default max(50, 2k)) to the fusion, with `weights`
-    (keyword, vector; see `fuse_rankings`; default `fusion_weights(embedder)`). `root_id`
+    (keyword, vector; see `fuse_rankings`; default `fusion_weights(embedder, db)`). `root_id`
     keeps to the files of one root (`--root`).
     Raises ModelMismatchError if `embedder` is not the model the index was built with,
     EmptyIndexError if nothing was indexed yet.
@@ -88,14 +97,19 @@ def search(
             db, query_vector, pool, candidates=candidates, root_id=root_id
         )
         keyword_ranked = keyword_search(db, query, pool, root_id)
+        vector_ids = [c for c, _ in vector_ranked]
+        if weights is None:
+            weights = fusion_weights(embedder, db)
         # keywords first: on a tie, an exact lexical hit beats a vector neighbour
-        fused = fuse_rankings(
-            [keyword_ranked, [c for c, _ in vector_ranked]],
-            weights=fusion_weights(embedder) if weights is None else weights,
-        )[:k]
+        rankings = [keyword_ranked, vector_ids]
+        if by_file:
+            file_of = chunk_sources(db, set(keyword_ranked) | set(vector_ids))
+            fused = files_first(rankings, file_of, weights=weights)[:k]
+        else:
+            fused = fuse_rankings(rankings, weights=weights)[:k]
         similarity = dict(vector_ranked)
         keyword_rank = {chunk_id: rank for rank, chunk_id in enumerate(keyword_ranked, 1)}
-        rows = _chunk_rows(db, [chunk_id for chunk_id, _ in fused])
+        rows = chunk_rows(db, [chunk_id for chunk_id, _ in fused])
     terms = keyword_terms(query)
     return [
         Hit(
@@ -118,16 +132,19 @@ def search(
     ]
 
 
-def fusion_weights(embedder: object) -> tuple[float, float]:
-    """(keyword, vector) weights by what the embedder is known to be worth: a chat model run
-    through an embedding recipe it was never trained for (SmolLM2) ranks worse than
-    keywords alone (benchmarks/retrieval_eval.py), so its ranking only orders what no
-    keyword found; a trained embedder counts as much as BM25. (gritdesk's random-weight
-    test models run the GritLM recipe and count as trained: the tests exercise fusion.)"""
+def fusion_weights(embedder: object, db: apsw.Connection | None = None) -> tuple[float, float]:
+    """(keyword, vector) weights by what the embedder is worth: a chat model run through an
+    embedding recipe it was never trained for (SmolLM2) ranks worse than keywords alone
+    (benchmarks/retrieval_eval.py), so its ranking only orders what no keyword found; a
+    trained embedder counts as much as BM25, unless the index's own probe (`db`: measured
+    after each index run by rag/vector_probe.py) found its vectors worth less."""
     recipe = getattr(embedder, "recipe", None)
-    if recipe is not None and not recipe.trained_to_embed:
-        return (1.0, 0.0)
-    return FUSION_WEIGHTS
+    vector = 0.0 if recipe is not None and not recipe.trained_to_embed else FUSION_WEIGHTS[1]
+    if db is not None:
+        worth = stored_vector_worth(db)
+        if worth is not None and worth.fingerprint == getattr(embedder, "fingerprint", None):
+            vector = min(vector, worth.weight)
+    return (FUSION_WEIGHTS[0], vector)
 
 
 def retrieval_instruction(embedder: object) -> str:
@@ -179,32 +196,6 @@ def keyword_terms(query: str) -> list[str]:
     return keywords or words
 
 
-def fuse_rankings(
-    rankings: Sequence[Sequence[int]],
-    k: int = RRF_K,
-    weights: Sequence[float] | None = None,
-) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion: score(d) = sum over rankings of w / (k + rank of d).
-
-    `weights` (default all 1) lets a ranking count for less: the vectors of a model never
-    trained to embed, say. Ties (common: first by keywords alone and first by vectors
-    alone both score 1/61) go to the better rank in the earliest ranking given, then the
-    next; the chunk id only last. `search` passes the keyword ranking first: an exact rare
-    term is evidence, while the nearest vector may be noise (a vague or off-topic
-    embedding still has a nearest chunk).
-    """
-    weights = list(weights) if weights is not None else [1.0] * len(rankings)
-    if len(weights) != len(rankings):
-        raise ValueError(f"{len(rankings)} rankings but {len(weights)} weights")
-    scores: dict[int, float] = {}
-    ranks: dict[int, list[int]] = {}
-    for which, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
-        for rank, chunk_id in enumerate(ranking, 1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
-            ranks.setdefault(chunk_id, [len(r) + 1 for r in rankings])[which] = rank
-    return sorted(scores.items(), key=lambda item: (-item[1], ranks[item[0]], item[0]))
-
-
 def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
     """About `width` characters of `text` around the first query word it contains."""
     flat = " ".join(text.split())
@@ -222,35 +213,3 @@ def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str
         start = space + 1 if 0 <= space < start + 20 else start
     end = min(len(flat), start + width)
     return ("…" if start else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
-
-
-class _StoredChunk(NamedTuple):
-    root: str
-    rel_path: str
-    start_line: int | None
-    end_line: int | None
-    page: int | None
-    heading_path: str
-    text: str
-    text_hash: str
-    locator: str | None
-
-
-def _chunk_rows(db: apsw.Connection, chunk_ids: list[int]) -> dict[int, _StoredChunk]:
-    if not chunk_ids:
-        return {}
-    placeholders = ", ".join("?" * len(chunk_ids))
-    return {
-        row[0]: _StoredChunk(display_path(row[1]), display_path(row[2]), *row[3:])
-        for row in db.execute(
-            f"""
-            SELECT c.id, r.path, s.rel_path, c.start_line, c.end_line, c.page,
-                   c.heading_path, c.text, c.text_hash, c.locator
-            FROM chunks AS c
-            JOIN sources AS s ON s.id = c.source_id
-            JOIN roots AS r ON r.id = s.root_id
-            WHERE c.id IN ({placeholders})
-            """,
-            chunk_ids,
-        )
-    }

@@ -66,12 +66,15 @@ def scoped_search(
     query: str,
     k: int,
     scope: RootScope | None,
+    *,
+    by_file: bool = True,
 ) -> list[Hit]:
-    """The `k` best chunks for `query`, only from files in `scope` when it is given."""
+    """The `k` best chunks for `query`, only from files in `scope` when it is given
+    (`by_file`: as `search` orders them)."""
     if scope is None:
-        return search(db, embedder, query, k)
+        return search(db, embedder, query, k, by_file=by_file)
     if scope.whole_root:
-        return search(db, embedder, query, k, root_id=scope.id)
+        return search(db, embedder, query, k, root_id=scope.id, by_file=by_file)
     pool = max(SUBFOLDER_POOL_MIN, SUBFOLDER_POOL_FACTOR * k)
-    hits = search(db, embedder, query, pool, root_id=scope.id)
+    hits = search(db, embedder, query, pool, root_id=scope.id, by_file=by_file)
     return [hit for hit in hits if scope.holds(hit.path)][:k]
