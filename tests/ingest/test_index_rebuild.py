@@ -8,6 +8,7 @@ in, keeps a conversation saved while the rebuild ran, and leaves no staging file
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,12 @@ def write_corpus(folder: Path) -> None:
         )
 
 
-def index_with(model: Path, db: Path, paths: list[Path], *, rebuild: bool = False) -> None:
+def index_with(
+    model: Path, db: Path, paths: list[Path], *, rebuild: bool = False, save_kv: bool = False
+) -> None:
     session = open_session(Settings(db=db, model=model, context=1024), rebuilding=rebuild)
     try:
-        run_index(session, paths, rebuild=rebuild, save_kv=False, as_json=True, yes=True)
+        run_index(session, paths, rebuild=rebuild, save_kv=save_kv, as_json=True, yes=True)
     finally:
         session.close()
 
@@ -111,3 +114,20 @@ def test_an_interrupted_rebuild_keeps_the_old_index_and_the_next_one_finishes(
     live = open_database(db)
     assert [c.title for c in list_conversations(live)] == ["while rebuilding"]
     live.close()
+
+
+def test_a_rebuild_reports_the_kv_its_run_saved(
+    tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """After the swap the report's KV counts are the rebuild run's own (they once came from
+    a second, unused IndexService and read 0), and the new store holds those blobs."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRITDESK_CACHE_DIR", str(cache))
+    corpus, db = tmp_path / "corpus", tmp_path / "index.db"
+    write_corpus(corpus)
+    saved = []
+    for paths, rebuild in (([corpus], False), ([], True)):
+        index_with(tiny_model_path, db, paths, rebuild=rebuild, save_kv=True)
+        saved.append(json.loads(capsys.readouterr().out.splitlines()[-1])["kv_saved"])
+    assert saved == [FILES, FILES]
+    assert len(list(cache.rglob("*.gkv"))) == FILES

@@ -111,7 +111,7 @@ def run_index(
     service = IndexService(db, engine, store, limits=limits, selection=selection, save_kv=save_kv)
 
     def report_done(report: IndexReport) -> None:
-        kv = service.kv_counts()
+        kv = service.kv_counts()  # what this run (a rebuild's too) did with the KV it took
         if as_json:
             _print_json(
                 {
@@ -143,10 +143,6 @@ def run_index(
             if old_blobs != store.directory:
                 shutil.rmtree(old_blobs, ignore_errors=True)  # the old model's caches
             session.kv_store = open_kv_store(session.db_path, session.db, session.settings)
-            service = IndexService(
-                session.db, engine, session.kv_store, limits=limits, selection=selection,
-                save_kv=save_kv,
-            )  # fmt: skip
     except StorageFullError as exc:
         raise GritdeskError(_disk_full_message(session, exc)) from None
     finally:

@@ -1,7 +1,7 @@
 """What an index run will cost, found before it starts: files, chunks, tokens, time, KV disk.
 
 A quick scan (stat only, plus the first 64 KiB of each file to read, for the minified and
-generated checks) finds the files a run would read, with the same rules as the run.
+generated checks) finds the files a run would read: the run's own scan (scan.py).
 A sample of them, spread over their kinds and sizes, is parsed and chunked with the
 loaded model's tokenizer: tokens and chunks per byte, per file suffix, scale the sample
 up to every file. The speed is the one measured on earlier runs of this model on this
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import time
 import zlib
 from collections import defaultdict
@@ -34,21 +33,25 @@ import apsw
 
 from gritdesk.ingest.byte_sizes import MIB
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
-from gritdesk.ingest.file_selection import FileSelection
+from gritdesk.ingest.document import UnindexableFile
+from gritdesk.ingest.file_selection import CONTENT_CHECK_BYTES, FileSelection
 from gritdesk.ingest.formats.ocr import tesseract_path
-from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS, skip_reason_unread, source_unchanged
+from gritdesk.ingest.indexer import DEFAULT_BATCH_CHUNKS
 from gritdesk.ingest.parser_process import OCR_SHARE, ParseLimits, ParserProcess
-from gritdesk.ingest.walk import FoundFile, SkippedPath, walk_root
+from gritdesk.ingest.scan import (
+    Scope,
+    ScopeScan,
+    database_files,
+    open_regular_file,
+    parse_interrupted,
+    read_regular_file,
+    scope_of,
+    skip_reason_unread,
+)
+from gritdesk.ingest.walk import FoundFile, SkippedPath
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.index_throughput import stored_throughput
-from gritdesk.store.sources import (
-    Root,
-    display_path,
-    list_roots,
-    parse_attempts,
-    root_containing,
-    sources_in_scope,
-)
+from gritdesk.store.sources import Root, display_path, list_roots
 
 SAMPLE_FILES = 48
 SAMPLE_BYTES = 8 * MIB
@@ -57,7 +60,6 @@ TIMED_PASS_S = 3.0  # the timed embedding pass stops after this long ...
 TIMED_PASS_CHUNKS = 64  # chunks of the sample it uses
 TIMED_PASS_ROUNDS = 64  # embedding calls at most
 QUICK_CHUNK_S = 0.25  # a chunk embedded faster than this: time whole batches, as a run does
-_HEAD_BYTES = 64 * 1024
 SAMPLE_PARSE_S = 2.0  # a sampled file parsing longer is left out of the sample
 SCAN_COUNT_S = 2.0  # counting one PDF's scanned pages stops after this long (counted 0)
 SCAN_COUNT_BUDGET_S = 10.0  # PDFs left after this long are scaled from the counted ones
@@ -178,89 +180,76 @@ def estimate_index(
 # --- the scan ---------------------------------------------------------------------------
 
 
-def _scopes(
-    db: apsw.Connection, paths: Iterable[str | os.PathLike]
-) -> list[tuple[Root, str | None]]:
+def _scopes(db: apsw.Connection, paths: Iterable[str | os.PathLike]) -> list[Scope]:
     """Which root and part of it each path means, registering nothing (a new folder is a
     root with id -1: nothing of it is known yet)."""
     given = [Path(p) for p in paths]
     if not given:
-        return [(root, None) for root in list_roots(db)]
+        return [Scope(root, None) for root in list_roots(db)]
     scopes = []
     for path in given:
         absolute = Path(os.path.abspath(path.expanduser()))
-        if not absolute.exists():
-            continue  # a vanished path costs nothing to remove
-        resolved = absolute.resolve()
-        root = root_containing(db, str(resolved))
-        if root is None:
-            if resolved.is_dir():
-                scopes.append((Root(-1, str(resolved)), None))
-            else:
-                scopes.append((Root(-1, str(resolved.parent)), resolved.name))
-            continue
-        rel = resolved.relative_to(root.path).as_posix()
-        scopes.append((root, None if rel == "." else rel))
+        if absolute.exists():  # a vanished path costs nothing to remove
+            scopes.append(scope_of(db, absolute.resolve(), register=False))
     return scopes
 
 
 def _scan(
     db: apsw.Connection,
-    scopes: Sequence[tuple[Root, str | None]],
+    scopes: Sequence[Scope],
     limits: ParseLimits,
     selection: FileSelection,
     chunking: str,
     estimate: IndexEstimate,
     fresh: bool,
 ) -> list[_Planned]:
-    exclude = _database_files(db)
+    """The files the run would read, by the run's own scan (scan.py) and its checks before
+    parsing: name and size, an interrupted parse, the first bytes (minified, generated)."""
+    exclude = database_files(db)
     planned: dict[tuple[str, str], _Planned] = {}
-    for root, rel in scopes:
-        known = sources_in_scope(db, root.id, rel) if root.id >= 0 and not fresh else {}
-        interrupted = dict(parse_attempts(db, root.id)) if root.id >= 0 else {}
-        if not os.path.isdir(root.path):
+    for scope in scopes:
+        scan = ScopeScan(
+            db, scope, chunking=chunking, selection=selection, exclude=exclude, fresh=fresh
+        )
+        if scan.unreachable:  # the run reports it among its skips
+            estimate.skipped += 1
             continue
-        for item in walk_root(Path(root.path), rel, exclude=exclude, selection=selection):
+        for scanned in scan:
+            item = scanned.item
             if isinstance(item, SkippedPath):
                 estimate.skipped += 1
                 continue
-            state = known.get(item.rel_path)
-            if state is not None and source_unchanged(state, item, chunking):
+            if scanned.unchanged:
                 estimate.unchanged += 1
                 continue
             if (
-                interrupted.get(item.rel_path) == (item.size, item.mtime_ns, item.ctime_ns)
+                parse_interrupted(item, scan.attempts.get(item.rel_path))
                 or skip_reason_unread(item, selection, limits.file_bytes)
                 or item.size == 0
             ):
                 estimate.skipped += 1
                 continue
-            head = _read_head(item.path)
+            head = _read_head(item)
             if head is None or selection.reason_by_content(item.rel_path, item.size, head):
                 estimate.skipped += 1
                 continue
-            planned[(root.path, item.rel_path)] = _Planned(root, item, head)
+            planned[(scope.root.path, item.rel_path)] = _Planned(scope.root, item, head)
     return list(planned.values())
 
 
-def _read_head(path: Path) -> bytes | None:
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+def _read(found: FoundFile, limits: ParseLimits) -> bytes:
+    """A file's bytes, read as the run reads them."""
+    return read_regular_file(found.path, limits.file_bytes, found.identity)
+
+
+def _read_head(found: FoundFile) -> bytes | None:
+    """What the content checks read of a file, opened as the run opens it; None where the
+    run could not read it."""
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        with open_regular_file(found.path, found.identity) as handle:
+            return handle.read(CONTENT_CHECK_BYTES)
+    except (UnindexableFile, OSError):
         return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        try:
-            return handle.read(_HEAD_BYTES)
-        except OSError:
-            return None
-
-
-def _database_files(db: apsw.Connection) -> list[Path]:
-    name = db.filename
-    return [Path(name + s) for s in ("", "-wal", "-shm", "-journal")] if name else []
 
 
 # --- the sample -------------------------------------------------------------------------
@@ -319,8 +308,7 @@ def _measure_sample(
         for item in sample:
             item.sampled = True
             try:
-                with open(item.found.path, "rb") as handle:
-                    data = handle.read(limits.file_bytes + 1)
+                data = _read(item.found, limits)
                 started = time.monotonic()
                 document = parser.parse(item.found.rel_path, data)
                 chunks = chunk_document(document, embedder, policy)
@@ -390,8 +378,7 @@ def _count_scanned_pages(
             estimate.pdfs_counted += 1
             counted_bytes += item.found.size
             try:
-                with open(item.found.path, "rb") as handle:
-                    data = handle.read(limits.file_bytes + 1)
+                data = _read(item.found, limits)
                 pages, item.scanned = parser.scanned_pdf_pages(item.found.rel_path, data)
             except Exception:  # unreadable or slow: the run finds out (and costs it little)
                 continue
@@ -480,8 +467,7 @@ def _ocr_cost(
     timed = max(scans, key=lambda p: len(p.scanned))  # the counted file that costs most
     timing = replace(limits, seconds=OCR_TIMING_S / OCR_SHARE)
     try:
-        with open(timed.found.path, "rb") as handle:
-            data = handle.read(limits.file_bytes + 1)
+        data = _read(timed.found, limits)
         with ParserProcess(timing) as parser:
             per_page, text = parser.time_ocr_page(timed.found.rel_path, data, timed.scanned[0])
     except Exception:  # killed at its time limit (or unreadable): at least that long

@@ -85,7 +85,7 @@ _GENERATED_MARKERS = (
     re.compile(rb"@generated\b"),
     re.compile(rb"\bDO NOT EDIT\b"),
 )
-_HEAD_BYTES = 64 * 1024  # what the content checks read of a file
+CONTENT_CHECK_BYTES = 64 * 1024  # what the content checks read of a file
 _MARKER_LINES = 5  # generated markers count only in a file's first lines
 
 # Vendored, generated or cache folders: skipped whole (reported) unless included.
@@ -185,7 +185,7 @@ class FileSelection:
 
     def reason_by_content(self, rel_path: str, size: int, data: bytes) -> str | None:
         """A skip decided on the file's first bytes: minified code, a generated marker."""
-        head = data[:_HEAD_BYTES]
+        head = data[:CONTENT_CHECK_BYTES]
         name = PurePosixPath(rel_path).name.lower()
         if PurePosixPath(name).suffix in _MINIFIABLE_SUFFIXES:
             if name.endswith((".min.js", ".min.css")):

@@ -1,12 +1,12 @@
 """Bring the index up to date with folders on disk: incremental, resumable, crash-safe.
 
-A run has two phases. The scan walks every root and compares each file's stat with
-what the index holds: an unchanged file costs one stat. The update then reads the
-changed and new files (hashing them: a touched file with the same bytes only gets
-its new stat recorded; a new file whose bytes match a vanished one is a rename and
-keeps its chunks), parses, chunks and embeds them, batching chunks of several files
-per `embed_documents` call, and writes each file's chunks in one transaction of its
-own. Files that vanished are removed last.
+A run has two phases. The scan (scan.py, the estimate's too) walks every root and
+compares each file's stat with what the index holds: an unchanged file costs one stat.
+The update then reads the changed and new files (hashing them: a touched file with the
+same bytes only gets its new stat recorded; a new file whose bytes match a vanished one
+is a rename and keeps its chunks), parses, chunks and embeds them, batching chunks of
+several files per `embed_documents` call, and writes each file's chunks in one
+transaction of its own. Files that vanished are removed last.
 
 Because the source row (with its stat and hash) changes in the same transaction as
 its chunks, a run killed at any point leaves each file either fully old or fully
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,13 +26,22 @@ from typing import Literal
 import apsw
 import numpy as np
 
-from gritdesk.ingest.byte_sizes import describe_bytes
 from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
 from gritdesk.ingest.document import SkipFile, UnindexableFile
-from gritdesk.ingest.file_selection import FileSelection, is_selection_reason
-from gritdesk.ingest.parse import skip_reason_from_name
+from gritdesk.ingest.file_selection import FileSelection
 from gritdesk.ingest.parser_process import ParseLimits, ParserProcess
-from gritdesk.ingest.walk import FoundFile, SkippedPath, WalkStats, walk_root
+from gritdesk.ingest.scan import (
+    Scope,
+    ScopeScan,
+    Stamp,
+    database_files,
+    judged_by_selection,
+    parse_interrupted,
+    read_regular_file,
+    scope_of,
+    skip_reason_unread,
+)
+from gritdesk.ingest.walk import FoundFile, SkippedPath
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.index_throughput import record_throughput
@@ -43,18 +51,15 @@ from gritdesk.store.sources import (
     FileStamp,
     Root,
     SourceState,
-    add_root,
     clear_parse_attempt,
     display_path,
     list_roots,
     mark_parse_attempt,
     move_source,
-    parse_attempts,
     record_unindexed_source,
     remove_sources,
     replace_source_chunks,
     root_containing,
-    sources_in_scope,
     update_source_stamp,
 )
 from gritdesk.store.vectors import embeddings_by_text_hash
@@ -219,7 +224,7 @@ def index_known_roots(
     """
     options = options or IndexOptions()
     model = bind_model(db, ModelRecord.of(embedder, options.model_path, options.recipe))
-    scopes = [_Scope(root, None) for root in list_roots(db)]
+    scopes = [Scope(root, None) for root in list_roots(db)]
     return _run(db, embedder, model, scopes, options, progress, expected_tokens)
 
 
@@ -227,7 +232,7 @@ def _run(
     db: apsw.Connection,
     embedder: DocumentEmbedder,
     model: ModelRecord,
-    scopes: list[_Scope],
+    scopes: list[Scope],
     options: IndexOptions,
     progress: ProgressCallback | None,
     expected_tokens: int | None = None,
@@ -238,12 +243,6 @@ def _run(
         run.expected_tokens = expected_tokens
         run.progress_callback = progress
         return run.execute(scopes)
-
-
-@dataclass(frozen=True)
-class _Scope:
-    root: Root
-    rel: str | None  # None: the whole root
 
 
 @dataclass
@@ -261,7 +260,7 @@ class _PendingFile:
     vectors: list[np.ndarray | None]
 
 
-def _resolve_scope(db: apsw.Connection, path: Path) -> _Scope:
+def _resolve_scope(db: apsw.Connection, path: Path) -> Scope:
     """Which root (registering a new one if needed) and which part of it `path` means."""
     absolute = Path(os.path.abspath(path.expanduser()))
     if not absolute.exists():  # vanished (or a dangling symlink): only meaningful in a root
@@ -269,27 +268,16 @@ def _resolve_scope(db: apsw.Connection, path: Path) -> _Scope:
         root = root_containing(db, str(gone))
         if root is None:
             raise FileNotFoundError(f"{path}: no such file or folder")
-        return _Scope(root, _relative(gone, root))
-    resolved = absolute.resolve()
-    root = root_containing(db, str(resolved))
-    if root is not None:
-        return _Scope(root, _relative(resolved, root))
-    if resolved.is_dir():
-        return _Scope(add_root(db, str(resolved)), None)
-    return _Scope(add_root(db, str(resolved.parent)), resolved.name)
+        return Scope.at(root, gone)
+    return scope_of(db, absolute.resolve(), register=True)
 
 
-def _scope_in_known_root(db: apsw.Connection, path: Path) -> _Scope | None:
+def _scope_in_known_root(db: apsw.Connection, path: Path) -> Scope | None:
     """The root and part of it a reported path means, its last component unresolved."""
     absolute = Path(os.path.abspath(path))
     located = Path(os.path.realpath(absolute.parent)) / absolute.name
     root = root_containing(db, str(located))
-    return None if root is None else _Scope(root, _relative(located, root))
-
-
-def _relative(path: Path, root: Root) -> str | None:
-    rel = path.relative_to(root.path).as_posix()
-    return None if rel == "." else rel
+    return None if root is None else Scope.at(root, located)
 
 
 class _IndexRun:
@@ -309,13 +297,13 @@ class _IndexRun:
         self.batch_chunks = max(1, batch_chunks)
         self.parser = parser
         self.max_file_bytes = parser.limits.file_bytes
-        self.attempts: dict[tuple[int, str], tuple[int | None, int | None, int | None]] = {}
+        self.attempts: dict[tuple[int, str], Stamp] = {}
         self.progress_callback: ProgressCallback | None = None
         self.report = IndexReport()
         self.started = time.monotonic()
         self.pending: list[_PendingFile] = []
         self.files_total = self.files_done = self.bytes_total = self.bytes_done = 0
-        self.exclude = _database_files(db)
+        self.exclude = database_files(db)
         self.chunking = chunking_signature(policy, embedder)
         self.selection = FileSelection()
         self.expected_tokens: int | None = None
@@ -323,7 +311,7 @@ class _IndexRun:
 
     # -- phases --
 
-    def execute(self, scopes: Sequence[_Scope]) -> IndexReport:
+    def execute(self, scopes: Sequence[Scope]) -> IndexReport:
         jobs: list[_FileJob] = []
         vanished: dict[int, tuple[Root, SourceState]] = {}
         for scope in scopes:
@@ -362,52 +350,36 @@ class _IndexRun:
         self._notify("done")
         return self.report
 
-    def _scan(self, scope: _Scope) -> tuple[list[_FileJob], list[SourceState]]:
+    def _scan(self, scope: Scope) -> tuple[list[_FileJob], list[SourceState]]:
         """Files to read, and known sources that are gone (by stat only: no file is opened)."""
-        root_path = Path(scope.root.path)
-        unreachable = _unreachable_folder(root_path)
-        if unreachable:  # an unmounted drive, a renamed folder: what it held is unknown
+        scan = ScopeScan(
+            self.db, scope, chunking=self.chunking, selection=self.selection, exclude=self.exclude
+        )
+        if scan.unreachable:  # an unmounted drive, a renamed folder: what it held is unknown
             self.report.skipped.append(
                 SkippedFile(
                     display_path(scope.root.path),
-                    f"indexed folder {unreachable}; its index entries are kept",
+                    f"indexed folder {scan.unreachable}; its index entries are kept",
                     "error",
                 )
             )
             return [], []
-        known = sources_in_scope(self.db, scope.root.id, scope.rel)
-        self.attempts.update(
-            {(scope.root.id, rel): stamp for rel, stamp in parse_attempts(self.db, scope.root.id)}
-        )
-        seen: set[str] = set()
-        unlisted: list[str] = []
+        self.attempts.update({(scope.root.id, rel): stamp for rel, stamp in scan.attempts.items()})
         jobs: list[_FileJob] = []
-        stats = WalkStats()
-        walk = walk_root(
-            root_path, scope.rel, exclude=self.exclude, stats=stats, selection=self.selection
-        )
-        for item in walk:
-            seen.add(item.rel_path)
-            state = known.get(item.rel_path)
+        for scanned in scan:
+            item, state = scanned.item, scanned.known
             if isinstance(item, SkippedPath):
-                if item.unlisted:
-                    unlisted.append(item.rel_path)
                 no_stamp = FileStamp(None, None, None, chunking=self.chunking)
                 self._skip(scope.root, item.rel_path, no_stamp, item.reason, state)
-                continue
-            if state is not None and source_unchanged(state, item, self.chunking):
+            elif scanned.unchanged:
+                assert state is not None
                 self.report.unchanged += 1
                 if state.status != "indexed":
                     self._report_skip(scope.root, item.rel_path, state.reason or "", state.status)
-                continue
-            jobs.append(_FileJob(scope.root, item, state))
-        self.report.ignored += stats.ignored
-        gone = [
-            state
-            for rel, state in known.items()
-            if rel not in seen and not any(_inside(rel, folder) for folder in unlisted)
-        ]
-        return jobs, gone
+            else:
+                jobs.append(_FileJob(scope.root, item, state))
+        self.report.ignored += scan.ignored
+        return jobs, scan.gone
 
     def _update_file(
         self,
@@ -438,12 +410,12 @@ class _IndexRun:
             attempt = self.attempts.pop((root.id, found.rel_path), None)
             if attempt is not None:
                 clear_parse_attempt(self.db, root.id, found.rel_path)  # its record replaces it
-            if attempt == (found.size, found.mtime_ns, found.ctime_ns):
+            if parse_interrupted(found, attempt):
                 raise SkipFile(
                     "parsing was interrupted on an earlier run after over "
                     f"{SLOW_PARSE_S:g} s; not retried until the file changes"
                 )
-            data = _read_regular_file(found.path, self.max_file_bytes, found.identity)
+            data = read_regular_file(found.path, self.max_file_bytes, found.identity)
             content_hash = hashlib.sha256(data).hexdigest()
             stamp = FileStamp(
                 found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
@@ -458,7 +430,7 @@ class _IndexRun:
                 and known.content_hash == content_hash
                 and known.status != "error"
                 and known.chunking == self.chunking
-                and not _judged_by_selection(known)
+                and not judged_by_selection(known)
             ):
                 update_source_stamp(self.db, known.id, stamp)  # touched, not changed
                 self.report.unchanged += 1
@@ -711,40 +683,6 @@ class _IndexRun:
         )
 
 
-def source_unchanged(state: SourceState, found: FoundFile, chunking: str) -> bool:
-    """Whether a known source needs no work: its stat and chunking are as recorded. An unchanged
-    stat costs nothing; the estimate (estimate.py) counts files by this same rule."""
-    return (
-        state.status != "error"  # errors (unreadable, ...) are retried every run
-        and (state.size, state.mtime_ns, state.ctime_ns)
-        == (found.size, found.mtime_ns, found.ctime_ns)
-        and state.chunking == chunking
-        and not _judged_by_selection(state)  # the patterns or limits may differ now
-    )
-
-
-def skip_reason_unread(
-    found: FoundFile, selection: FileSelection, max_file_bytes: int
-) -> str | None:
-    """Why a file is skipped on its name and size alone (before it is read), else None; the
-    estimate skips by this same rule."""
-    reason = skip_reason_from_name(found.rel_path)
-    if reason:
-        return reason
-    reason = selection.reason_by_name(found.rel_path, found.size)
-    if reason:
-        return reason
-    if found.size > max_file_bytes:
-        return f"larger than the {_mib(max_file_bytes)} limit ({_mib(found.size)})"
-    return None
-
-
-def _judged_by_selection(state: SourceState) -> bool:
-    """A file skipped as bulk data or in a vendored folder: judged again on every run, since
-    the limits and --include patterns may have changed (no parse is retried this way)."""
-    return state.status == "skipped" and is_selection_reason(state.reason)
-
-
 def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
     """Two overlapping paths on one command line must not index a file twice."""
     seen: set[tuple[int, str]] = set()
@@ -757,61 +695,5 @@ def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
     return unique
 
 
-def _mib(size: int) -> str:
-    return describe_bytes(size)
-
-
-def _inside(rel_path: str, folder: str) -> bool:
-    return folder == "." or rel_path == folder or rel_path.startswith(folder + "/")
-
-
-def _unreachable_folder(path: Path) -> str | None:
-    """Why the folder at `path` cannot be walked (missing, not a folder, unreadable)."""
-    try:
-        with os.scandir(path):
-            return None
-    except FileNotFoundError:
-        return "is missing (renamed, deleted, or on a drive that is not mounted)"
-    except NotADirectoryError:
-        return "is no longer a folder"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-
-
 def _suffix(rel_path: str) -> str:
     return PurePosixPath(rel_path).suffix.lower()
-
-
-def _database_files(db: apsw.Connection) -> list[Path]:
-    name = db.filename
-    if not name:
-        return []
-    return [Path(name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
-
-
-def _read_regular_file(path: Path, limit: int, identity: tuple[int, int] = (0, 0)) -> bytes:
-    """The bytes of `path`, refusing anything that is not a regular file by the time we open it.
-
-    O_NONBLOCK: a file swapped for a FIFO after the walk cannot block the run.
-    O_NOFOLLOW: the walk resolved symlinks already; a new one is not followed.
-    `identity`: the (device, inode) the walk saw. O_NOFOLLOW guards only the last
-    component, so a folder on the way swapped for a symlink would lead elsewhere;
-    the opened file must be the one the walk found inside the root.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UnindexableFile(f"cannot open: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SkipFile("not a regular file")
-        if identity != (0, 0) and (info.st_dev, info.st_ino) != identity:
-            raise UnindexableFile("changed since the scan (another file is now at this path)")
-        if info.st_size > limit:
-            raise SkipFile(f"larger than the {_mib(limit)} limit ({_mib(info.st_size)})")
-        try:
-            return handle.read(limit + 1)
-        except OSError as exc:
-            raise UnindexableFile(f"cannot read: {exc.strerror}") from exc

@@ -20,9 +20,12 @@ class Key:
 
     @property
     def display(self) -> str:
+        """How help and hints name the key: `Ctrl+N`, `Esc`, `F1`; a lone letter as typed."""
         if self.shown:
             return self.shown
         first = self.keys.split(",")[0]
+        if len(first) == 1:
+            return first
         return "+".join(part.capitalize() if len(part) > 1 else part.upper()
                         for part in first.split("+")).replace("Escape", "Esc")
 
@@ -43,13 +46,15 @@ CHAT_KEYS = (
         "stop the answer now, keeping what was written (or stop an index run)"),
     Key("ctrl+n", "new_chat", "New chat", "new conversation"),
     Key("ctrl+o", "conversations", "Chats", "conversations: Enter resumes, " + ", ".join(
-        f"{key.keys} {key.help}" for key in CONVERSATIONS_KEYS if key.keys in ("r", "d", "e"))),
+        f"{key.display} {key.help}" for key in CONVERSATIONS_KEYS
+        if key.action in ("rename", "delete", "export"))),
     Key("ctrl+t", "copy_answer", "Copy answer", "copy the last answer (OSC 52 clipboard)"),
     Key("ctrl+r", "copy_code", "Copy code", "copy the last code block of the last answer"),
 )
+QUIT = Key("ctrl+q", "quit", "Quit", "quit", priority=True)
 APP_KEYS = (
     Key("f1", "help", "Help", "this help"),
-    Key("ctrl+q", "quit", "Quit", "quit", priority=True),
+    QUIT,
 )
 QUESTION_KEYS = (  # the question box's binding; it reads Enter and Ctrl+J itself
     Key("ctrl+s", "submit", "Send", "send the question too", show=False),
@@ -69,7 +74,7 @@ HELP_ORDER = (*WIDGET_KEYS[:3], CHAT_KEYS[0], *CHAT_KEYS[1:], *WIDGET_KEYS[3:], 
 PROBLEM_KEYS = (  # the screen shown while the index cannot answer
     Key("i", "index_folder", "Index a folder", "index a folder"),
     Key("o", "switch_database", "Open another database", "open another database"),
-    Key("ctrl+q", "app.quit", "Quit", "quit"),
+    Key(QUIT.keys, "app.quit", QUIT.label, QUIT.help),
 )
 HELP_SCREEN_KEYS = (Key("escape,f1,q,question_mark", "dismiss", "Close", "close this help"),)
 CONFIRM_KEYS = (
@@ -83,9 +88,10 @@ def bindings(keys: tuple[Key, ...]) -> list[Binding]:
     return [key.binding() for key in keys]
 
 
-def shortcut(action: str) -> str:
-    """The key of `action` as the help shows it (`Ctrl+N`), for palette hints."""
-    for key in (*CHAT_KEYS, *APP_KEYS, *WIDGET_KEYS):
+def shortcut(action: str, keys: tuple[Key, ...] = (*CHAT_KEYS, *APP_KEYS, *WIDGET_KEYS)) -> str:
+    """The key of `action` among `keys` as the help shows it (`Ctrl+N`, `i`), for palette
+    hints and the words of a screen (the problem screen's hints)."""
+    for key in keys:
         if key.action == action:
             return key.display
     raise KeyError(action)

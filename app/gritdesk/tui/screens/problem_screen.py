@@ -12,15 +12,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from gritdesk.terminal_text import printable, printable_line
-from gritdesk.tui.keys import PROBLEM_KEYS, bindings
+from gritdesk.tui.keys import PROBLEM_KEYS, bindings, shortcut
 from gritdesk.tui.problem import Problem
 
-HINTS = {
-    "empty": "Press i to index a folder now (or run `gritdesk index PATH` in another terminal).",
-    "mismatch": "Open another database with o, or rebuild this index with the command above.",
-    "model": "Quit (Ctrl+Q) and start again with --model PATH.gguf, or open another database.",
-    "database": "Open another database with o, or quit with Ctrl+Q.",
-    "unexpected": "Open another database with o, or quit with Ctrl+Q.",
+INDEX_KEY = shortcut("index_folder", PROBLEM_KEYS)
+OPEN_KEY = shortcut("switch_database", PROBLEM_KEYS)
+QUIT_KEY = shortcut("app.quit", PROBLEM_KEYS)
+HINTS = {  # the keys named from PROBLEM_KEYS: a changed binding changes the hint
+    "empty": f"Press {INDEX_KEY} to index a folder now "
+    "(or run `gritdesk index PATH` in another terminal).",
+    "mismatch": f"Open another database with {OPEN_KEY}, "
+    "or rebuild this index with the command above.",
+    "model": f"Quit ({QUIT_KEY}) and start again with --model PATH.gguf, or open another database.",
+    "database": f"Open another database with {OPEN_KEY}, or quit with {QUIT_KEY}.",
+    "unexpected": f"Open another database with {OPEN_KEY}, or quit with {QUIT_KEY}.",
 }
 
 
