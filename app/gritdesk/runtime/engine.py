@@ -62,6 +62,7 @@ from gritdesk.runtime.recipes import (
     Text,
     get_recipe,
 )
+from gritdesk.runtime.thread_tuner import ThreadTuner, thread_candidates, usable_cpus
 
 KV_TYPES = {
     KvType.F16: ll.GGML_TYPE_F16,
@@ -211,7 +212,7 @@ class Engine:
         if self.embedding_only:
             n_ctx = min(n_ctx, ENCODER_CONTEXT)
         n_ubatch = min(self.settings.n_ubatch or n_ctx, n_ctx)
-        threads = self.settings.n_threads or os.cpu_count() or 2
+        threads = self.settings.n_threads or usable_cpus()
         cparams = ll.llama_context_default_params()
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_ubatch
@@ -255,6 +256,11 @@ class Engine:
         self._epoch = 0  # see `sequence_epoch`
         self._seq0_cells = 0  # KV cells sequence 0 occupies (an upper bound)
         self.tokens_decoded = 0  # every token through llama_decode, embedding included
+        # batch passes' threads chosen by measuring, unless the settings fix them
+        self._threads = threads
+        self.thread_tuner: ThreadTuner | None = (
+            ThreadTuner(thread_candidates(threads)) if self.settings.n_threads is None else None
+        )
         self._adds_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
         # what the cached layouts may do with this architecture (runtime/doc_caching.py); the
         # window is llama.cpp's own (it ignores phi3's, applies gemma3's)
@@ -556,10 +562,29 @@ class Engine:
                 f"could not put the kept context back ({last_llama_error() or 'no detail'})"
             )
 
+    @property
+    def batch_threads(self) -> int:
+        """The threads llama.cpp runs a batch (more than one token) on now."""
+        self._check_open()
+        return ll.llama_n_threads_batch(self._ctx)
+
+    def _timed(self, n_tokens: int, call: Callable[[], int]) -> int:
+        """`call` on the thread count the tuner asks for, its speed reported back."""
+        tuner = self.thread_tuner
+        if tuner is None or n_tokens < 2:
+            return call()
+        threads = tuner.threads()
+        if threads != ll.llama_n_threads_batch(self._ctx):
+            ll.llama_set_n_threads(self._ctx, self._threads, threads)  # generation keeps its count
+        started = time.perf_counter()
+        rc = call()
+        tuner.record(threads, n_tokens, time.perf_counter() - started)
+        return rc
+
     def _decode(self, n_tokens: int) -> None:
         self._check_open()
         self._batch.n_tokens = n_tokens
-        rc = ll.llama_decode(self._ctx, self._batch)
+        rc = self._timed(n_tokens, lambda: ll.llama_decode(self._ctx, self._batch))
         if rc != 0:
             raise DecodeError(rc, last_llama_error())
         self.tokens_decoded += n_tokens
@@ -571,7 +596,7 @@ class Engine:
         if n_tokens > self.n_ubatch:
             raise InputTooLongError("one encoder call", n_tokens, self.n_ubatch)
         self._batch.n_tokens = n_tokens
-        rc = ll.llama_encode(self._ctx, self._batch)
+        rc = self._timed(n_tokens, lambda: ll.llama_encode(self._ctx, self._batch))
         if rc != 0:
             raise DecodeError(rc, last_llama_error())
         self.tokens_decoded += n_tokens
