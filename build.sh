@@ -64,19 +64,7 @@ if [ ! -f "$sdist" ] || [ "$(sha256 "$sdist")" != "$LLAMA_CPP_PYTHON_SDIST_SHA25
 fi
 
 cmake_args="$(bash native/cmake-flags.sh)"
-key="$(
-  {
-    echo "$LLAMA_CPP_PYTHON_SDIST_SHA256"
-    cat native/patches/*.patch
-    echo "$cmake_args"
-    uname -sm
-    # GGML_NATIVE tunes the wheel for this CPU: key it by the ISA the compiler sees here,
-    # so a cache shared between machines (a synced home, a container image) never hands
-    # this wheel to a CPU that lacks one of its instructions (SIGILL).
-    "$cxx" -march=native -dM -E -x c /dev/null 2>/dev/null | LC_ALL=C sort || true
-    "$PYTHON" -c 'import sysconfig; print(sysconfig.get_platform())'
-  } | "$PYTHON" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])'
-)"
+key="$(PYTHON="$PYTHON" bash native/wheel-key.sh)"
 wheel_dir="$cache/wheels/$key"
 wheel="$(ls "$wheel_dir"/llama_cpp_python-*.whl 2>/dev/null | head -n 1 || true)"
 
@@ -110,5 +98,17 @@ if [ "$(cat "$venv/.gritdesk-app-key" 2>/dev/null || true)" != "$app_key" ]; the
   say "installing gritdesk and its pinned dependencies"
   "$vpy" -m pip install -q --disable-pip-version-check -e "$here[dev]"
   echo "$app_key" >"$venv/.gritdesk-app-key"
+fi
+# --- the load check: a tiny model loads in a child process -------------------------------
+# A build that crashes (a CUDA build segfaulting in llama_model::print_info, two C++ runtimes
+# mixed) fails here with the signal, the wheel, the likely cause and `ldd` of the ggml
+# libraries (app/gritdesk/build_check.py), once per installed wheel.
+checked="$venv/.gritdesk-load-checked"
+if [ "${GRITDESK_SKIP_LOAD_CHECK:-}" = 1 ]; then
+  say "load check skipped (GRITDESK_SKIP_LOAD_CHECK=1)"
+elif [ "$(cat "$checked" 2>/dev/null || true)" != "$key" ]; then
+  PYTHONPATH="$here/app${PYTHONPATH:+:$PYTHONPATH}" "$vpy" -m gritdesk.build_check --wheel "$wheel" ||
+    die "the llama.cpp build installed in $venv cannot load a model (report above); rebuild as it suggests (or remove $wheel_dir), or set GRITDESK_SKIP_LOAD_CHECK=1 to go on without the check"
+  echo "$key" >"$checked"
 fi
 say "ready: $venv/bin/gritdesk"

@@ -16,7 +16,8 @@ flags=(
 
 case "$(uname -s)" in
   Darwin)
-    # Apple silicon: Metal with the shader library embedded, Accelerate for BLAS.
+    # macOS (Apple silicon included): Metal with the shader library embedded, Accelerate for
+    # BLAS (tests/runtime/test_build_check.py checks it with a fake uname).
     flags+=(-DGGML_METAL=ON -DGGML_METAL_EMBED_LIBRARY=ON)
     ;;
   Linux)

@@ -79,10 +79,14 @@ def run_demo(settings: Settings) -> None:
 
 def _needs_pair_embedder(path: Path, settings: Settings) -> bool:
     """A chat model not trained to embed (SmolLM2) finds passages with MiniLM beside it."""
-    from gritdesk.runtime.recipes import DEFAULT_RECIPE, get_recipe
+    from gritdesk.runtime.chat_template import file_recipe_name
+    from gritdesk.runtime.gguf_check import check_gguf
+    from gritdesk.runtime.recipes import get_recipe
     from gritdesk.session import choose_recipe
 
-    recipe = choose_recipe(path, settings.recipe, None) or get_recipe(DEFAULT_RECIPE)
+    recipe = choose_recipe(path, settings.recipe, None) or get_recipe(
+        file_recipe_name(check_gguf(path))
+    )
     return settings.embedder == "auto" and not recipe.trained_to_embed
 
 

@@ -189,8 +189,9 @@ def _pair_with_embedder(session: Session, setting: str, *, indexed_here: bool) -
 def choose_recipe(path: Path, configured: str | None, indexed_with: str | None) -> Recipe | None:
     """The configured recipe (flag, environment, config), the recipe the index was built
     with, what `gritdesk models add/pull` recorded for this file, the recipe of a known
-    build with this file name; None lets the engine take the GGUF's own `gritdesk.recipe`
-    key, else GritLM."""
+    build with this file name; None lets the engine take the file's own
+    (`chat_template.file_recipe_name`: its `gritdesk.recipe` key, else its chat template
+    for a chat model, else GritLM)."""
     name = configured or indexed_with
     if not name:
         from gritdesk.models.catalog import load_catalog

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from gritdesk.cli_settings import settings_options
-from gritdesk.runtime.recipes import DEFAULT_RECIPE
+from gritdesk.runtime.recipes import DEFAULT_RECIPE, TEMPLATE_RECIPE
 from gritdesk.terminal_text import printable, printable_line
 
 if TYPE_CHECKING:
@@ -102,7 +102,11 @@ def models_add(
         str | None, typer.Option(help="Name to register it under (default: file stem).")
     ] = None,
     recipe: Annotated[
-        str | None, typer.Option(help=f"Recipe it runs with (default: {DEFAULT_RECIPE}).")
+        str | None,
+        typer.Option(
+            help=f"Recipe it runs with (default: {TEMPLATE_RECIPE}, its own chat template, for "
+            f"a chat model; else {DEFAULT_RECIPE})."
+        ),
     ] = None,
 ) -> None:
     """Validate a local GGUF file and register it (it is never deleted by `rm`)."""

@@ -18,8 +18,8 @@ from gritdesk.models.errors import ChecksumMismatchError, InstalledRegistryError
 from gritdesk.models.fast_weights import prefer_fast_weights
 from gritdesk.models.installed import InstalledModel, InstalledModels, check_name
 from gritdesk.models.progress import Progress, SilentProgress
+from gritdesk.runtime.chat_template import file_recipe_name
 from gritdesk.runtime.gguf_check import check_gguf, fingerprint
-from gritdesk.runtime.recipes import DEFAULT_RECIPE
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def add_model(
         name=final_name,
         path=str(path),
         origin="added",
-        recipe=recipe or (known.recipe if known else DEFAULT_RECIPE),
+        recipe=recipe or (known.recipe if known else file_recipe_name(summary)),
         size=summary.file_size,
         fingerprint=fingerprint(path),
         sha256=digest,

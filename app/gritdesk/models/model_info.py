@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gguf
 
+from gritdesk.runtime.chat_template import RECIPE_KEY, file_recipe_name
 from gritdesk.runtime.doc_caching import doc_cache_support
 from gritdesk.runtime.engine_settings import KvType
 from gritdesk.runtime.errors import ModelFileError
@@ -23,7 +24,7 @@ from gritdesk.runtime.gguf_check import (
     fingerprint,
     gguf_architecture,
 )
-from gritdesk.runtime.recipes import DEFAULT_RECIPE
+from gritdesk.runtime.recipes import DEFAULT_RECIPE, TEMPLATE_RECIPE
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,13 @@ def _int_meta(summary: GgufSummary, key: str) -> int | None:
         return None
 
 
+# why a file no registry entry names runs with the recipe `file_recipe_name` gives it
+_OWN_RECIPE_SOURCE = {
+    TEMPLATE_RECIPE: "default: no registry entry names one; turns in the file's own chat template",
+    DEFAULT_RECIPE: "default: no registry entry names one",
+}
+
+
 def model_info(
     path: Path,
     *,
@@ -131,6 +139,7 @@ def model_info(
     file_type = summary.file_type if (summary.file_type or 0) >= 0 else None
     encoder = summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
     doc_caching = "none: an encoder keeps no KV"
+    own_recipe = file_recipe_name(summary)
     if not encoder:
         add_bos = reader.fields.get("tokenizer.ggml.add_bos_token")
         tokenizer = reader.fields.get("tokenizer.ggml.model")
@@ -157,8 +166,10 @@ def model_info(
         n_head_kv=summary.n_head_kv,
         head_dim=head_dim,
         expert_count=_int_meta(summary, "expert_count") or 0,
-        recipe=recipe or DEFAULT_RECIPE,
-        recipe_source=recipe_source or "default: no registry entry names one",
+        recipe=recipe or own_recipe,
+        recipe_source=recipe_source
+        or (f"its {RECIPE_KEY} key" if RECIPE_KEY in summary.metadata else "")
+        or _OWN_RECIPE_SOURCE[own_recipe],
         # an encoder (bert) keeps no KV cache: nothing to size
         kv_bytes_per_token=(
             {} if encoder else kv_bytes_per_token(summary.n_layer, summary.n_head_kv, head_dim)

@@ -16,7 +16,7 @@ import os
 import tarfile
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -84,6 +84,10 @@ class SyntheticShape:
     tied_output: bool = False  # no output.weight: the LM head reuses token_embd
     sliding_window: int = 0  # gemma3: window of its sliding-window layers (0: none)
     sliding_window_pattern: int = 0  # gemma3: every n-th layer is global (0: llama.cpp's 6)
+    # the vocab file's own chat template (its family's real one) goes into the file, so the
+    # engine renders turns with it (no tuned recipe names the model); not in the repr: the
+    # shapes without it keep the cache file names they had
+    chat_template: bool = field(default=False, repr=False)
 
     @property
     def head_dim(self) -> int:
@@ -127,9 +131,12 @@ def _read_vocab(name: str = "ggml-vocab-llama-spm.gguf") -> gguf.GGUFReader:
     return gguf.GGUFReader(vocab_file)
 
 
-def _copy_tokenizer(writer: gguf.GGUFWriter, vocab: gguf.GGUFReader, add_bos: bool) -> int:
+def _copy_tokenizer(
+    writer: gguf.GGUFWriter, vocab: gguf.GGUFReader, add_bos: bool, chat_template: bool
+) -> int:
     """Copy the tokenizer keys of the vocab GGUF (scores for SentencePiece, merges for BPE);
-    returns the vocab size. The chat template is left out: the recipe formats prompts."""
+    returns the vocab size. The chat template only with `chat_template`: without it a recipe
+    formats prompts (GritLM's, the default)."""
 
     def get(key: str):
         field = vocab.fields.get(f"tokenizer.ggml.{key}")
@@ -152,6 +159,11 @@ def _copy_tokenizer(writer: gguf.GGUFWriter, vocab: gguf.GGUFReader, add_bos: bo
         writer.add_pad_token_id(get("padding_token_id"))
     writer.add_add_bos_token(add_bos)
     writer.add_add_eos_token(False)
+    if chat_template:
+        template = vocab.fields.get("tokenizer.chat_template")
+        if template is None:
+            raise ValueError("this family's vocab file has no chat template to copy")
+        writer.add_chat_template(template.contents())
     return len(tokens)
 
 
@@ -210,11 +222,13 @@ def write_synthetic_gguf(
     out: Path,
     *,
     architecture: str | None = None,
+    chat_template: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write `shape` as an unquantized GGUF at `out` (atomic: temp file then rename).
     `architecture` names another architecture in the header over the shape's tensors (a
-    file gritdesk must refuse, for tests)."""
+    file gritdesk must refuse, for tests); `chat_template` writes that template instead of
+    the family's (a template gritdesk must refuse or split, for tests)."""
     if shape.architecture not in ARCHITECTURES:
         raise ValueError(
             f"no synthetic {shape.architecture!r} models; known: {', '.join(ARCHITECTURES)}"
@@ -246,7 +260,11 @@ def write_synthetic_gguf(
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_F16 if shape.dtype == "f16" else gguf.LlamaFileType.ALL_F32
     )
-    n_vocab = _copy_tokenizer(writer, vocab, family.add_bos)
+    n_vocab = _copy_tokenizer(
+        writer, vocab, family.add_bos, shape.chat_template and chat_template is None
+    )
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     writer.add_vocab_size(n_vocab)
 
     specs = list(tensor_specs(shape, n_vocab))
@@ -268,7 +286,8 @@ def write_synthetic_gguf(
 
 
 def _recipe_digest(shape: SyntheticShape) -> str:
-    return hashlib.sha256(repr(shape).encode()).hexdigest()[:10]
+    described = repr(shape) + (" chat_template" if shape.chat_template else "")
+    return hashlib.sha256(described.encode()).hexdigest()[:10]
 
 
 def synthetic_model_path(

@@ -33,6 +33,11 @@ from pathlib import Path
 import llama_cpp as ll
 import numpy as np
 
+from gritdesk.runtime.chat_template import (
+    check_chat_template,
+    file_recipe_name,
+    recipe_from_template,
+)
 from gritdesk.runtime.doc_caching import DocCacheSupport, doc_cache_support
 from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
@@ -54,7 +59,6 @@ from gritdesk.runtime.gguf_check import (
 )
 from gritdesk.runtime.recipes import (
     BOS,
-    DEFAULT_RECIPE,
     Markup,
     Piece,
     Recipe,
@@ -186,10 +190,11 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.path = Path(model_path)
         self.summary: GgufSummary = check_gguf(self.path)
-        # no recipe given: the one the GGUF names in `gritdesk.recipe`, else GritLM
-        self.recipe = recipe or get_recipe(
-            self.summary.metadata.get("gritdesk.recipe", DEFAULT_RECIPE)
-        )
+        # no recipe given: the one the GGUF names in `gritdesk.recipe`, else its own chat
+        # template for a chat model, else GritLM (`chat_template.file_recipe_name`)
+        self.recipe = recipe or get_recipe(file_recipe_name(self.summary))
+        if self.recipe.chat.template == "gguf":  # its turns are read from this file's template
+            self.recipe = recipe_from_template(self.path, self.summary.metadata)
         self._fingerprint: str | None = None
         self._legacy_fingerprint: str | None = None
         self.embedding_only = self.summary.architecture in EMBEDDING_ONLY_ARCHITECTURES
@@ -438,26 +443,66 @@ class Engine:
             capacity = -n
 
     def tokenize_prompt(self, pieces: Sequence[Piece]) -> list[int]:
-        """Tokens of a prompt the recipe assembled. With a chat template (ChatML) each piece is
-        tokenized alone: the recipe's Markup with special-token parsing, Text without, so a
-        `<|im_end|>` typed by a user or found in a document stays text. A text-marker recipe
-        (GritLM) tokenizes each run of text between BOS/EOS as one string, as it was trained."""
+        """Tokens of a prompt the recipe assembled.
+
+        A text-marker recipe (GritLM) tokenizes each run of text between BOS/EOS as one
+        string, markers as plain text, as it was trained. A chat-template recipe (ChatML, a
+        GGUF's own template) tokenizes each run as llama.cpp tokenizes the template's whole
+        text, with special-token parsing, so the ids are the template's own; but special
+        tokens come only from the recipe's Markup: a user's or document's Text that would
+        parse into one (`<|im_end|>` typed or quoted) is tokenized alone without parsing,
+        and a run in which text would form a marker with its neighbours goes piece by piece.
+        """
         special = self.recipe.chat.special_markers
         tokens: list[int] = []
-        run = ""
+        run: list[Markup | Text] = []
+
+        def flush() -> None:
+            if special:
+                tokens.extend(self._tokenize_marked_run(run))
+            elif run:
+                tokens.extend(self.tokenize("".join(p.text for p in run)))
+            run.clear()
+
         for piece in pieces:
             if isinstance(piece, SpecialToken):
-                tokens += self.tokenize(run) if run else []
-                run = ""
+                flush()
                 if piece.which == "eos":
                     tokens.append(self.eos)
                 elif self._adds_bos:
                     tokens.append(self.bos)
-            elif special:
-                tokens += self.tokenize(piece.text, special=isinstance(piece, Markup))
+            elif special and isinstance(piece, Text) and self._parses_special(piece.text):
+                flush()
+                tokens += self.tokenize(piece.text)
             else:
-                run += piece.text
-        return tokens + (self.tokenize(run) if run else [])
+                run.append(piece)
+        flush()
+        return tokens
+
+    def _parses_special(self, text: str) -> bool:
+        """Whether special-token parsing would find a special token in `text`."""
+        return self.tokenize(text, special=True) != self.tokenize(text)
+
+    def _n_control(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens` only special-token parsing produces (control tokens)."""
+        parsed_only = ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_UNKNOWN
+        return sum(1 for t in tokens if ll.llama_vocab_get_attr(self._vocab, t) & parsed_only)
+
+    def _tokenize_marked_run(self, run: Sequence[Markup | Text]) -> list[int]:
+        """Markup and Text (none of which parses alone into a special token) as one string
+        with special-token parsing, as the template's text is tokenized; piece by piece
+        (Markup parsed, Text not) if the joined text holds more special tokens than its
+        Markup alone (a marker formed across a piece boundary)."""
+        if not run:
+            return []
+        joined = self.tokenize("".join(p.text for p in run), special=True)
+        markup = [self.tokenize(p.text, special=True) for p in run if isinstance(p, Markup)]
+        if self._n_control(joined) == sum(self._n_control(m) for m in markup):
+            return joined
+        tokens: list[int] = []
+        for piece in run:
+            tokens += self.tokenize(piece.text, special=isinstance(piece, Markup))
+        return tokens
 
     def prompt_tokens(self, pieces: Sequence[Piece]) -> list[int]:
         """Tokens of a generation prompt; the first one checks the GGUF's chat template."""
@@ -467,13 +512,12 @@ class Engine:
         return self.tokenize_prompt(pieces)
 
     def _check_chat_template(self) -> None:
-        """A chat-template recipe runs only on a GGUF whose own template renders turns exactly
-        as the recipe does, and whose markers are single special tokens; the end-of-turn
-        marker becomes a stop token."""
+        """A tuned chat-template recipe (ChatML) runs only on a GGUF whose own template renders
+        turns exactly as the recipe does, and whose markers are single special tokens (a
+        recipe read from the GGUF's template was checked against it at load). The end-of-turn
+        marker becomes a stop token where it is one special token."""
         chat = self.recipe.chat
-        if chat.special_markers:
-            from gritdesk.runtime.chat_template import check_chat_template
-
+        if chat.template == "chatml":
             check_chat_template(self.path, self.summary.metadata, self.recipe)
             for marker in chat.markers:
                 if len(self.tokenize(marker, special=True)) != 1:
@@ -482,8 +526,10 @@ class Engine:
                         f"{marker!r} is not one special token in its vocabulary, as the "
                         f"{self.recipe.name!r} recipe's chat template needs",
                     )
+        if chat.special_markers and chat.end_of_turn:
             stop = self.tokenize(chat.end_of_turn, special=True)
-            self._stop_tokens = frozenset(stop)
+            if chat.template == "chatml" or (len(stop) == 1 and self._n_control(stop) == 1):
+                self._stop_tokens = frozenset(stop)
         self._chat_checked = True
 
     def count_tokens(self, text: str) -> int:

@@ -127,15 +127,17 @@ class ChatFormat:
     an answer ends with `answer_end` (the EOS token, or a template's end-of-turn marker).
 
     `template` says where the markers come from: "text" (GritLM: plain text, the whole prompt
-    tokenized as one string, as the model was trained) or "chatml" (the GGUF's own chat
-    template, checked when the model is loaded; markers are special tokens)."""
+    tokenized as one string, as the model was trained), "chatml" (written here, checked
+    against the GGUF's own chat template when the model is loaded; markers are special
+    tokens) or "gguf" (read from the GGUF's own template when the model is loaded:
+    `chat_template.recipe_from_template`; markers are special tokens)."""
 
     user_prefix: str
     assistant_prefix: str
     turn_sep: str
     answer_end: tuple[Piece, ...] = (EOS,)
     system: str = ""  # the opening system turn, markers included ("" = none)
-    template: Literal["text", "chatml"] = "text"
+    template: Literal["text", "chatml", "gguf"] = "text"
     end_of_turn: str = ""  # the marker generation stops at, besides the vocabulary's EOS
     markers: tuple[str, ...] = ()  # the template's special tokens
 
@@ -340,53 +342,116 @@ SMOLLM2_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Huggin
 _CHATML_USER = "<|im_start|>user\n"
 _CHATML_END = "<|im_end|>\n"
 _CHATML_ASSISTANT = _CHATML_END + "<|im_start|>assistant\n"
-_CHATML_ANSWER = "Answer the question using the text above."
-_CHATML_QUERY_FIRST = "Answer the question before this text using the text."
+_CHAT_ANSWER = "Answer the question using the text above."
+_CHAT_QUERY_FIRST = "Answer the question before this text using the text."
+
+
+def _literal(markup: str) -> str:
+    """Markup as a `fill`/`str.format` template's literal text (a brace stays a brace)."""
+    return markup.replace("{", "{{").replace("}", "}}")
+
+
+def chat_turn_embedding(user: str, user_end: str) -> EmbeddingFormat:
+    """A chat model's embedding pass (SmolLM2's, measured above): causal, the mean over the
+    text, each document a whole user message (`user_end` not pooled)."""
+    return EmbeddingFormat(
+        attention="causal",
+        pooling="mean",
+        document_prefix=user,
+        query_prefix=_literal(user) + "{instruction}\n",
+        query_prefix_no_instruction=user,
+        suffix=user_end,
+    )
+
+
+def chat_turn_rag(user: str, user_end: str, assistant: str) -> RagPrompts:
+    """The RAG prompts of a chat model with special-token markers, in its own turns: `user`
+    opens a user message, `user_end` closes one, `assistant` closes it and opens the answer.
+    Several chunks are several user messages, as they are when restored from KV; a template
+    whose user messages have no closing marker of their own (`user_end` "") reads them in
+    the question's message, separated by blank lines."""
+    user, end, answer = _literal(user), _literal(user_end), _literal(assistant)
+    if end:
+        doc_then_query = user + "{doc}" + end + user + "{query}\n\n"
+        separator = user_end + user  # raw markup: join_texts does not format it
+    else:
+        doc_then_query = user + "{doc}\n\n{query}\n\n"
+        separator = "\n\n"
+    return RagPrompts(
+        rag_doc_then_query=doc_then_query + _CHAT_ANSWER + answer,
+        doc_cached_suffix=user + "{query}\n\n" + _CHAT_ANSWER + answer,
+        query_cached_suffix=user + "{doc}\n\n" + _CHAT_QUERY_FIRST + answer,
+        query_doc_suffix=user + _CHAT_QUERY_FIRST + answer,
+        doc_query_suffix=user + _CHAT_ANSWER + answer,
+        doc_separator=separator,
+        rerank=user + _RERANK_QUESTION + answer + "Answer:",
+        rerank_yes=" yes",  # BPE: the word after "Answer:" carries its space (SPM: "▁yes")
+        answer_lead="",
+        best_last=True,
+    )
+
 
 SMOLLM2 = Recipe(
     name="smollm2",
-    embedding=EmbeddingFormat(
-        attention="causal",
-        pooling="mean",
-        document_prefix=_CHATML_USER,
-        query_prefix=_CHATML_USER + "{instruction}\n",
-        query_prefix_no_instruction=_CHATML_USER,
-        suffix="<|im_end|>\n",  # not pooled; makes each cached chunk a whole message
-    ),
+    # `suffix`: not pooled; makes each cached chunk a whole message
+    embedding=chat_turn_embedding(_CHATML_USER, _CHATML_END),
     chat=ChatFormat(
         user_prefix=_CHATML_USER,
         assistant_prefix=_CHATML_ASSISTANT,
         turn_sep="",
-        answer_end=(Markup("<|im_end|>\n"),),
+        answer_end=(Markup(_CHATML_END),),
         system=f"<|im_start|>system\n{SMOLLM2_SYSTEM}<|im_end|>\n",
         template="chatml",
         end_of_turn="<|im_end|>",
         markers=("<|im_start|>", "<|im_end|>"),
     ),
-    rag=RagPrompts(
-        # several chunks are several user messages, as they are when restored from KV
-        rag_doc_then_query=(
-            _CHATML_USER
-            + "{doc}"
-            + _CHATML_END
-            + _CHATML_USER
-            + "{query}\n\n"
-            + _CHATML_ANSWER
-            + _CHATML_ASSISTANT
-        ),
-        doc_cached_suffix=_CHATML_USER + "{query}\n\n" + _CHATML_ANSWER + _CHATML_ASSISTANT,
-        query_cached_suffix=_CHATML_USER + "{doc}\n\n" + _CHATML_QUERY_FIRST + _CHATML_ASSISTANT,
-        query_doc_suffix=_CHATML_USER + _CHATML_QUERY_FIRST + _CHATML_ASSISTANT,
-        doc_query_suffix=_CHATML_USER + _CHATML_ANSWER + _CHATML_ASSISTANT,
-        doc_separator=_CHATML_END + _CHATML_USER,
-        rerank=_CHATML_USER + _RERANK_QUESTION + _CHATML_ASSISTANT + "Answer:",
-        rerank_yes=" yes",  # GPT-2 BPE: the word after "Answer:" carries its space
-        answer_lead="",
-        best_last=True,
-    ),
+    rag=chat_turn_rag(_CHATML_USER, _CHATML_END, _CHATML_ASSISTANT),
     retrieval_instruction=RETRIEVAL_INSTRUCTION,
     trained_to_embed=False,
 )
+
+# --- any other chat model: its GGUF's own chat template ----------------------------------
+# A model file with no tuned recipe (a Qwen, Gemma, Phi or Llama 3 build given by path or
+# found in another tool's store) answers in its own turns: `chat_template.recipe_from_template`
+# renders the file's Jinja template with sentinel strings in place of the messages and the
+# BOS/EOS tokens, splits the rendering at them into these markups, and checks the result
+# renders a longer conversation exactly as the template does. Its markup is tokenized with
+# special-token parsing, user and document text never. Not trained to embed as far as
+# gritdesk knows, so pair mode applies; its own embedding pass is SmolLM2's kind (causal,
+# each document a whole user message), so Doc Caching reuses it losslessly.
+TEMPLATE_RECIPE = "template"
+
+
+def template_recipe(
+    *, system: str, user: str, user_end: str, assistant: str, answer_end: Sequence[Piece]
+) -> Recipe:
+    """The recipe of a chat template's markups: `system` opens the chat (BOS excluded: the
+    prompt starts with the BOS piece), `user` opens a user message and `user_end` closes one
+    ("" when the template has no marker of its own for that), `assistant` follows a user
+    message up to the answer, `answer_end` follows an answer (markup and EOS)."""
+    first = answer_end[0] if answer_end else None
+    end_of_turn = first.text.strip() if isinstance(first, Markup) else ""
+    return Recipe(
+        name=TEMPLATE_RECIPE,
+        embedding=chat_turn_embedding(user, user_end),
+        chat=ChatFormat(
+            user_prefix=user,
+            assistant_prefix=assistant,
+            turn_sep="",
+            answer_end=tuple(answer_end),
+            system=system,
+            template="gguf",
+            end_of_turn=end_of_turn,
+        ),
+        rag=chat_turn_rag(user, user_end, assistant),
+        retrieval_instruction=RETRIEVAL_INSTRUCTION,
+        trained_to_embed=False,
+    )
+
+
+# What `--recipe template` names: the engine replaces it with the loaded file's own
+# (`chat.template == "gguf"` says so); these empty markups are never used to prompt.
+TEMPLATE = template_recipe(system="", user="", user_end="", assistant="", answer_end=(EOS,))
 
 # --- all-MiniLM-L6-v2: a small real sentence embedder (`bert` GGUF, models pull) ----------
 # As sentence-transformers runs it: [CLS] text [SEP] (the vocabulary's BOS and EOS), one
@@ -415,9 +480,10 @@ MINILM = _embedding_only(
 MINILM = replace(MINILM, no_match_similarity=0.2)
 
 RECIPES: dict[str, Recipe] = {
-    r.name: r for r in (GRITLM, E5_MISTRAL, ECHO, LLM2VEC, GEM, SMOLLM2, MINILM)
+    r.name: r for r in (GRITLM, E5_MISTRAL, ECHO, LLM2VEC, GEM, SMOLLM2, MINILM, TEMPLATE)
 }
-DEFAULT_RECIPE = GRITLM.name  # a GGUF that names no recipe is taken for a GritLM build
+DEFAULT_RECIPE = GRITLM.name  # a GGUF that names no recipe and has no chat template of its own
+# (or is a GritLM build) is taken for a GritLM build: `chat_template.file_recipe_name`
 
 
 class UnknownRecipeError(GritdeskError, ValueError):
