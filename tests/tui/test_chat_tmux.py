@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ANSWER_FILE, QUESTION
-from .tmux_pane import INSTALL_TMUX, TmuxPane, tmux_binary
+from .tmux_pane import INSTALL_TMUX, TmuxPane, answer_lines, tmux_binary
 
 WIDTH, HEIGHT = 120, 36
 
@@ -26,20 +26,6 @@ def pane() -> Iterator[TmuxPane]:
     pane = TmuxPane(tmux)
     yield pane
     pane.kill()
-
-
-def answer_lines(screen: str) -> list[str]:
-    """The text inside the last answer box, read upwards from its bottom border ("│ ╰"):
-    a long answer's top may have scrolled out of view."""
-    lines = screen.splitlines()
-    bottoms = [i for i, line in enumerate(lines) if line.startswith("│ ╰")]
-    assert bottoms, f"no answer box on the screen:\n{screen}"
-    body = []
-    for line in reversed(lines[: bottoms[-1]]):
-        if not line.startswith("│ │"):
-            break
-        body.append(line[3:].split("│")[0].strip())
-    return [text for text in reversed(body) if text]
 
 
 def stty_flags(screen: str) -> set[str]:
