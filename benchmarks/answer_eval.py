@@ -26,10 +26,12 @@ Per model and technique:
 
 `--decisions-only` generates nothing: it runs the service's `prepare` for every question
 (retrieval and the decision to abstain, `ask_service.cannot_answer`, both made before any
-token) and counts the abstentions on unanswerable and answerable questions and the right
-first sources, follow-ups apart; a follow-up is asked after the question it follows, with
-"I can't find..." as that turn's answer where it abstained. Seconds, not minutes: the way
-to tune the abstention rule (and a held-out file, `--questions`, to check it untuned).
+token) and counts the abstentions on unanswerable and answerable questions, the right
+first sources and whether what the model is given to read (a small model's focused
+sentences, else the chunks) holds the expected facts, follow-ups apart; a follow-up is
+asked after the question it follows, with "I can't find..." as that turn's answer where it
+abstained. Seconds, not minutes: the way to tune the abstention rule and the follow-ups'
+retrieval (and held-out files, `--questions`, to check them untuned).
 
 Techniques are a dimension: TECHNIQUES maps a name to a change of the `AskOptions` the
 service builds (k, passage trimming, prompt wording, decoding...). Add one there and it is
@@ -266,6 +268,7 @@ class Decision:
     cannot_answer: str  # why it abstains; "" when it answers
     first_source: str | None
     first_source_right: bool
+    reads_fact: bool  # what the model is given to read holds every expected fact
     sources: list[str] = field(default_factory=list)  # file:lines, in rank order
     earlier_questions: list[str] = field(default_factory=list)
 
@@ -273,6 +276,8 @@ class Decision:
 def decide(q: Question, prepared: PreparedAnswer) -> Decision:
     hits = [source.hit for source in prepared.sources]
     first = Path(hits[0].path).name if hits else None
+    # the focused sentences where the model reads those (a small model), else the chunks
+    read = " ".join(s.hit.text if s.read is None else s.read for s in prepared.sources)
     return Decision(
         id=q.id,
         question=q.question,
@@ -281,6 +286,7 @@ def decide(q: Question, prepared: PreparedAnswer) -> Decision:
         cannot_answer=prepared.cannot_answer,
         first_source=first,
         first_source_right=q.answerable and first == q.file,
+        reads_fact=q.answerable and holds_facts(read, q.evidence or q.facts),
         sources=[Path(h.path).name + h.location[len(h.path) :] for h in hits],
         earlier_questions=list(prepared.earlier_questions),
     )
@@ -298,8 +304,10 @@ def decision_summary(decisions: Sequence[Decision]) -> dict[str, object]:
         "abstained, not in files": count(unanswerable, lambda d: bool(d.cannot_answer)),
         "abstained, answerable": count(answerable, lambda d: bool(d.cannot_answer)),
         "right first source": count(answerable, lambda d: d.first_source_right),
+        "reads the fact": count(answerable, lambda d: d.reads_fact),
         "follow-ups abstained": count(follow_ups, lambda d: bool(d.cannot_answer)),
         "follow-ups right first source": count(follow_ups, lambda d: d.first_source_right),
+        "follow-ups read the fact": count(follow_ups, lambda d: d.reads_fact),
     }
 
 
@@ -333,7 +341,7 @@ def run_decisions(
 
 def wrong_decisions(run: dict[str, object]) -> list[str]:
     """One line per wrong decision: an unanswerable question answered, an answerable one
-    not, a first source from another file."""
+    not, a first source from another file, nothing read that holds the fact."""
     lines = []
     for d in run["questions"]:  # type: ignore[union-attr]
         if not d["answerable"] and not d["cannot_answer"]:
@@ -342,6 +350,8 @@ def wrong_decisions(run: dict[str, object]) -> list[str]:
             lines.append(f"abstains {d['id']}  {d['question']}  ({d['cannot_answer']})")
         elif d["answerable"] and not d["first_source_right"]:
             lines.append(f"source   {d['id']}  {d['question']}  [{d['first_source']}]")
+        elif d["answerable"] and not d["reads_fact"]:
+            lines.append(f"unread   {d['id']}  {d['question']}  [{', '.join(d['sources'])}]")
     return lines
 
 
