@@ -16,6 +16,7 @@ from gritdesk.rag.answer import AskOptions, PreparedAnswer
 from gritdesk.rag.ask_defaults import CANNOT_ANSWER, FocusPlan
 from gritdesk.rag.ask_service import (
     AskService,
+    answered_before,
     asked_not_found,
     cannot_answer,
     names_not_found,
@@ -132,6 +133,20 @@ def test_cannot_answer_reads_keywords_and_cosines() -> None:
     assert cannot_answer("anything", [], 0.2)
 
 
+def test_a_follow_up_of_an_answered_question_is_not_taken_for_matching_nothing() -> None:
+    """A follow-up ("At what time does it start?") may match nothing by its own words; after
+    a question the files answered, its passages are the conversation's. A name no passage
+    holds still abstains."""
+    unrelated = [hit(POLICY, keyword_rank=None, similarity=0.05)]
+    assert cannot_answer("At what time does it start?", unrelated, 0.2)
+    assert cannot_answer("At what time does it start?", unrelated, 0.2, follows_answer=True) == ""
+    assert cannot_answer("And in Australia?", [hit(POLICY)], 0.2, follows_answer=True)
+    assert answered_before([ChatTurn("When is the fire drill?", "On 23 April.")])
+    assert not answered_before([ChatTurn("When is the fire drill?", CANNOT_ANSWER)])
+    assert not answered_before([ChatTurn("When is the fire drill?", None)])
+    assert not answered_before([])
+
+
 class _SilentAnswerer:
     """Generates nothing (or must not be asked to)."""
 
@@ -213,13 +228,42 @@ def test_the_cosine_outweighs_one_shared_word() -> None:
     assert focused.text == MEALS
     [by_words] = focus_passages(DEMO_QUESTION, [], [citation(passage)], plan, None)
     assert by_words.text == BOOKING  # words alone cannot tell "daily" from "trips"
-    similarity = question_similarity(DEMO_QUESTION, [], embedder)  # type: ignore[arg-type]
+    similarity = question_similarity(DEMO_QUESTION, embedder)  # type: ignore[arg-type]
     evidence = choose_evidence(DEMO_QUESTION, "", [citation(passage)], (), similarity, 0.2)
     assert evidence[0].text == MEALS
     # a close sentence qualifies by its cosine; below min_similarity only its words count
     assert [e.text for e in choose_evidence(DEMO_QUESTION, "", [citation(MEALS)], (),
                                             similarity, 0.2)] == [MEALS]  # fmt: skip
     assert choose_evidence(DEMO_QUESTION, "", [citation(MEALS)], (), similarity, 0.5) == []
+
+
+class _Directions:
+    """An embedder whose unit vectors are given per text (queries and sentences alike)."""
+
+    def __init__(self, vectors: dict[str, tuple[float, float]]) -> None:
+        self.vectors = vectors
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return np.array([self.vectors.get(text, (0.0, 0.0)) for text in texts])
+
+    def embed_queries(self, texts: list[str], instruction: str) -> np.ndarray:
+        return self.embed_documents(texts)
+
+
+def test_a_follow_up_reads_by_its_own_cosine() -> None:
+    """Joined to the question before it, a follow-up's query stays closest to the row that
+    answered that one; the follow-up alone finds its own row, the earlier question's words
+    still counting in the keyword share."""
+    earlier = "Who is the manager in Nairobi?"
+    nairobi, toronto = "Nairobi | Grace Wanjiru | 63", "Toronto | Olivia Tremblay | 37"
+    table = f"city | manager | staff\n{nairobi}\n{toronto}"
+    embedder = _Directions({
+        nairobi: (1.0, 0.0), toronto: (0.6, 0.8),
+        "And in Toronto?": (0.0, 1.0), f"{earlier}\nAnd in Toronto?": (1.0, 0.0),
+    })  # fmt: skip
+    [focused] = focus_passages("And in Toronto?", [earlier], [citation(table, "A1:C3")],
+                               FocusPlan(sentences=1), embedder)  # type: ignore[arg-type]  # fmt: skip
+    assert focused.text.splitlines() == ["city | manager | staff", toronto]
 
 
 def test_focus_keeps_a_table_header_with_its_row() -> None:
@@ -310,3 +354,13 @@ def test_a_follow_up_retrieves_with_the_conversation(service: AskService) -> Non
         pass
     answer = service.result(prepared)
     assert "210" in answer.text + " ".join(e.text for e in answer.evidence)
+
+
+def test_a_follow_up_that_changes_the_subject_finds_its_own_file(service: AskService) -> None:
+    # joined to the hotel question, "cafeteria ... Fridays" still ranked the travel policy
+    # first; fused with the follow-up's own ranking, the onboarding notes lead
+    history = [ChatTurn("How much are hotel costs refunded per night in Europe?", "140 euros.")]
+    prepared = service.prepare("And when does the cafeteria close on Fridays?", None, history)
+    assert not prepared.cannot_answer
+    assert Path(prepared.sources[0].hit.path).name == "onboarding.txt"
+    assert "travel-policy.md" in {Path(s.hit.path).name for s in prepared.sources}

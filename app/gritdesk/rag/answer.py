@@ -31,7 +31,7 @@ from gritdesk.rag.layouts import (
     follow_up,
 )
 from gritdesk.rag.rerank import rerank_hits
-from gritdesk.rag.retrieve import Hit, retrieval_instruction
+from gritdesk.rag.retrieve import Hit, fuse_rankings, retrieval_instruction
 from gritdesk.rag.root_scope import RootScope, scoped_search
 from gritdesk.runtime.engine import (
     ChatTurn,
@@ -245,7 +245,7 @@ class Answerer:
         """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits.
 
         `earlier_questions` (oldest first) join the question in the retrieval query as far
-        as `retrieval_query` lets them."""
+        as `retrieval_query` lets them (`search`)."""
         options = options or AskOptions()
         if options.cache_mode is None:
             options = replace(options, cache_mode=self.default_cache_mode)
@@ -261,8 +261,7 @@ class Answerer:
         t0 = time.perf_counter()
         prepared.earlier_questions = tuple(self.joining(question, earlier_questions))
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        query = "\n".join([*prepared.earlier_questions, question])  # `retrieval_query`
-        hits = scoped_search(self.db, self.engine, query, wanted, options.scope)
+        hits = self.search(question, prepared.earlier_questions, wanted, options.scope)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:
@@ -363,6 +362,26 @@ class Answerer:
         """The answer's sources as cited, paths shown relative to their indexed folder."""
         roots = [root.path for root in list_roots(self.db)]
         return [source.citation(roots) for source in prepared.sources]
+
+    def search(
+        self, question: str, earlier: Sequence[str], k: int, scope: RootScope | None = None
+    ) -> list[Hit]:
+        """The `k` best chunks for `question`. A follow-up (`earlier` questions, as `joining`
+        keeps them) fuses two rankings by reciprocal rank (`retrieve.fuse_rankings`): the
+        conversation's (its earlier questions and it, one query) and its own. "And in North
+        America?" finds the hotel passage through the question before it; "And when does the
+        cafeteria close on Fridays?" after a hotel question finds the onboarding notes
+        through its own words, where the joined query still ranked the travel policy first
+        (benchmarks/answer_eval.py --decisions-only). A chunk found by both keeps the
+        conversation's keyword rank and cosine; its score is the fused one."""
+        query = "\n".join([*earlier, question])  # `retrieval_query`
+        joined = scoped_search(self.db, self.engine, query, k, scope)
+        if not earlier:
+            return joined
+        alone = scoped_search(self.db, self.engine, question, k, scope)
+        hits = {hit.chunk_id: hit for hit in alone} | {hit.chunk_id: hit for hit in joined}
+        fused = fuse_rankings([[h.chunk_id for h in joined], [h.chunk_id for h in alone]])
+        return [replace(hits[chunk_id], score=score) for chunk_id, score in fused[:k]]
 
     def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
         """The question after as many of the latest earlier questions as fit in

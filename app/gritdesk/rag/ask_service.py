@@ -69,6 +69,13 @@ def earlier_questions(history: Sequence[ChatTurn]) -> list[str]:
     return [turn.user for turn in history[-RETRIEVAL_QUESTIONS:]]
 
 
+def answered_before(history: Sequence[ChatTurn]) -> bool:
+    """Whether the conversation's last question was answered from the files (not "I can't
+    find that in your files.", nor left unanswered)."""
+    last = history[-1].assistant if history else None
+    return last is not None and last.strip() != CANNOT_ANSWER
+
+
 _POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
 _WORD = re.compile(r"\w+")
 _DOTTED_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)+")  # a version (4.2) or a decimal (6.80)
@@ -196,6 +203,7 @@ def cannot_answer(
     *,
     best_sentence: Callable[[], float] | None = None,
     stated_similarity: float | None = None,
+    follows_answer: bool = False,
 ) -> str:
     """Why the files cannot answer `question`, judged from what retrieval found; "" when they
     may. Nothing matches: no keyword of the question in any passage and (for an embedder
@@ -203,10 +211,15 @@ def cannot_answer(
     names something no passage holds (`names_not_found`); or the passages that hold its
     names hold nothing else it asks (`asked_not_found`), unless a sentence may say it in
     other words: `best_sentence()` (the embedder's best cosine of a passage sentence to the
-    question) reaches `stated_similarity` (uncalibrated, None: the words alone decide)."""
+    question) reaches `stated_similarity` (uncalibrated, None: the words alone decide).
+
+    A follow-up of a question the files answered (`follows_answer`) is never taken for
+    matching nothing: its own words may match nothing ("At what time does it start?") while
+    its passages are the conversation's. A name or a thing it asks that no passage holds
+    still is ("And in Australia?" after the hotel limit in Europe)."""
     if not hits:
         return "no passage matches the question"
-    if all(hit.keyword_rank is None for hit in hits):
+    if not follows_answer and all(hit.keyword_rank is None for hit in hits):
         best = max((hit.vector_similarity or 0.0 for hit in hits), default=0.0)
         if no_match_similarity is None or best < no_match_similarity:
             return "no passage matches the question"
@@ -410,21 +423,22 @@ class AskService:
             recipe.no_match_similarity,
             best_sentence=lambda: self.best_sentence_similarity(prepared),
             stated_similarity=recipe.stated_similarity,
+            follows_answer=answered_before(history),
         )
         if prepared.cannot_answer:
             prepared.notices.append(f"not answered: {prepared.cannot_answer}")
         return prepared
 
     def best_sentence_similarity(self, prepared: PreparedAnswer) -> float:
-        """The embedder's best cosine of a sentence of the sources to the question (after its
-        conversation's last question); 0 without an embedder trained to embed."""
+        """The embedder's best cosine of a sentence of the sources to the question; 0 without
+        an embedder trained to embed."""
         embedder = self.answerer.sentence_embedder
         if embedder is None:
             return 0.0
         sentences = [
             part.text for source in prepared.sources for part in passage_parts(source.citation())
         ]
-        similarity = question_similarity(prepared.question, prepared.earlier_questions, embedder)
+        similarity = question_similarity(prepared.question, embedder)
         return max(similarity(sentences), default=0.0)
 
     def stream(
@@ -464,7 +478,7 @@ class AskService:
             answer,
             sources,
             earlier,
-            similarity=question_similarity(question, earlier, embedder),
+            similarity=question_similarity(question, embedder),
             min_similarity=embedder.recipe.no_match_similarity,
         )
 
