@@ -5,6 +5,7 @@ about the files of benchmarks/data/answer_corpus/ through the app's own answerin
     .venv/bin/python benchmarks/answer_eval.py --model smollm2-135m --model tiny [--json]
         [--technique default] [--limit N]
     .venv/bin/python benchmarks/answer_eval.py --replay RUN.json   # evidence again, no model
+    .venv/bin/python benchmarks/answer_eval.py --decisions-only [--questions FILE]
 
 Each model indexes the corpus into a temporary database (its KV saved, as `gritdesk
 index` does), then answers. Follow-up questions ("And in North America?") are asked with
@@ -23,6 +24,15 @@ Per model and technique:
 - right first source: the first source is the file that holds the fact / answerable
 - TTFT: median ms from the question to the first token (retrieval included)
 
+`--decisions-only` generates nothing: it runs the service's `prepare` for every question
+(retrieval and the decision to abstain, `ask_service.cannot_answer`, both made before any
+token) and counts the abstentions on unanswerable and answerable questions, the right
+first sources and whether what the model is given to read (a small model's focused
+sentences, else the chunks) holds the expected facts, follow-ups apart; a follow-up is
+asked after the question it follows, with "I can't find..." as that turn's answer where it
+abstained. Seconds, not minutes: the way to tune the abstention rule and the follow-ups'
+retrieval (and held-out files, `--questions`, to check them untuned).
+
 Techniques are a dimension: TECHNIQUES maps a name to a change of the `AskOptions` the
 service builds (k, passage trimming, prompt wording, decoding...). Add one there and it is
 a row of the table.
@@ -38,11 +48,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from gritdesk.rag.answer import AskOptions
+from gritdesk.rag.answer import AskOptions, PreparedAnswer
+from gritdesk.rag.ask_defaults import CANNOT_ANSWER
 from gritdesk.rag.ask_service import Answer, AskService, earlier_questions
 from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.index_service import IndexService
@@ -55,6 +67,7 @@ from gritdesk.store.citations import Citation
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "answer_corpus"
 QUESTIONS = DATA / "answer_questions.jsonl"
+HELD_OUT = DATA / "answer_questions_heldout.jsonl"  # written before tuning the abstention rule
 SYNTHETIC = ("tiny", "tiny-b", "1b", "7b")  # gritdesk's synthetic shapes (random weights)
 
 Technique = Callable[[AskOptions], AskOptions]
@@ -193,14 +206,9 @@ def model_settings(model: str, db: Path) -> Settings:
     return Settings(db=db, model=model)
 
 
-def run_model(
-    model: str,
-    techniques: dict[str, Technique],
-    questions: Sequence[Question],
-    corpus: Path,
-) -> list[dict[str, object]]:
-    """Index the corpus with `model`, then ask every question once per technique."""
-    runs: list[dict[str, object]] = []
+@contextmanager
+def indexed(model: str, corpus: Path) -> Iterator[AskService]:
+    """The answering service of `model` over a temporary index of `corpus`."""
     with tempfile.TemporaryDirectory(prefix="gritdesk-answer-eval-") as tmp:
         settings = model_settings(model, Path(tmp) / "index.db")
         session = open_session(settings)
@@ -209,33 +217,142 @@ def run_model(
             t0 = time.perf_counter()
             IndexService.of_session(session).run([corpus])
             print(f"{model}: indexed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-            service = AskService(session)
-            by_id = {q.id: q for q in questions}
-            for name, technique in techniques.items():
-                answers: dict[str, Answer] = {}
-                outcomes = []
-                for q in questions:
-                    history: list[ChatTurn] = []
-                    if q.follows is not None and q.follows in answers:
-                        first = answers[q.follows]
-                        history = [ChatTurn(by_id[q.follows].question, first.text)]
-                    options = technique(service.options())
-                    answers[q.id] = answer = service.ask(q.question, options, history)
-                    outcomes.append(measure(q, answer, earlier_questions(history)))
-                    print(".", end="", file=sys.stderr, flush=True)
-                print(f" {model} / {name}", file=sys.stderr)
-                runs.append(
-                    {
-                        "model": model,
-                        "technique": name,
-                        "summary": summary(outcomes),
-                        "questions": [asdict(o) for o in outcomes],
-                    }
-                )
+            yield AskService(session)
         finally:
             shutil.rmtree(session.kv_store.directory, ignore_errors=True)  # this index's KV
             session.close()
+
+
+def run_model(
+    model: str,
+    techniques: dict[str, Technique],
+    questions: Sequence[Question],
+    corpus: Path,
+) -> list[dict[str, object]]:
+    """Index the corpus with `model`, then ask every question once per technique."""
+    runs: list[dict[str, object]] = []
+    with indexed(model, corpus) as service:
+        by_id = {q.id: q for q in questions}
+        for name, technique in techniques.items():
+            answers: dict[str, Answer] = {}
+            outcomes = []
+            for q in questions:
+                history: list[ChatTurn] = []
+                if q.follows is not None and q.follows in answers:
+                    first = answers[q.follows]
+                    history = [ChatTurn(by_id[q.follows].question, first.text)]
+                options = technique(service.options())
+                answers[q.id] = answer = service.ask(q.question, options, history)
+                outcomes.append(measure(q, answer, earlier_questions(history)))
+                print(".", end="", file=sys.stderr, flush=True)
+            print(f" {model} / {name}", file=sys.stderr)
+            runs.append(
+                {
+                    "model": model,
+                    "technique": name,
+                    "summary": summary(outcomes),
+                    "questions": [asdict(o) for o in outcomes],
+                }
+            )
     return runs
+
+
+@dataclass
+class Decision:
+    """One question's retrieval and abstention, before anything is generated."""
+
+    id: str
+    question: str
+    answerable: bool
+    follow_up: bool
+    cannot_answer: str  # why it abstains; "" when it answers
+    first_source: str | None
+    first_source_right: bool
+    reads_fact: bool  # what the model is given to read holds every expected fact
+    sources: list[str] = field(default_factory=list)  # file:lines, in rank order
+    earlier_questions: list[str] = field(default_factory=list)
+
+
+def decide(q: Question, prepared: PreparedAnswer) -> Decision:
+    hits = [source.hit for source in prepared.sources]
+    first = Path(hits[0].path).name if hits else None
+    # the focused sentences where the model reads those (a small model), else the chunks
+    read = " ".join(s.hit.text if s.read is None else s.read for s in prepared.sources)
+    return Decision(
+        id=q.id,
+        question=q.question,
+        answerable=q.answerable,
+        follow_up=q.follows is not None,
+        cannot_answer=prepared.cannot_answer,
+        first_source=first,
+        first_source_right=q.answerable and first == q.file,
+        reads_fact=q.answerable and holds_facts(read, q.evidence or q.facts),
+        sources=[Path(h.path).name + h.location[len(h.path) :] for h in hits],
+        earlier_questions=list(prepared.earlier_questions),
+    )
+
+
+def decision_summary(decisions: Sequence[Decision]) -> dict[str, object]:
+    answerable = [d for d in decisions if d.answerable]
+    follow_ups = [d for d in answerable if d.follow_up]
+    unanswerable = [d for d in decisions if not d.answerable]
+
+    def count(items: Sequence[Decision], test: Callable[[Decision], bool]) -> str:
+        return f"{sum(1 for d in items if test(d))}/{len(items)}"
+
+    return {
+        "abstained, not in files": count(unanswerable, lambda d: bool(d.cannot_answer)),
+        "abstained, answerable": count(answerable, lambda d: bool(d.cannot_answer)),
+        "right first source": count(answerable, lambda d: d.first_source_right),
+        "reads the fact": count(answerable, lambda d: d.reads_fact),
+        "follow-ups abstained": count(follow_ups, lambda d: bool(d.cannot_answer)),
+        "follow-ups right first source": count(follow_ups, lambda d: d.first_source_right),
+        "follow-ups read the fact": count(follow_ups, lambda d: d.reads_fact),
+    }
+
+
+def run_decisions(
+    model: str, questions: Sequence[Question], corpus: Path
+) -> list[dict[str, object]]:
+    """Index the corpus with `model`, then prepare every question (no generation): what
+    each retrieves and whether it abstains. A follow-up's conversation is the question it
+    follows, answered "I can't find..." where that one abstained (as the chat would)."""
+    with indexed(model, corpus) as service:
+        by_id = {q.id: q for q in questions}
+        prepared: dict[str, PreparedAnswer] = {}
+        decisions = []
+        for q in questions:
+            history: list[ChatTurn] = []
+            if q.follows is not None and q.follows in prepared:
+                first = prepared[q.follows]
+                said = CANNOT_ANSWER if first.cannot_answer else ""
+                history = [ChatTurn(by_id[q.follows].question, said)]
+            prepared[q.id] = service.prepare(q.question, service.options(), history)
+            decisions.append(decide(q, prepared[q.id]))
+    return [
+        {
+            "model": model,
+            "technique": "decisions only",
+            "summary": decision_summary(decisions),
+            "questions": [asdict(d) for d in decisions],
+        }
+    ]
+
+
+def wrong_decisions(run: dict[str, object]) -> list[str]:
+    """One line per wrong decision: an unanswerable question answered, an answerable one
+    not, a first source from another file, nothing read that holds the fact."""
+    lines = []
+    for d in run["questions"]:  # type: ignore[union-attr]
+        if not d["answerable"] and not d["cannot_answer"]:
+            lines.append(f"answers  {d['id']}  {d['question']}  [{d['first_source']}]")
+        elif d["answerable"] and d["cannot_answer"]:
+            lines.append(f"abstains {d['id']}  {d['question']}  ({d['cannot_answer']})")
+        elif d["answerable"] and not d["first_source_right"]:
+            lines.append(f"source   {d['id']}  {d['question']}  [{d['first_source']}]")
+        elif d["answerable"] and not d["reads_fact"]:
+            lines.append(f"unread   {d['id']}  {d['question']}  [{', '.join(d['sources'])}]")
+    return lines
 
 
 def replay(runs: list[dict[str, object]], questions: Sequence[Question]) -> None:
@@ -305,6 +422,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N questions (a quick look)")
     parser.add_argument("--json", action="store_true", help="every answer and measure as JSON")
     parser.add_argument(
+        "--decisions-only",
+        action="store_true",
+        help="generate nothing: only each question's retrieval and whether it abstains",
+    )
+    parser.add_argument(
         "--replay",
         type=Path,
         help="a saved --json run: choose its evidence again with the current code, no model",
@@ -318,7 +440,10 @@ def main() -> None:
         runs = json.loads(args.replay.read_text())["runs"]
         replay(runs, questions)
     for model in [] if args.replay else args.model or ["smollm2-135m", "tiny"]:
-        runs.extend(run_model(model, techniques, questions, args.corpus))
+        if args.decisions_only:
+            runs.extend(run_decisions(model, questions, args.corpus))
+        else:
+            runs.extend(run_model(model, techniques, questions, args.corpus))
     if args.json:
         json.dump({"runs": runs}, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -329,6 +454,10 @@ def main() -> None:
             f"{len(list(args.corpus.iterdir()))} files"
         )
         print(markdown_table(runs))
+        for run in runs if args.decisions_only else []:
+            lines = wrong_decisions(run)
+            if lines:
+                print(f"\n{run['model']}, wrong decisions:\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from gritdesk.errors import GritdeskError
 from gritdesk.ingest.chunk import embedding_text, text_digest
 from gritdesk.rag.ask_defaults import DEFAULT_K, DEFAULT_MAX_TOKENS, FocusPlan
 from gritdesk.rag.focus import focus_passages
+from gritdesk.rag.fusion import fuse_rankings
 from gritdesk.rag.layouts import (
     CachedPart,
     CacheMode,
@@ -245,7 +246,7 @@ class Answerer:
         """Retrieve (and rerank) the chunks, then drop the lowest ranked until all fits.
 
         `earlier_questions` (oldest first) join the question in the retrieval query as far
-        as `retrieval_query` lets them."""
+        as `retrieval_query` lets them (`search`)."""
         options = options or AskOptions()
         if options.cache_mode is None:
             options = replace(options, cache_mode=self.default_cache_mode)
@@ -261,9 +262,7 @@ class Answerer:
         t0 = time.perf_counter()
         prepared.earlier_questions = tuple(self.joining(question, earlier_questions))
         wanted = max(options.k, options.rerank_candidates if options.rerank else 0)
-        query = "\n".join([*prepared.earlier_questions, question])  # `retrieval_query`
-        # the passages to read: by their own score (a listing of files is `search`'s)
-        hits = scoped_search(self.db, self.engine, query, wanted, options.scope, by_file=False)
+        hits = self.search(question, prepared.earlier_questions, wanted, options.scope)
         prepared.timings.retrieval_ms = (time.perf_counter() - t0) * 1000
         scores: list[float | None] = [None] * len(hits)
         if options.rerank and hits:
@@ -364,6 +363,27 @@ class Answerer:
         """The answer's sources as cited, paths shown relative to their indexed folder."""
         roots = [root.path for root in list_roots(self.db)]
         return [source.citation(roots) for source in prepared.sources]
+
+    def search(
+        self, question: str, earlier: Sequence[str], k: int, scope: RootScope | None = None
+    ) -> list[Hit]:
+        """The `k` best chunks for `question`. A follow-up (`earlier` questions, as `joining`
+        keeps them) fuses two rankings by reciprocal rank (`retrieve.fuse_rankings`): the
+        conversation's (its earlier questions and it, one query) and its own. "And in North
+        America?" finds the hotel passage through the question before it; "And when does the
+        cafeteria close on Fridays?" after a hotel question finds the onboarding notes
+        through its own words, where the joined query still ranked the travel policy first
+        (benchmarks/answer_eval.py --decisions-only). A chunk found by both keeps the
+        conversation's keyword rank and cosine; its score is the fused one."""
+        query = "\n".join([*earlier, question])  # `retrieval_query`
+        # the passages to read come by their own score (a listing of files is `search`'s)
+        joined = scoped_search(self.db, self.engine, query, k, scope, by_file=False)
+        if not earlier:
+            return joined
+        alone = scoped_search(self.db, self.engine, question, k, scope, by_file=False)
+        hits = {hit.chunk_id: hit for hit in alone} | {hit.chunk_id: hit for hit in joined}
+        fused = fuse_rankings([[h.chunk_id for h in joined], [h.chunk_id for h in alone]])
+        return [replace(hits[chunk_id], score=score) for chunk_id, score in fused[:k]]
 
     def retrieval_query(self, question: str, earlier: Sequence[str]) -> str:
         """The question after as many of the latest earlier questions as fit in

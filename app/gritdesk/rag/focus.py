@@ -9,8 +9,9 @@ MiniLM's cosines mean something, a chat model's own vectors do not) plus the sha
 question's rarity-weighted words they hold (`evidence.keyword_shares`), `keyword_weight` at
 most: the cosine leads, so one shared word ("trips" in the booking rule, asked "food money
 per day on a trip") does not outweigh the sentence MiniLM ranks far above it ("a daily
-allowance of 45 euros"). A follow-up's earlier questions count too. A table keeps its
-header row, without which a row is a list of values.
+allowance of 45 euros"). A follow-up's earlier questions count in the words only (the
+cosine is the follow-up's own: `question_similarity`). A table keeps its header row,
+without which a row is a list of values.
 
 The chosen sentences stay in their file order, each passage's apart; sources the focus
 leaves empty are dropped from the prompt (not from retrieval). `AskOptions.focus` turns it
@@ -55,7 +56,7 @@ def focus_passages(
     texts = [parts[i][j].text for i, j in flat]
     combined = np.array(keyword_shares(question, earlier, texts)) * plan.keyword_weight
     if embedder is not None:
-        combined = combined + np.array(question_similarity(question, earlier, embedder)(texts))
+        combined = combined + np.array(question_similarity(question, embedder)(texts))
     for n, (i, j) in enumerate(flat):  # a title or header row alone answers nothing
         if parts[i][j].lead:
             combined[n] -= plan.lead_penalty
@@ -76,12 +77,16 @@ def focus_passages(
 
 
 def question_similarity(
-    question: str, earlier: Sequence[str], embedder: DocumentEmbedder
+    question: str, embedder: DocumentEmbedder
 ) -> Callable[[Sequence[str]], list[float]]:
-    """The embedder's cosine of each of some sentences to the question (after the last
-    earlier question: a follow-up means little alone); focus and evidence rank by it."""
-    query = "\n".join([*earlier[-1:], question])
-    query_vector = embedder.embed_queries([query], _instruction(embedder))[0]
+    """The embedder's cosine of each of some sentences to the question; focus and evidence
+    rank by it. The question alone, a follow-up too: joined to the question before it, the
+    query stays closest to the sentence that answered that one ("And in Toronto?" after the
+    Nairobi office's manager read the Nairobi row); the earlier questions' words still
+    count in the keyword share (`keyword_shares`), which finds what "it" is
+    (benchmarks/answer_eval.py --decisions-only: follow-ups read their fact 15/16, not
+    6/16)."""
+    query_vector = embedder.embed_queries([question], _instruction(embedder))[0]
 
     def cosines(texts: Sequence[str]) -> list[float]:
         if not texts:
