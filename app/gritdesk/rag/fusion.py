@@ -42,6 +42,12 @@ def fuse_rankings(
     return sorted(scores.items(), key=lambda entry: (-entry[1], ranks[entry[0]], entry[0]))
 
 
+def files_in_order(ranking: Sequence[int], file_of: Mapping[int, int]) -> list[int]:
+    """The files of a chunk ranking, each at the rank of its best chunk (chunks of unknown
+    files left out)."""
+    return list(dict.fromkeys(file_of[c] for c in ranking if c in file_of))
+
+
 def files_first(
     rankings: Sequence[Sequence[int]],
     file_of: Mapping[int, int],
@@ -55,7 +61,7 @@ def files_first(
     best, and so on. Chunks whose file is unknown (deleted meanwhile) are left out.
     """
     fused = [(c, s) for c, s in fuse_rankings(rankings, weights=weights) if c in file_of]
-    file_rankings = [list(dict.fromkeys(file_of[c] for c in r if c in file_of)) for r in rankings]
+    file_rankings = [files_in_order(r, file_of) for r in rankings]
     file_order = [f for f, _ in fuse_rankings(file_rankings, weights=weights)]
     per_file: dict[int, list[tuple[int, float]]] = {f: [] for f in file_order}
     for chunk_id, score in fused:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import apsw
 
+from gritdesk.rag.fusion import files_in_order
 from gritdesk.rag.retrieve import keyword_search, retrieval_instruction
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.chunk_rows import chunk_sources
@@ -55,7 +56,7 @@ def probe_query(text: str) -> str:
 
 
 def _file_rank(ranking: list[int], file_of: dict[int, int], target: int) -> int | None:
-    files = list(dict.fromkeys(file_of[c] for c in ranking if c in file_of))
+    files = files_in_order(ranking, file_of)
     return files.index(target) + 1 if target in files else None
 
 
