@@ -11,9 +11,9 @@ import pytest
 
 from gritdesk.ingest.chunk import ChunkingPolicy
 from gritdesk.ingest.indexer import IndexOptions, index_paths
+from gritdesk.rag.fusion import fuse_rankings
 from gritdesk.rag.retrieve import (
     Hit,
-    fuse_rankings,
     keyword_search,
     keyword_terms,
     make_snippet,

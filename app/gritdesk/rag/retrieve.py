@@ -18,7 +18,7 @@ from pathlib import Path
 
 import apsw
 
-from gritdesk.rag.fusion import RRF_K, files_first, fuse_rankings
+from gritdesk.rag.fusion import files_first, fuse_rankings
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.runtime.recipes import RETRIEVAL_INSTRUCTION, Recipe
 from gritdesk.store import fts
@@ -28,8 +28,6 @@ from gritdesk.store.connection import read_transaction
 from gritdesk.store.model_record import ModelRecord, check_model
 from gritdesk.store.vector_worth import stored_vector_worth
 from gritdesk.store.vectors import default_candidates, nearest_chunks
-
-__all__ = ["RRF_K", "Hit", "fuse_rankings", "fusion_weights", "keyword_search", "search"]
 
 SNIPPET_CHARS = 240
 FUSION_WEIGHTS = (1.0, 1.0)  # RRF weight of the keyword ranking, of the vector ranking
