@@ -223,6 +223,16 @@ def indexed(model: str, corpus: Path) -> Iterator[AskService]:
             session.close()
 
 
+def conversation_before(
+    q: Question, by_id: dict[str, Question], said: dict[str, str]
+) -> list[ChatTurn]:
+    """The conversation a follow-up continues: the question it follows and what was said to
+    it (`said`, by question id); none for a question that follows nothing asked yet."""
+    if q.follows is None or q.follows not in said:
+        return []
+    return [ChatTurn(by_id[q.follows].question, said[q.follows])]
+
+
 def run_model(
     model: str,
     techniques: dict[str, Technique],
@@ -234,15 +244,13 @@ def run_model(
     with indexed(model, corpus) as service:
         by_id = {q.id: q for q in questions}
         for name, technique in techniques.items():
-            answers: dict[str, Answer] = {}
+            said: dict[str, str] = {}
             outcomes = []
             for q in questions:
-                history: list[ChatTurn] = []
-                if q.follows is not None and q.follows in answers:
-                    first = answers[q.follows]
-                    history = [ChatTurn(by_id[q.follows].question, first.text)]
+                history = conversation_before(q, by_id, said)
                 options = technique(service.options())
-                answers[q.id] = answer = service.ask(q.question, options, history)
+                answer = service.ask(q.question, options, history)
+                said[q.id] = answer.text
                 outcomes.append(measure(q, answer, earlier_questions(history)))
                 print(".", end="", file=sys.stderr, flush=True)
             print(f" {model} / {name}", file=sys.stderr)
@@ -319,16 +327,13 @@ def run_decisions(
     follows, answered "I can't find..." where that one abstained (as the chat would)."""
     with indexed(model, corpus) as service:
         by_id = {q.id: q for q in questions}
-        prepared: dict[str, PreparedAnswer] = {}
+        said: dict[str, str] = {}
         decisions = []
         for q in questions:
-            history: list[ChatTurn] = []
-            if q.follows is not None and q.follows in prepared:
-                first = prepared[q.follows]
-                said = CANNOT_ANSWER if first.cannot_answer else ""
-                history = [ChatTurn(by_id[q.follows].question, said)]
-            prepared[q.id] = service.prepare(q.question, service.options(), history)
-            decisions.append(decide(q, prepared[q.id]))
+            history = conversation_before(q, by_id, said)
+            prepared = service.prepare(q.question, service.options(), history)
+            said[q.id] = CANNOT_ANSWER if prepared.cannot_answer else ""
+            decisions.append(decide(q, prepared))
     return [
         {
             "model": model,
