@@ -12,17 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gritdesk.rag.answer import AskOptions, PreparedAnswer
-from gritdesk.rag.ask_defaults import CANNOT_ANSWER, FocusPlan
-from gritdesk.rag.ask_service import (
-    AskService,
-    answered_before,
+from gritdesk.rag.abstention import (
     asked_not_found,
     cannot_answer,
     names_not_found,
     noun_phrase_words,
     same_word,
 )
+from gritdesk.rag.answer import AskOptions, PreparedAnswer
+from gritdesk.rag.ask_defaults import CANNOT_ANSWER, FocusPlan
+from gritdesk.rag.ask_service import AskService, answered_before
 from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.focus import focus_passages, question_similarity
 from gritdesk.rag.retrieve import Hit
