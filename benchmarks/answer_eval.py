@@ -75,6 +75,10 @@ TECHNIQUES: dict[str, Technique] = {
     "default": lambda options: options,  # what every interface does today
     "cache-off": lambda options: replace(options, cache_mode=CacheMode.OFF),  # passages as text
     "k3": lambda options: replace(options, k=3),
+    # a small model reads the two best sentences instead of one
+    "focus-2": lambda options: replace(
+        options, focus=replace(options.focus, sentences=2) if options.focus else None
+    ),
 }
 
 ABSTAINED = re.compile(

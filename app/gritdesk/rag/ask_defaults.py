@@ -20,12 +20,14 @@ class FocusPlan:
     matches of the question over all passages, each with `neighbours` sentences either side.
     A sentence scores the embedder's cosine to the question plus `keyword_weight` times its
     share of the question's rarity-weighted words; a passage's lead (a title, a header row)
-    loses `lead_penalty`."""
+    loses `lead_penalty`; one holding the kind of fact asked (rag/answer_kind.py) gains
+    `kind_weight`."""
 
     sentences: int = 1
     neighbours: int = 0
     keyword_weight: float = 0.5
     lead_penalty: float = 1.0
+    kind_weight: float = 0.2
 
 
 # A model below this many parameters answers from focused sentences, greedily, and stops at

@@ -36,6 +36,10 @@ LEAD_WEIGHT = 0.1  # a passage's first line, when no sentence (a title, a table 
 # shares the topic's words with every question about it without holding the answer
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"(])")
+# a word that ends in a full stop without ending the sentence: a title, an initial, e.g.
+_ABBREVIATION_END = re.compile(
+    r"(?:^|[\s(])(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|No|Nr|Vol|Fig|approx|ca|vs|e\.g|i\.e|[A-Z])\.$"
+)
 _LINE_MARKUP = re.compile(r"^\s*(?:#+\s+|[-*+]\s+|>\s+|\d+[.)]\s+)")
 KEYWORD_WEIGHT = 0.5  # with cosines: a sentence holding every word of the question scores
 # this much on top of its cosine (rag/focus.py weighs its keywords the same way)
@@ -85,6 +89,7 @@ class PassageSentence:
     text: str
     line: int | None  # the file line it starts on, when the passage's lines map onto it
     lead: bool  # the passage's first line when it is no sentence (a title, a header row)
+    heading: str = ""  # the Markdown heading it stands under in the passage, if any
 
 
 def passage_parts(citation: Citation) -> list[PassageSentence]:
@@ -98,21 +103,29 @@ def passage_sentences(citation: Citation) -> list[tuple[str, int | None]]:
     Markdown, code); else (a repeated table header, a split long line, no lines) the line
     is None. A prose line wrapped onto the next is joined to it; table rows never are; a
     question in the text ("Q: How often...?") is joined to its answer after it."""
-    return [(text, line) for text, line, _ in _passage_sentences(citation)]
+    return [(text, line) for text, line, _, _ in _passage_sentences(citation)]
 
 
-def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool]]:
+def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool, str]]:
     """As `passage_sentences`, each flagged when it is the passage's lead: a first line
-    that is no sentence (a title, a table's header row, a mail's header)."""
+    that is no sentence (a title, a table's header row, a mail's header), and with the
+    Markdown heading it stands under ("Orbit 4.1" over "attachments may be up to 250 MB")."""
     lines = citation.text.split("\n")
     start, end = citation.start_line, citation.end_line
     mapped = start is not None and end is not None and end - start + 1 == len(lines)
+    table = citation.locator is not None
     paragraphs: list[tuple[str, int | None]] = []
     headings: list[bool] = []  # a Markdown heading kept for its figure is never a lead
+    under: list[str] = []  # each paragraph's heading
+    current = ""
+    titled = False  # a heading came first: the first paragraph is no title of its own
     joining = False
     for offset, raw in enumerate(lines):
         text = _LINE_MARKUP.sub("", raw).strip()
         heading = raw.lstrip().startswith("#")
+        if heading and text:  # a title ("# ...") is over every sentence of the file alike
+            current = text if raw.lstrip().startswith("##") else ""
+            titled = titled or not paragraphs
         if not text or (heading and not any(ch.isdigit() for ch in text)):
             joining = False  # a title says what a passage is about, not a fact; one with a
             continue  # figure ("## Orbit 4.2 (released 3 March 2026)") stays
@@ -126,17 +139,38 @@ def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool]]
             )
         ):
             paragraphs[-1] = (f"{previous} {text}", paragraphs[-1][1])
+        elif joining and _is_label(previous) and not table:
+            # a plain-text heading ("Spring concert", "Prices") leads into what follows it:
+            # alone it matches a question about its topic without holding the answer
+            paragraphs[-1] = (f"{previous}: {text}", paragraphs[-1][1])
         else:
             paragraphs.append((text, number))
             headings.append(heading)
-        table = citation.locator is not None
+            under.append("" if heading else current)
         joining = text.endswith("?") or (not table and not heading and text[-1] not in ".!:;")
     sentences = []
     for index, (text, number) in enumerate(paragraphs):
-        lead = index == 0 and text[-1] not in ".!?" and not headings[index]
+        lead = index == 0 and text[-1] not in ".!?" and not headings[index] and not titled
         for position, sentence in enumerate(_sentences(text)):
-            sentences.append((sentence, number, lead and position == 0))
+            sentences.append((sentence, number, lead and position == 0, under[index]))
     return sentences
+
+
+def _is_label(text: str) -> bool:
+    """A short line without a sentence's end: a plain-text heading ("Spring concert")."""
+    return len(text.split()) < SHORT_SENTENCE_WORDS and text[-1].isalnum()
+
+
+def _split_sentences(paragraph: str) -> list[str]:
+    """The paragraph cut after each sentence's end, but not after an abbreviation or an
+    initial ("Dr. Osei", "St. Columba's", "J. Smith", "e.g. a laptop")."""
+    parts: list[str] = []
+    for part in _SENTENCE_END.split(paragraph):
+        if parts and _ABBREVIATION_END.search(parts[-1]):
+            parts[-1] = f"{parts[-1]} {part}"
+        else:
+            parts.append(part)
+    return parts
 
 
 def _sentences(paragraph: str) -> list[str]:
@@ -144,7 +178,7 @@ def _sentences(paragraph: str) -> list[str]:
     the sentence after it."""
     sentences: list[str] = []
     label = ""
-    for part in _SENTENCE_END.split(paragraph):
+    for part in _split_sentences(paragraph):
         part = f"{label} {part.strip()}".strip()
         short = len(part.split()) < SHORT_SENTENCE_WORDS or part.endswith("?")
         label = part if short else ""
@@ -230,7 +264,7 @@ def choose_evidence(
     candidates = [
         (citation, text, line, lead)
         for citation in citations
-        for text, line, lead in _passage_sentences(citation)
+        for text, line, lead, _ in _passage_sentences(citation)
     ]
     if not candidates:
         return []

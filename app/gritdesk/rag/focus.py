@@ -9,9 +9,12 @@ MiniLM's cosines mean something, a chat model's own vectors do not) plus the sha
 question's rarity-weighted words they hold (`evidence.keyword_shares`), `keyword_weight` at
 most: the cosine leads, so one shared word ("trips" in the booking rule, asked "food money
 per day on a trip") does not outweigh the sentence MiniLM ranks far above it ("a daily
-allowance of 45 euros"). A follow-up's earlier questions count in the words only (the
+allowance of 45 euros"). A sentence holding the kind of fact asked (a number for "how
+much", a name for "who": `answer_kind.py`) that the question does not say scores
+`kind_weight` more. A follow-up's earlier questions count in the words only (the
 cosine is the follow-up's own: `question_similarity`). A table keeps its header row,
-without which a row is a list of values.
+without which a row is a list of values, and a sentence its Markdown heading: scored and
+read under "Orbit 4.1", "attachments may be up to 250 MB" says which release.
 
 The chosen sentences stay in their file order, each passage's apart; sources the focus
 leaves empty are dropped from the prompt (not from retrieval). `AskOptions.focus` turns it
@@ -20,15 +23,21 @@ on (`ask_defaults.FocusPlan`); AskService does so for small models.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 
+from gritdesk.rag.answer_kind import asked_kind, holds_kind
 from gritdesk.rag.ask_defaults import FocusPlan
-from gritdesk.rag.evidence import keyword_shares, passage_parts
+from gritdesk.rag.evidence import PassageSentence, keyword_shares, passage_parts
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.citations import Citation
+
+_TABLE_BAR = re.compile(r"\s*\|\s*")
+_NAME_PARTS = re.compile(r"[-_.\s]+")
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,21 @@ def focus_passages(
     if not flat:
         return [Focused("", 0.0) for _ in citations]
     texts = [parts[i][j].text for i, j in flat]
-    combined = np.array(keyword_shares(question, earlier, texts)) * plan.keyword_weight
+    # a sentence is scored under its heading: "Orbit 4.1" is not said in the changed line
+    scored = [_under_heading(parts[i][j]) for i, j in flat]
+    # and its words under its file's name too: "red lentil soup" is said by every sentence
+    # of red-lentil-soup.md alike, so the words that tell them apart ("vegan") count
+    topics = [_file_words(c.path) for c in citations]
+    worded = [f"{topics[i]} {text}" for (i, _), text in zip(flat, scored, strict=True)]
+    combined = np.array(keyword_shares(question, earlier, worded)) * plan.keyword_weight
     if embedder is not None:
-        combined = combined + np.array(question_similarity(question, embedder)(texts))
+        combined = combined + np.array(question_similarity(question, embedder)(scored))
+    kind = asked_kind(question)
     for n, (i, j) in enumerate(flat):  # a title or header row alone answers nothing
         if parts[i][j].lead:
             combined[n] -= plan.lead_penalty
+        elif kind is not None and holds_kind(texts[n], kind, question):
+            combined[n] += plan.kind_weight
     chosen: set[tuple[int, int]] = set()
     for n in np.argsort(-combined, kind="stable")[: plan.sentences]:
         i, j = flat[n]
@@ -70,7 +88,13 @@ def focus_passages(
             chosen.add((i, 0))  # a row needs its header
     result = []
     for i, sentences in enumerate(parts):
-        picked = [s.text for j, s in enumerate(sentences) if (i, j) in chosen]
+        picked = []
+        for j, s in enumerate(sentences):
+            if (i, j) not in chosen:
+                continue
+            if s.heading and s.heading not in picked:
+                picked.append(s.heading)  # read under its heading, as it was scored
+            picked.append(s.text)
         own = [combined[n] for n, (a, _) in enumerate(flat) if a == i]
         result.append(Focused("\n".join(picked), max(own, default=0.0)))
     return result
@@ -94,6 +118,18 @@ def question_similarity(
         return [float(c) for c in embedder.embed_documents(list(texts)) @ query_vector]
 
     return cosines
+
+
+def _under_heading(sentence: PassageSentence) -> str:
+    """The sentence as it is scored: under its heading, a Markdown table row's cells
+    without their bars ("Ingredients: water 350 g")."""
+    text = " ".join(_TABLE_BAR.sub(" ", sentence.text).split())
+    return f"{sentence.heading}: {text}" if sentence.heading else text
+
+
+def _file_words(path: str) -> str:
+    """A file's name as words: `red-lentil-soup.md` -> "red lentil soup"."""
+    return " ".join(_NAME_PARTS.split(PurePath(path).stem))
 
 
 def _is_table(sentences: Sequence[object]) -> bool:
