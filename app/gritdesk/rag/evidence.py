@@ -118,6 +118,7 @@ def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool, 
     headings: list[bool] = []  # a Markdown heading kept for its figure is never a lead
     under: list[str] = []  # each paragraph's heading
     current = ""
+    last_line = ""
     titled = False  # a heading came first: the first paragraph is no title of its own
     joining = False
     for offset, raw in enumerate(lines):
@@ -135,7 +136,7 @@ def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool, 
             previous.endswith("?")
             or (
                 not _LINE_MARKUP.match(raw)
-                and (text[0].islower() or len(previous) >= WRAPPED_LINE_CHARS)
+                and (text[0].islower() or len(last_line) >= WRAPPED_LINE_CHARS)
             )
         ):
             paragraphs[-1] = (f"{previous} {text}", paragraphs[-1][1])
@@ -148,6 +149,7 @@ def _passage_sentences(citation: Citation) -> list[tuple[str, int | None, bool, 
             headings.append(heading)
             under.append("" if heading else current)
         joining = text.endswith("?") or (not table and not heading and text[-1] not in ".!:;")
+        last_line = text  # a long line wraps on; a paragraph grown long does not
     sentences = []
     for index, (text, number) in enumerate(paragraphs):
         lead = index == 0 and text[-1] not in ".!?" and not headings[index] and not titled
@@ -196,6 +198,11 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
+
+
+def keyword_words(text: str) -> set[str]:
+    """The content words of `text`, stemmed, as keyword scores count them."""
+    return _words(text)
 
 
 def _words(text: str) -> set[str]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from gritdesk.rag.answer_kind import asked_kind, holds_kind
 from gritdesk.rag.ask_defaults import FocusPlan
-from gritdesk.rag.evidence import PassageSentence, keyword_shares, passage_parts
+from gritdesk.rag.evidence import PassageSentence, keyword_shares, keyword_words, passage_parts
 from gritdesk.runtime.protocols import DocumentEmbedder
 from gritdesk.store.citations import Citation
 
@@ -92,8 +92,8 @@ def focus_passages(
         for j, s in enumerate(sentences):
             if (i, j) not in chosen:
                 continue
-            if s.heading and s.heading not in picked:
-                picked.append(s.heading)  # read under its heading, as it was scored
+            if s.heading and s.heading not in picked and _adds_asked(s, question):
+                picked.append(s.heading)  # read under the heading that says what was asked
             picked.append(s.text)
         own = [combined[n] for n, (a, _) in enumerate(flat) if a == i]
         result.append(Focused("\n".join(picked), max(own, default=0.0)))
@@ -125,6 +125,15 @@ def _under_heading(sentence: PassageSentence) -> str:
     without their bars ("Ingredients: water 350 g")."""
     text = " ".join(_TABLE_BAR.sub(" ", sentence.text).split())
     return f"{sentence.heading}: {text}" if sentence.heading else text
+
+
+def _adds_asked(sentence: PassageSentence, question: str) -> bool:
+    """Whether the sentence's heading holds a word of the question that the sentence does
+    not ("Orbit 4.1" over "attachments may be up to 250 MB"): only then does the model read
+    the heading too; a heading that adds nothing asked ("Waste") is one more line to
+    misread."""
+    asked = set(keyword_words(question))
+    return bool(asked & set(keyword_words(sentence.heading)) - set(keyword_words(sentence.text)))
 
 
 def _file_words(path: str) -> str:
