@@ -97,11 +97,14 @@ class PreparedFiles:
         """Stop the thread (cutting a parse short) and wait for it, at most JOIN_S."""
         with self._cond:
             self._stopped = True
+            finished = self._finished
             self._cond.notify_all()
-        if self._thread.is_alive():
+        if self._thread.ident is None:  # never started
+            return
+        if not finished:
             self.preparer.stopping.set()  # first: the parse's mark must outlive the kill
             self.preparer.parser.interrupt()
-            self._thread.join(JOIN_S)
+        self._thread.join(JOIN_S)
 
     # -- the thread --
 
