@@ -33,8 +33,11 @@ FILES = 8
 
 def within(seconds: float, call: Callable[[], T]) -> T:
     """`call()`, failing the test instead of hanging it."""
-    with ThreadPoolExecutor(1) as pool:
+    pool = ThreadPoolExecutor(1)
+    try:
         return pool.submit(call).result(timeout=seconds)
+    finally:
+        pool.shutdown(wait=False)  # a hung call is left behind, not waited for
 
 
 def preparing_threads() -> list[threading.Thread]:
