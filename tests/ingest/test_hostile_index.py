@@ -135,9 +135,9 @@ _SWAP_HOOK = """
 import os, sys
 done = []
 def in_the_run():  # not the estimate made before it, which reads files too
-    frame = sys._getframe()
+    frame = sys._getframe()  # the run reads on its preparing thread, in prepare.py
     while frame is not None:
-        if frame.f_code.co_filename.endswith("indexer.py"):
+        if frame.f_code.co_filename.endswith("prepare.py"):
             return True
         frame = frame.f_back
     return False

@@ -4,8 +4,9 @@ A run has two phases. The scan (scan.py, the estimate's too) walks every root an
 compares each file's stat with what the index holds: an unchanged file costs one stat.
 The update then reads the changed and new files (hashing them: a touched file with the
 same bytes only gets its new stat recorded; a new file whose bytes match a vanished one
-is a rename and keeps its chunks), parses, chunks and embeds them, batching chunks of
-several files per `embed_documents` call, and writes each file's chunks in one
+is a rename and keeps its chunks), parses and chunks them on a thread of its own
+(prepare.py, prepared_queue.py) while this one embeds the files before them, batching
+chunks of several files per `embed_documents` call, and writes each file's chunks in one
 transaction of its own. Files that vanished are removed last.
 
 Because the source row (with its stat and hash) changes in the same transaction as
@@ -15,32 +16,28 @@ new, and the next run redoes exactly the files it had not finished.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 import apsw
 import numpy as np
 
-from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunk_document, chunking_signature
-from gritdesk.ingest.document import SkipFile, UnindexableFile
+from gritdesk.ingest.chunk import Chunk, ChunkingPolicy, chunking_signature
 from gritdesk.ingest.file_selection import FileSelection
 from gritdesk.ingest.parser_process import ParseLimits, ParserProcess
-from gritdesk.ingest.scan import (
-    Scope,
-    ScopeScan,
-    Stamp,
-    database_files,
-    judged_by_selection,
-    parse_interrupted,
-    read_regular_file,
-    scope_of,
-    skip_reason_unread,
+from gritdesk.ingest.prepare import (
+    FileJob,
+    FilePreparer,
+    ParseMarks,
+    PreparedFile,
+    rename_candidates,
 )
+from gritdesk.ingest.prepared_queue import LOOKAHEAD_BATCHES, PreparedFiles
+from gritdesk.ingest.scan import Scope, ScopeScan, Stamp, database_files, scope_of
 from gritdesk.ingest.walk import FoundFile, SkippedPath
 from gritdesk.runtime.errors import NonFiniteOutputError
 from gritdesk.runtime.protocols import DocumentEmbedder
@@ -54,7 +51,6 @@ from gritdesk.store.sources import (
     clear_parse_attempt,
     display_path,
     list_roots,
-    mark_parse_attempt,
     move_source,
     record_unindexed_source,
     remove_sources,
@@ -65,7 +61,6 @@ from gritdesk.store.sources import (
 from gritdesk.store.vectors import embeddings_by_text_hash
 
 DEFAULT_BATCH_CHUNKS = 16
-SLOW_PARSE_S = 1.0  # a parse running this long is recorded as attempted (see _parse)
 
 
 # --- what callers see ------------------------------------------------------------------
@@ -81,7 +76,8 @@ class SkippedFile:
 @dataclass(frozen=True)
 class SlowFile:
     path: str  # absolute
-    seconds: float  # reading, parsing and chunking it, plus its share of embedding time
+    seconds: float  # reading, parsing and chunking it (on the preparing thread, overlapping
+    # other files' embedding), plus its share of embedding time
     chunks: int
     tokens: int
 
@@ -246,15 +242,8 @@ def _run(
 
 
 @dataclass
-class _FileJob:
-    scope_root: Root
-    found: FoundFile
-    known: SourceState | None
-
-
-@dataclass
 class _PendingFile:
-    job: _FileJob
+    job: FileJob
     stamp: FileStamp
     chunks: list[Chunk]
     vectors: list[np.ndarray | None]
@@ -296,7 +285,6 @@ class _IndexRun:
         self.policy = policy
         self.batch_chunks = max(1, batch_chunks)
         self.parser = parser
-        self.max_file_bytes = parser.limits.file_bytes
         self.attempts: dict[tuple[int, str], Stamp] = {}
         self.progress_callback: ProgressCallback | None = None
         self.report = IndexReport()
@@ -312,7 +300,7 @@ class _IndexRun:
     # -- phases --
 
     def execute(self, scopes: Sequence[Scope]) -> IndexReport:
-        jobs: list[_FileJob] = []
+        jobs: list[FileJob] = []
         vanished: dict[int, tuple[Root, SourceState]] = {}
         for scope in scopes:
             if scope.root.path not in self.report.roots:
@@ -327,13 +315,20 @@ class _IndexRun:
         self.bytes_total = sum(job.found.size for job in jobs)
         self._notify("scanning")
 
-        vanished_by_hash = {  # rename detection: same bytes, same kind of file
-            (state.content_hash, _suffix(state.rel_path)): state_id
-            for state_id, (_, state) in vanished.items()
-            if state.status == "indexed" and state.content_hash and state.chunking == self.chunking
-        }
-        for job in jobs:
-            self._update_file(job, vanished, vanished_by_hash)
+        preparer = FilePreparer(
+            parser=self.parser,
+            counter=self.embedder,
+            policy=self.policy,
+            selection=self.selection,
+            chunking=self.chunking,
+            attempts=self.attempts,
+            renames=rename_candidates((state for _, state in vanished.values()), self.chunking),
+            marks=ParseMarks(self.db.filename),
+        )
+        lookahead = LOOKAHEAD_BATCHES * self.batch_chunks
+        with PreparedFiles(preparer, jobs, max_chunks=lookahead) as prepared:
+            for file in prepared:
+                self._take(file, vanished)
         self._flush()
 
         self._notify("removing")
@@ -350,7 +345,7 @@ class _IndexRun:
         self._notify("done")
         return self.report
 
-    def _scan(self, scope: Scope) -> tuple[list[_FileJob], list[SourceState]]:
+    def _scan(self, scope: Scope) -> tuple[list[FileJob], list[SourceState]]:
         """Files to read, and known sources that are gone (by stat only: no file is opened)."""
         scan = ScopeScan(
             self.db, scope, chunking=self.chunking, selection=self.selection, exclude=self.exclude
@@ -365,7 +360,7 @@ class _IndexRun:
             )
             return [], []
         self.attempts.update({(scope.root.id, rel): stamp for rel, stamp in scan.attempts.items()})
-        jobs: list[_FileJob] = []
+        jobs: list[FileJob] = []
         for scanned in scan:
             item, state = scanned.item, scanned.known
             if isinstance(item, SkippedPath):
@@ -377,123 +372,42 @@ class _IndexRun:
                 if state.status != "indexed":
                     self._report_skip(scope.root, item.rel_path, state.reason or "", state.status)
             else:
-                jobs.append(_FileJob(scope.root, item, state))
+                jobs.append(FileJob(scope.root, item, state))
         self.report.ignored += scan.ignored
         return jobs, scan.gone
 
-    def _update_file(
-        self,
-        job: _FileJob,
-        vanished: dict[int, tuple[Root, SourceState]],
-        vanished_by_hash: dict[tuple[str, str], int],
-    ) -> None:
-        found, root = job.found, job.scope_root
-        started = time.monotonic()
-        try:
-            self._read_parse_chunk(job, vanished, vanished_by_hash)
-        finally:
-            key = (root.path, found.rel_path)
-            self.file_seconds[key] = self.file_seconds.get(key, 0.0) + time.monotonic() - started
-
-    def _read_parse_chunk(
-        self,
-        job: _FileJob,
-        vanished: dict[int, tuple[Root, SourceState]],
-        vanished_by_hash: dict[tuple[str, str], int],
-    ) -> None:
-        found, root = job.found, job.scope_root
-        stamp = FileStamp(found.size, found.mtime_ns, None, found.ctime_ns, self.chunking)
-        try:
-            reason = skip_reason_unread(found, self.selection, self.max_file_bytes)
-            if reason:
-                raise SkipFile(reason)
-            attempt = self.attempts.pop((root.id, found.rel_path), None)
-            if attempt is not None:
-                clear_parse_attempt(self.db, root.id, found.rel_path)  # its record replaces it
-            if parse_interrupted(found, attempt):
-                raise SkipFile(
-                    "parsing was interrupted on an earlier run after over "
-                    f"{SLOW_PARSE_S:g} s; not retried until the file changes"
-                )
-            data = read_regular_file(found.path, self.max_file_bytes, found.identity)
-            content_hash = hashlib.sha256(data).hexdigest()
-            stamp = FileStamp(
-                found.size, found.mtime_ns, content_hash, found.ctime_ns, self.chunking
-            )
-            reason = self.selection.reason_by_content(found.rel_path, found.size, data)
-            if reason:
-                raise SkipFile(reason)
-
-            known = job.known
-            if (
-                known
-                and known.content_hash == content_hash
-                and known.status != "error"
-                and known.chunking == self.chunking
-                and not judged_by_selection(known)
-            ):
-                update_source_stamp(self.db, known.id, stamp)  # touched, not changed
-                self.report.unchanged += 1
-                if known.status != "indexed":
-                    self._report_skip(root, found.rel_path, known.reason or "", known.status)
-                self._file_done(found)
-                return
-            moved_from = None
-            if job.known is None:
-                moved_from = vanished_by_hash.pop((content_hash, _suffix(found.rel_path)), None)
-            if moved_from is not None:
-                move_source(self.db, moved_from, root.id, found.rel_path, stamp)
-                del vanished[moved_from]
-                self.report.renamed += 1
-                self._file_done(found)
-                return
-
-            document = self._parse(root, found, data)
-            chunks = chunk_document(document, self.embedder, self.policy)
-            if not chunks:
-                raise SkipFile("no text content")
-        except UnindexableFile as exc:
-            self._skip(root, found.rel_path, stamp, exc.reason, job.known, exc.status)
-            self._file_done(found)
-            return
-        except Exception as exc:  # a parser bug on one odd file must not stop the run
-            self._skip(
-                root, found.rel_path, stamp, f"{type(exc).__name__}: {exc}", job.known, "error"
-            )
-            self._file_done(found)
-            return
-
-        reused = embeddings_by_text_hash(self.db, [chunk.text_hash for chunk in chunks])
-        vectors = [
-            np.frombuffer(reused[c.text_hash], dtype="<f4") if c.text_hash in reused else None
-            for c in chunks
-        ]
-        self.pending.append(_PendingFile(job, stamp, chunks, vectors))
-        if sum(v is None for p in self.pending for v in p.vectors) >= self.batch_chunks:
-            self._flush()
-
-    def _parse(self, root: Root, found: FoundFile, data: bytes):
-        """Parse in the bounded worker. A parse still running after SLOW_PARSE_S is
-        recorded first, so that if the user stops gritdesk during it, the next run skips
-        the file (until it changes) instead of hanging on it again."""
-        marked = []
-
-        def mark() -> None:
-            stamp = (found.size, found.mtime_ns, found.ctime_ns)
-            mark_parse_attempt(self.db, root.id, found.rel_path, *stamp)
-            marked.append(True)
-
-        try:
-            document = self.parser.parse(
-                found.rel_path, data, on_slow=mark, slow_after_s=SLOW_PARSE_S
-            )
-        except Exception:  # a parse that ended (not Ctrl-C): the mark has done its job
-            if marked:
-                clear_parse_attempt(self.db, root.id, found.rel_path)
-            raise
-        if marked:
+    def _take(self, file: PreparedFile, vanished: dict[int, tuple[Root, SourceState]]) -> None:
+        """Store what the preparing thread made of one file, or queue its chunks to embed."""
+        job, found, root = file.job, file.job.found, file.job.scope_root
+        if file.clear_attempt:  # an earlier run's attempt: this verdict's record replaces it
             clear_parse_attempt(self.db, root.id, found.rel_path)
-        return document
+        if file.verdict == "chunked":
+            key = (root.path, found.rel_path)
+            self.file_seconds[key] = self.file_seconds.get(key, 0.0) + file.seconds
+            reused = embeddings_by_text_hash(self.db, [chunk.text_hash for chunk in file.chunks])
+            vectors = [
+                np.frombuffer(reused[c.text_hash], dtype="<f4") if c.text_hash in reused else None
+                for c in file.chunks
+            ]
+            self.pending.append(_PendingFile(job, file.stamp, file.chunks, vectors))
+            if sum(v is None for p in self.pending for v in p.vectors) >= self.batch_chunks:
+                self._flush()
+            return
+        if file.verdict == "unindexable":
+            self._skip(root, found.rel_path, file.stamp, file.reason, job.known, file.status)
+        elif file.verdict == "touched":  # the same bytes as indexed: only the stat is new
+            known = job.known
+            assert known is not None
+            update_source_stamp(self.db, known.id, file.stamp)
+            self.report.unchanged += 1
+            if known.status != "indexed":
+                self._report_skip(root, found.rel_path, known.reason or "", known.status)
+        else:  # moved: the bytes of a vanished file, whose chunks it keeps
+            assert file.moved_from is not None
+            move_source(self.db, file.moved_from, root.id, found.rel_path, file.stamp)
+            del vanished[file.moved_from]
+            self.report.renamed += 1
+        self._file_done(found)
 
     def _flush(self) -> None:
         """Embed every pending chunk (several files per call), then write file by file."""
@@ -683,7 +597,7 @@ class _IndexRun:
         )
 
 
-def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
+def _dedupe_jobs(jobs: list[FileJob]) -> list[FileJob]:
     """Two overlapping paths on one command line must not index a file twice."""
     seen: set[tuple[int, str]] = set()
     unique = []
@@ -693,7 +607,3 @@ def _dedupe_jobs(jobs: list[_FileJob]) -> list[_FileJob]:
             seen.add(key)
             unique.append(job)
     return unique
-
-
-def _suffix(rel_path: str) -> str:
-    return PurePosixPath(rel_path).suffix.lower()

@@ -58,6 +58,7 @@ class ParserProcess:
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
         self._proc: subprocess.Popen[bytes] | None = None
+        self._interrupted = False
 
     def __enter__(self) -> ParserProcess:
         return self
@@ -132,6 +133,14 @@ class ParserProcess:
         if self._proc is None:
             self._start()
 
+    def interrupt(self) -> None:
+        """From another thread: end the parse in progress now (it raises SkipFile, for a
+        caller that is stopping to drop) and start no worker after it."""
+        self._interrupted = True
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+
     def close(self) -> None:
         if self._proc is not None:
             self._proc.kill()
@@ -154,6 +163,8 @@ class ParserProcess:
         raise AssertionError("unreachable")
 
     def _start(self) -> subprocess.Popen[bytes]:
+        if self._interrupted:
+            raise SkipFile("parsing stopped: the index run is stopping")
         package_parent = str(Path(__file__).resolve().parents[2])  # where gritdesk imports from
         path = os.environ.get("PYTHONPATH")
         env = dict(os.environ, PYTHONPATH=package_parent + (os.pathsep + path if path else ""))

@@ -13,7 +13,11 @@ import numpy as np
 
 
 class TokenCounter(Protocol):
-    """The loaded model's own tokenizer, as far as chunking needs it."""
+    """The loaded model's own tokenizer, as far as chunking needs it.
+
+    The indexer counts tokens on its preparing thread while another thread embeds, so
+    `count_tokens` must be safe alongside `embed_documents` (the engine's reads only the
+    vocabulary, which llama.cpp keeps safe to tokenize with from any thread)."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` alone (no BOS, no format prefix)."""
