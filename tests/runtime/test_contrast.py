@@ -3,9 +3,9 @@ generation does but for the tokens it chooses, and leaves sequence 0 as plain ge
 those tokens leaves it, the scratch sequence gone. tests/runtime/test_reference_layouts.py
 checks its logits against the numpy reference.
 
-The tiny model's weights are f32, whose two-row decodes round as one-row decodes do, so
-alpha 0 reproduces plain generation token for token here; with quantized weights llama.cpp
-multiplies two rows with other kernels (README, "Answers").
+The tiny model's weights are f32, whose two-row decodes round as one-row decodes do but for
+a few K/V values' last bit; with quantized weights llama.cpp's other kernels for two rows
+move logits further (runtime/contrast.py).
 """
 
 from __future__ import annotations
@@ -102,16 +102,39 @@ def scratch_is_empty(engine: Engine) -> bool:
     ],
     ids=["greedy", "stop-string", "sampled"],
 )
-def test_alpha_zero_generates_what_plain_generation_does(
-    tiny_engine: Engine, options: GenerationOptions
+def test_the_two_sequence_path_generates_as_plain_generation_does(
+    tiny_engine: Engine, options: GenerationOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain = run(tiny_engine, None, options)
-    contrasted = run(tiny_engine, Contrast(0.0), options)
+    """With a combination that hands back the with-passages row, the contrast's loop (both
+    sequences decoded, the sampler fed computed logits) must give plain generation's tokens,
+    stop reason, counts and end."""
+    engine = tiny_engine
+    monkeypatch.setattr(Contrast, "combine", lambda self, with_context, _without: with_context)
+    plain = run(engine, None, options)
+    before = engine.tokens_decoded
+    contrasted = run(engine, Contrast(1.0), options)
+    both = engine.tokens_decoded - before
     assert contrasted[:2] == plain[:2]
     for field in ("generated_tokens", "finish_reason", "end_position", "prompt_tokens_computed"):
         assert getattr(contrasted[2], field) == getattr(plain[2], field), field
     assert contrasted[2].contrast_skipped == ""
-    assert scratch_is_empty(tiny_engine)
+    with_passage, alone = prompts(engine)
+    answer = contrasted[2].end_position - len(with_passage)  # tokens decoded after the prompt
+    assert both == len(with_passage) + len(alone) + 2 * answer  # both sequences went on
+    assert scratch_is_empty(engine)
+
+
+def test_alpha_zero_is_plain_generation(tiny_engine: Engine) -> None:
+    """Nothing to contrast: nothing but sequence 0 is decoded (the two-sequence path would
+    round otherwise with quantized weights)."""
+    engine = tiny_engine
+    options = GenerationOptions(max_tokens=12)
+    before = engine.tokens_decoded
+    plain = run(engine, None, options)
+    between = engine.tokens_decoded
+    zero = run(engine, Contrast(0.0, plausibility=0.1), options)
+    assert zero[:2] == plain[:2]
+    assert engine.tokens_decoded - between == between - before
 
 
 def test_cancelling_ends_both_alike(tiny_engine: Engine) -> None:

@@ -14,9 +14,11 @@ rows), and the token is sampled from `Contrast.combine` of the two rows. Afterwa
 scratch sequence is gone and sequence 0 holds the prompt and the answer at the positions
 and cells plain generation leaves them in. Its numbers are not plain generation's to the
 last bit: llama.cpp multiplies two rows with other kernels than one (its sgemm runs for
-batches of two or more), which on SmolLM2's Q4_1 weights moves logits by up to ~0.5; an
-alpha of 0 therefore decodes like plain generation up to that rounding (a control when
-measuring), exactly so on f32 weights (tests/runtime/test_contrast.py).
+batches of two or more), which on SmolLM2's Q4_1 weights moves logits by up to ~0.5, enough
+to reword 20 of 79 answers when both sequences are decoded without any contrast (README,
+"Answers"); on f32 weights it is exact but for a few K/V values' last bit
+(tests/runtime/test_contrast.py). An alpha of 0 is therefore plain generation, not the
+two-sequence path with a zero weight.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Contrast:
     implausible in context merely because it is even less likely without. 0: no constraint.
     """
 
-    alpha: float
+    alpha: float  # 0: no contrast, plain decoding
     plausibility: float = 0.0
 
     def __post_init__(self) -> None:

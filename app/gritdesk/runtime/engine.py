@@ -79,7 +79,9 @@ KV_TYPES = {
 }
 # Sequence 0 holds the prompt being answered (and, between chat turns, the conversation so
 # far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
-# Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`).
+# Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`), but
+# for context-aware decoding's prompt without passages, which grows beside sequence 0 while
+# it answers (`Engine._start_contrast`).
 SCRATCH_SEQ = 1
 # An encoder's context holds no KV, so n_ctx only bounds one encode call. Its attention costs
 # the square of the call's tokens whatever the per-text mask hides, and so does its compute
@@ -877,7 +879,8 @@ class Engine:
         With `contrast`, `contrast_prompt` (the prompt without its passages, from position 0)
         goes into the scratch sequence and every token is sampled from both sequences' logits
         combined (`_start_contrast`); the stop rules, stats and sequence 0's end are those of
-        plain generation, and the scratch sequence is gone afterwards (`_end_contrast`)."""
+        plain generation, and the scratch sequence is gone afterwards (`_end_contrast`). An
+        alpha of 0 is plain generation: nothing is contrasted, nothing else decoded."""
         self._require_kv("generate")
         options = options or GenerationOptions()
         stats = stats if stats is not None else GenerationStats()
@@ -889,7 +892,7 @@ class Engine:
         logits = self.last_logits()  # NaN/inf logits: broken weights, not an answer
         pos = position + len(fresh_tokens)
         without = None  # the scratch sequence's logits while contrasting
-        if contrast is not None:
+        if contrast is not None and contrast.alpha > 0:
             without = self._start_contrast(contrast_prompt, pos, options.max_tokens, stats)
         scratch_pos = len(contrast_prompt)
         sampler = self._sampler(options)
