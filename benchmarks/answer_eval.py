@@ -59,6 +59,7 @@ from gritdesk.rag.ask_service import Answer, AskService, earlier_questions
 from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.index_service import IndexService
 from gritdesk.rag.layouts import CacheMode
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.session import open_session
 from gritdesk.settings import Settings
@@ -79,6 +80,14 @@ TECHNIQUES: dict[str, Technique] = {
     "focus-2": lambda options: replace(
         options, focus=replace(options.focus, sentences=2) if options.focus else None
     ),
+    # context-aware decoding (runtime/contrast.py): (1+a) * with passages - a * without.
+    # cad-0 decodes both sequences with no contrast: a control for what two-row decodes'
+    # other rounding alone changes (quantized weights: README "Answers")
+    "cad-0": lambda options: replace(options, contrast=Contrast(0.0)),
+    "cad-0.5": lambda options: replace(options, contrast=Contrast(0.5)),
+    "cad-1": lambda options: replace(options, contrast=Contrast(1.0)),
+    # ... only among tokens at least 0.1 times as likely as the likeliest with the passages
+    "cad-1-plausible": lambda options: replace(options, contrast=Contrast(1.0, 0.1)),
 }
 
 ABSTAINED = re.compile(

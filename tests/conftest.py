@@ -90,13 +90,18 @@ def minilm_source(minilm_path: Path) -> Path:
 
 @dataclass
 class AnswerSpy:
-    """What an answer's generation did: its last prefill (tokens, position, the logits right
-    after it) and the tokens it sampled."""
+    """What an answer's generation did: its last prefill of sequence 0 (tokens, position, the
+    logits right after it) and the tokens it sampled; with context-aware decoding also the
+    prompt without passages (prefilled into the scratch sequence), the logits after it, and
+    the combined logits each token was sampled from."""
 
     prefilled: list[int] = field(default_factory=list)
     position: int = -1
     logits: object = None
     sampled: list[int] = field(default_factory=list)
+    contrast_prompt: list[int] = field(default_factory=list)
+    contrast_logits: object = None
+    combined: list[object] = field(default_factory=list)
 
 
 SpyOn = Callable[[Engine], AbstractContextManager[AnswerSpy]]
@@ -110,18 +115,28 @@ def answer_spy(monkeypatch: pytest.MonkeyPatch) -> SpyOn:
     def spying(engine: Engine) -> Iterator[AnswerSpy]:
         spy = AnswerSpy()
         real_prefill, real_token_bytes = engine.prefill, engine.token_bytes
+        real_sample_from = engine._sample_from
 
-        def prefill(tokens: list[int], position: int) -> None:
-            real_prefill(tokens, position)
-            spy.prefilled, spy.position, spy.logits = list(tokens), position, engine.last_logits()
+        def prefill(tokens: list[int], position: int, seq: int = 0) -> None:
+            real_prefill(tokens, position, seq)
+            if seq == 0:
+                spy.prefilled, spy.position = list(tokens), position
+                spy.logits = engine.last_logits()
+            else:  # context-aware decoding's prompt without passages
+                spy.contrast_prompt, spy.contrast_logits = list(tokens), engine.last_logits()
 
         def token_bytes(token: int) -> bytes:
             spy.sampled.append(token)
             return real_token_bytes(token)
 
+        def sample_from(sampler: object, logits: object) -> int:
+            spy.combined.append(logits)
+            return real_sample_from(sampler, logits)  # type: ignore[arg-type]
+
         with monkeypatch.context() as m:
             m.setattr(engine, "prefill", prefill)
             m.setattr(engine, "token_bytes", token_bytes)
+            m.setattr(engine, "_sample_from", sample_from)
             yield spy
 
     return spying

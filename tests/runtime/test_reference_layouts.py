@@ -7,9 +7,12 @@ Answerer restoring blobs and moving them into place, llama.cpp prefilling the su
 The expected logits and greedy tokens come from `tests/reference/`, which computes each
 layout from the architecture (documents under a bidirectional mask among their own tokens,
 keys re-rotated when moved, the suffix causal over everything), and the prompt texts come
-from GRITLM_NOTES section 2, not from our recipes. The last tests show the comparison
-fails for a cache from a causal pass and for a cache of another document, for each
-architecture. `tests/reference/test_architecture_differences.py` shows each architecture's
+from GRITLM_NOTES section 2, not from our recipes. Context-aware decoding over a Doc
+Caching layout is checked the same way: each token's logits are (1 + a) times the layout's
+reference minus a times the reference of the question alone. The last tests show the
+comparison fails for a cache from a causal pass and for a cache of another document, for
+each architecture, and for a contrast that leaves out its minus term.
+`tests/reference/test_architecture_differences.py` shows each architecture's
 difference is needed: the reference without it disagrees with llama.cpp.
 """
 
@@ -26,6 +29,7 @@ import pytest
 from gritdesk.rag.answer import Answerer, AskOptions
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.rerank import relevance_score
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import Engine, EngineSettings, GenerationOptions
 from gritdesk.runtime.recipes import GRITLM
 from gritdesk.session import Session, open_session
@@ -63,6 +67,8 @@ SUFFIX = {
     CacheMode.DOC_QUERY: "\n<|user|>\n" + ANSWER + "\n<|assistant|>\n",
 }
 RAG_PROMPT = "<|user|>\n{docs}\n\n{query}\n\n" + ANSWER + "\n<|assistant|>\n"
+# context-aware decoding's contrast: the same question and instruction with no passages
+ALONE_PROMPT = "<|user|>\n{query}\n\n" + ANSWER + "\n<|assistant|>\n"
 EMBED_PREFIX = "<|embed|>\n"
 
 GENERATED = 4
@@ -155,18 +161,26 @@ class AppAnswer:
     tokens: list[int]
     tolerance: float  # share of the logit scale this cache may drift
     notices: list[str]
+    contrast_prompt: list[int]  # context-aware decoding: the prompt without passages
+    combined: list[np.ndarray]  # ... and the logits each token was sampled from
 
 
 def app_answer(
-    s: Session, mode: CacheMode, placement: Placement, k: int, answer_spy: SpyOn
+    s: Session,
+    mode: CacheMode,
+    placement: Placement,
+    k: int,
+    answer_spy: SpyOn,
+    contrast: Contrast | None = None,
 ) -> AppAnswer:
     """Answer QUESTION through the app, capturing the suffix it prefilled, the logits right
-    after it and the greedy tokens it sampled."""
+    after it and the greedy tokens it sampled (with `contrast`, also the prompt without
+    passages and the combined logits)."""
     engine = s.engine
     assert engine is not None
     answerer = Answerer(s.db, engine, s.kv_store)
     options = AskOptions(
-        k=k, cache_mode=mode, placement=placement,
+        k=k, cache_mode=mode, placement=placement, contrast=contrast,
         generation=GenerationOptions(max_tokens=GENERATED),
     )  # fmt: skip
     prepared = answerer.prepare(QUESTION, options)
@@ -183,6 +197,8 @@ def app_answer(
         tokens=spy.sampled,
         tolerance=tolerance(engine.settings.kv_type, disk_format(s)),
         notices=list(prepared.notices),
+        contrast_prompt=spy.contrast_prompt,
+        combined=[np.asarray(c) for c in spy.combined],
     )
 
 
@@ -303,6 +319,72 @@ def test_one_passage_paper_layout(
     assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.ORIGINAL)
 
 
+def reference_contrast(
+    contrast: Contrast, with_docs: np.ndarray, alone: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's combination of the two reference logit rows, and log(p / (beta * p_max))
+    of each token's with-passages probability p (>= 0: the plausibility constraint leaves
+    it; beta 0: every token)."""
+    a, beta = contrast.alpha, contrast.plausibility
+    combined = (1 + a) * with_docs - a * alone
+    log_p = with_docs - with_docs.max()  # log(p / p_max): the softmax's sum cancels
+    return combined, log_p - (np.log(beta) if beta > 0 else -np.inf)
+
+
+def assert_contrast_matches_reference(
+    got: AppAnswer, w: LlamaWeights, engine: Engine, contrast: Contrast
+) -> None:
+    """Each step's combined logits (the first right after the two prompts, the others after
+    the app's own tokens so far) against the reference's, and the greedy token is their
+    argmax unless the reference's top two are within the tolerance."""
+    segments, suffix, start = reference_layout(
+        w, engine, CacheMode.DOC, Placement.CONSECUTIVE, got.docs
+    )
+    alone = engine.tokenize(ALONE_PROMPT.format(query=QUESTION), add_bos=True)
+    assert got.suffix == suffix
+    assert got.contrast_prompt == alone, "the prompt without passages is not the paper's"
+    assert len(got.combined) == len(got.tokens) == GENERATED
+    a = contrast.alpha
+    for step, (token, combined) in enumerate(zip(got.tokens, got.combined, strict=True)):
+        with_docs = suffix_logits(w, segments, suffix + got.tokens[:step], start)[-1]
+        without = forward(w, alone + got.tokens[:step], causal=True)[1][-1]
+        expected, margin = reference_contrast(contrast, with_docs, without)
+        scale = (1 + a) * float(np.abs(with_docs).max()) + a * float(np.abs(without).max())
+        allowed = got.tolerance * scale
+        # the constraint's border: a token within the tolerance of it may fall either side
+        border = np.abs(margin) <= got.tolerance * float(np.abs(with_docs).max())
+        plausible = margin >= 0
+        wrong = np.isfinite(combined) != plausible
+        assert not (wrong & ~border).any(), f"step {step}: other tokens ruled out"
+        plausible &= np.isfinite(combined)
+        diff = float(np.abs(combined[plausible] - expected[plausible]).max())
+        assert diff <= allowed, f"step {step}: logits off by {diff:.4f} (scale {scale:.2f})"
+        best = int(np.argmax(np.where(plausible, expected, -np.inf)))
+        if token != best:
+            gap = float(expected[best] - expected[token])
+            assert gap <= allowed, f"token {step}: {token} where {best} leads by {gap}"
+            break
+
+
+CONTRASTS = [Contrast(0.5), Contrast(1.0, plausibility=0.1)]
+
+
+@pytest.mark.parametrize("contrast", CONTRASTS, ids=["a0.5", "a1-plausible0.1"])
+def test_contrast_on_doc_caching_matches_reference(
+    session: Session, weights: LlamaWeights, answer_spy: SpyOn, contrast: Contrast
+) -> None:
+    """Context-aware decoding with the passages' KV restored from the index's blobs: the
+    answer's sequence holds the Doc Caching layout, the scratch sequence the question
+    alone, and every token is chosen from (1 + a) * one - a * the other."""
+    engine = session.engine
+    assert engine is not None
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy, contrast)
+    if got.kv != ["cached"] * 3:  # blobs other than the index's are saved by a first answer
+        got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy, contrast)
+    assert got.kv == ["cached"] * 3
+    assert_contrast_matches_reference(got, weights, engine, contrast)
+
+
 def test_rerank_score_matches_reference(session: Session, weights: LlamaWeights) -> None:
     engine = session.engine
     assert engine is not None
@@ -381,6 +463,24 @@ def test_cache_of_another_document_is_caught(
     got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy)
     with pytest.raises(AssertionError, match="logits off by"):
         assert_matches_reference(got, weights, engine, CacheMode.DOC, Placement.CONSECUTIVE)
+
+
+@on_llama_caches
+def test_contrast_without_its_minus_term_is_caught(
+    session: Session,
+    weights: LlamaWeights,
+    case: tuple[str, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer_spy: SpyOn,
+) -> None:
+    """(1 + a) * with passages alone, the contrast with the question alone left out."""
+    engine = session.engine
+    assert engine is not None
+    contrast = Contrast(1.0)
+    monkeypatch.setattr(Contrast, "combine", lambda self, with_docs, _alone: 2 * with_docs)
+    got = app_answer(session, CacheMode.DOC, Placement.CONSECUTIVE, 3, answer_spy, contrast)
+    with pytest.raises(AssertionError, match="logits off by"):
+        assert_contrast_matches_reference(got, weights, engine, contrast)
 
 
 # --- layouts an architecture cannot do exactly fall back to plain RAG ----------------------

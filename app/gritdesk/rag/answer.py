@@ -30,10 +30,12 @@ from gritdesk.rag.layouts import (
     Placement,
     build_layout,
     follow_up,
+    without_passages,
 )
 from gritdesk.rag.rerank import rerank_hits
 from gritdesk.rag.retrieve import Hit, retrieval_instruction
 from gritdesk.rag.root_scope import RootScope, scoped_search
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import (
     ChatTurn,
     Engine,
@@ -69,6 +71,9 @@ class AskOptions:
     focus: FocusPlan | None = None
     # the answer ends with its first line (the KV kept for a follow-up ends there too)
     first_line: bool | None = None
+    # context-aware decoding: each token chosen against what the model would say without
+    # the passages (runtime/contrast.py); None: plain decoding
+    contrast: Contrast | None = None
     generation: GenerationOptions | None = None  # max tokens, temperature, seed, stop
 
     @property
@@ -455,6 +460,13 @@ class Answerer:
         pieces = engine.recipe.chat.render(history, layout.current, opening=layout.opening)
         return engine.prompt_tokens(pieces)
 
+    def _contrast_tokens(self, question: str, history: Sequence[ChatTurn]) -> list[int]:
+        """The prompt the answer is contrasted with: the same conversation and question,
+        no passages (`layouts.without_passages`), opened as a chat of its own."""
+        engine = self.generator
+        current = without_passages(engine.recipe, question)
+        return engine.prompt_tokens(engine.recipe.chat.render(history, current, opening=True))
+
     def _kv_state(
         self, text_hash: str | None, tokens: list[int], text: str, prepared: PreparedAnswer
     ) -> tuple[KvState, str]:
@@ -502,6 +514,7 @@ class Answerer:
             turns = tuple(prepared.history)
         stats = GenerationStats(started_at=t_start)
         answer: list[str] = []
+        contrast = options.contrast if _read_sources(prepared) else None  # no passages: none
         pieces = engine.stream(
             fresh,
             position=position,
@@ -509,6 +522,8 @@ class Answerer:
             options=options.sampling,
             stats=stats,
             should_stop=should_stop,
+            contrast=contrast,
+            contrast_prompt=self._contrast_tokens(prepared.question, turns) if contrast else (),
         )
         for piece in pieces:
             line_end = piece.find("\n") if options.first_line else -1
@@ -533,6 +548,8 @@ class Answerer:
             timings.first_token_ms = stats.seconds_to_first_token * 1000
         timings.total_ms = (time.perf_counter() - t_start) * 1000
         prepared.finish_reason = stats.finish_reason
+        if stats.contrast_skipped:
+            prepared.notices.append(f"decoded without the contrast: {stats.contrast_skipped}")
         if not options.sampling.stop:  # a stop string's tokens are in the KV, not the text
             self.kept = KeptContext(
                 epoch=engine.sequence_epoch,

@@ -72,3 +72,10 @@ def follow_up(mode: CacheMode, recipe: Recipe, query: str) -> tuple[Piece, ...] 
         return None
     pieces = (*chat.answer_end, *turn)
     return tuple(p for p in pieces if not isinstance(p, Markup | Text) or p.text)
+
+
+def without_passages(recipe: Recipe, query: str) -> tuple[Piece, ...]:
+    """This turn as it would be asked with no passages at all (the same instruction): what
+    context-aware decoding contrasts the answer with (runtime/contrast.py). The recipe's
+    chat renderer opens the prompt and puts the conversation's earlier turns before it."""
+    return tuple(fill(recipe.rag.query_alone, query=query))

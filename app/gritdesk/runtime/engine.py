@@ -8,7 +8,10 @@ reader sees the whole path from text to vectors and from prompt to tokens:
   mean over the sample tokens (prefix excluded) -> L2-normalise. The same pass can hand
   back each text's KV state for saving (Doc Caching).
 - generate: embeddings off, causal on -> (restore saved KV states, shifted into place)
-  -> prefill the fresh tokens -> sample token by token, streaming text.
+  -> prefill the fresh tokens -> sample token by token, streaming text. With a contrast
+  (context-aware decoding, runtime/contrast.py) the prompt without its passages is
+  prefilled into a scratch sequence beside it, and each token is decoded into both in one
+  batch and sampled from the two logit rows combined.
 - an encoder (a `bert` GGUF such as all-MiniLM-L6-v2) only embeds: llama.cpp gives its
   context no KV memory (`llama_get_memory` is NULL), so there is nothing to clear, save or
   restore; its texts go through `llama_encode` (0.3.36's llama_decode would forward there
@@ -38,6 +41,7 @@ from gritdesk.runtime.chat_template import (
     file_recipe_name,
     recipe_from_template,
 )
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.doc_caching import DocCacheSupport, doc_cache_support
 from gritdesk.runtime.engine_settings import EngineSettings, KvType
 from gritdesk.runtime.errors import (
@@ -75,7 +79,9 @@ KV_TYPES = {
 }
 # Sequence 0 holds the prompt being answered (and, between chat turns, the conversation so
 # far); ids >= 1 are scratch space: texts being embedded, a saved state being moved into place.
-# Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`).
+# Scratch work runs on an empty cache with sequence 0 parked (`Engine._clear_scratch`), but
+# for context-aware decoding's prompt without passages, which grows beside sequence 0 while
+# it answers (`Engine._start_contrast`).
 SCRATCH_SEQ = 1
 # An encoder's context holds no KV, so n_ctx only bounds one encode call. Its attention costs
 # the square of the call's tokens whatever the per-text mask hides, and so does its compute
@@ -160,6 +166,7 @@ class GenerationStats:
     finish_reason: str = ""
     end_position: int = 0  # sequence 0 holds KV for positions < this (the last sampled
     # token is not decoded when it ends the answer)
+    contrast_skipped: str = ""  # why a contrast asked for was not applied ("" if it was)
     started_at: float = field(default_factory=time.perf_counter, repr=False)  # perf_counter
 
     @property
@@ -279,6 +286,7 @@ class Engine:
             )
         self._stop_tokens: frozenset[int] = frozenset()
         self._chat_checked = False
+        self._candidates: np.recarray | None = None  # see `_sample_from`
         fmt = self.recipe.embedding
         around_text = fmt.document() + (fmt.echo_separator or "") + fmt.suffix
         self._doc_overhead_tokens = len(self.tokenize_prompt([BOS, Markup(around_text)]))
@@ -862,9 +870,17 @@ class Engine:
         options: GenerationOptions | None = None,
         stats: GenerationStats | None = None,
         should_stop: Callable[[], bool] | None = None,
+        contrast: Contrast | None = None,
+        contrast_prompt: Sequence[int] = (),
     ) -> Iterator[str]:
         """Prefill `fresh_tokens` at `position` (after `reused_tokens` restored ones), then
-        sample and yield text pieces as they come. Cache state must be prepared by the caller."""
+        sample and yield text pieces as they come. Cache state must be prepared by the caller.
+
+        With `contrast`, `contrast_prompt` (the prompt without its passages, from position 0)
+        goes into the scratch sequence and every token is sampled from both sequences' logits
+        combined (`_start_contrast`); the stop rules, stats and sequence 0's end are those of
+        plain generation, and the scratch sequence is gone afterwards (`_end_contrast`). An
+        alpha of 0 is plain generation: nothing is contrasted, nothing else decoded."""
         self._require_kv("generate")
         options = options or GenerationOptions()
         stats = stats if stats is not None else GenerationStats()
@@ -873,8 +889,12 @@ class Engine:
         if not fresh_tokens:
             raise EmptyInputError("the prompt is empty")
         self.prefill(fresh_tokens, position)
-        self.last_logits()  # NaN/inf logits: broken weights, not an answer
+        logits = self.last_logits()  # NaN/inf logits: broken weights, not an answer
         pos = position + len(fresh_tokens)
+        without = None  # the scratch sequence's logits while contrasting
+        if contrast is not None and contrast.alpha > 0:
+            without = self._start_contrast(contrast_prompt, pos, options.max_tokens, stats)
+        scratch_pos = len(contrast_prompt)
         sampler = self._sampler(options)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = _StopMatcher(options.stop)
@@ -889,8 +909,11 @@ class Engine:
                 if pos >= self.n_ctx:
                     stats.finish_reason = "context"
                     break
-                token = ll.llama_sampler_sample(sampler, self._ctx, -1)
-                ll.llama_sampler_accept(sampler, token)
+                if contrast is not None and without is not None:
+                    token = self._sample_from(sampler, contrast.combine(logits, without))
+                else:
+                    token = ll.llama_sampler_sample(sampler, self._ctx, -1)
+                    ll.llama_sampler_accept(sampler, token)
                 stats.generated_tokens += 1
                 if stats.seconds_to_first_token is None:
                     stats.seconds_to_first_token = time.perf_counter() - stats.started_at
@@ -904,7 +927,13 @@ class Engine:
                     stats.finish_reason = "stop"
                     break
                 self._fill(0, token, pos, 0, True)
-                self._decode(1)
+                if without is None:
+                    self._decode(1)
+                else:  # the same token after the prompt without passages, in the same batch
+                    self._fill(1, token, scratch_pos, SCRATCH_SEQ, True)
+                    self._decode(2)
+                    logits, without = self._output_logits(0), self._output_logits(1)
+                    scratch_pos += 1
                 pos += 1
             tail = (
                 stops.flush(decoder.decode(b"", final=True))
@@ -915,8 +944,69 @@ class Engine:
                 yield tail
         finally:
             ll.llama_sampler_free(sampler)
+            if without is not None:
+                self._end_contrast()
             stats.seconds_total = time.perf_counter() - stats.started_at
             stats.end_position = pos
+
+    def _start_contrast(
+        self, prompt: Sequence[int], pos: int, max_tokens: int, stats: GenerationStats
+    ) -> np.ndarray | None:
+        """Prefill the prompt without passages into the scratch sequence, beside sequence 0
+        (not on a parked, empty cache: it lives as long as the answer), and return its
+        next-token logits; None, with the reason in `stats`, when the context has no room
+        for both sequences to grow by the whole answer."""
+        if not prompt:
+            stats.contrast_skipped = "no prompt to contrast with"
+            return None
+        answer = min(max_tokens, self.n_ctx - pos)
+        needed = self._seq0_cells + answer + len(prompt) + answer
+        if needed > self.n_ctx:
+            stats.contrast_skipped = (
+                f"the prompt, the one without passages and two answers need {needed} tokens "
+                f"of the {self.n_ctx}-token context"
+            )
+            return None
+        ll.llama_memory_seq_rm(self._memory, SCRATCH_SEQ, -1, -1)
+        self.prefill(prompt, 0, seq=SCRATCH_SEQ)
+        return self.last_logits()
+
+    def _end_contrast(self) -> None:
+        """Drop the scratch sequence, and put sequence 0 back into cells 0.. in one run (its
+        answer's cells alternated with the scratch sequence's), as plain generation leaves
+        it: a follow-up's tokens then go where they would after a plain answer."""
+        self._clear_scratch()  # sequence 0 parked, the cache emptied
+        self._unpark()
+
+    def _output_logits(self, row: int) -> np.ndarray:
+        """The logits of output `row` of the last decode (a copy)."""
+        n_vocab = ll.llama_vocab_n_tokens(self._vocab)
+        return np.ctypeslib.as_array(
+            ll.llama_get_logits_ith(self._ctx, row), shape=(n_vocab,)
+        ).copy()
+
+    def _sample_from(self, sampler: ll.llama_sampler_p, logits: np.ndarray) -> int:
+        """The token `sampler` chooses among `logits` computed here rather than read from
+        the context (llama_sampler_sample's steps: apply the chain, take its choice, accept)."""
+        n_vocab = len(logits)
+        if self._candidates is None:  # one array for every step, as llama_sampler_sample has
+            self._candidates = np.recarray(
+                (n_vocab,),
+                dtype=np.dtype(
+                    [("id", np.intc), ("logit", np.single), ("p", np.single)], align=True
+                ),
+            )
+        data = self._candidates
+        data.id[:] = np.arange(n_vocab, dtype=np.intc)
+        data.logit[:] = logits
+        data.p[:] = 0.0
+        candidates = ll.llama_token_data_array(
+            data=data.ctypes.data_as(ll.llama_token_data_p), size=n_vocab, selected=-1, sorted=False
+        )
+        ll.llama_sampler_apply(sampler, ctypes.byref(candidates))
+        token = int(candidates.data[candidates.selected].id)
+        ll.llama_sampler_accept(sampler, token)
+        return token
 
     def generate(
         self,

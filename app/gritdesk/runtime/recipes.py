@@ -190,6 +190,9 @@ class RagPrompts:
     rerank: str  # {query} {passage}
     rerank_yes: str
     answer_lead: str
+    # {query}: the question turn with no passages, the same instruction kept; what the
+    # answer is contrasted with in context-aware decoding (runtime/contrast.py)
+    query_alone: str
     # chunks in the prompt best-ranked last, next to the question (citations keep ranks):
     # a small model answers from what it read last (measured with SmolLM2, README)
     best_last: bool = False
@@ -270,6 +273,7 @@ GRITLM = Recipe(
         rerank="<|user|>\n" + _RERANK_QUESTION + "\n<|assistant|>\nAnswer:",
         rerank_yes="yes",  # tokenized alone: SentencePiece gives "▁yes", the word after "Answer:"
         answer_lead="",
+        query_alone="<|user|>\n{query}\n\n" + _GRITLM_ANSWER + "\n<|assistant|>\n",
     ),
     retrieval_instruction=RETRIEVAL_INSTRUCTION,
 )
@@ -392,6 +396,7 @@ def chat_turn_rag(user: str, user_end: str, assistant: str) -> RagPrompts:
         rerank=user + _RERANK_QUESTION + answer + "Answer:",
         rerank_yes=" yes",  # BPE: the word after "Answer:" carries its space (SPM: "▁yes")
         answer_lead="",
+        query_alone=user + "{query}\n\n" + _CHAT_ANSWER + answer,
         best_last=True,
     )
 
