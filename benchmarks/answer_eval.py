@@ -76,10 +76,9 @@ TECHNIQUES: dict[str, Technique] = {
     "default": lambda options: options,  # what every interface does today
     "cache-off": lambda options: replace(options, cache_mode=CacheMode.OFF),  # passages as text
     "k3": lambda options: replace(options, k=3),
-    # context-aware decoding (runtime/contrast.py): (1+a) * with passages - a * without.
-    # cad-0 decodes both sequences with no contrast: a control for what two-row decodes'
-    # other rounding alone changes (quantized weights: README "Answers")
-    "cad-0": lambda options: replace(options, contrast=Contrast(0.0)),
+    # context-aware decoding (runtime/contrast.py): (1+a) * with passages - a * without;
+    # a small model's default is cad-0.5 (rag/ask_defaults.py), `plain` decodes without it
+    "plain": lambda options: replace(options, contrast=Contrast(0.0)),
     "cad-0.5": lambda options: replace(options, contrast=Contrast(0.5)),
     "cad-1": lambda options: replace(options, contrast=Contrast(1.0)),
     # ... only among tokens at least 0.1 times as likely as the likeliest with the passages

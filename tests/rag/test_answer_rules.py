@@ -20,11 +20,12 @@ from gritdesk.rag.abstention import (
     same_word,
 )
 from gritdesk.rag.answer import AskOptions, PreparedAnswer
-from gritdesk.rag.ask_defaults import CANNOT_ANSWER, FocusPlan
+from gritdesk.rag.ask_defaults import CANNOT_ANSWER, SMALL_MODEL_CONTRAST_ALPHA, FocusPlan
 from gritdesk.rag.ask_service import AskService, answered_before
 from gritdesk.rag.evidence import choose_evidence
 from gritdesk.rag.focus import focus_passages, question_similarity
 from gritdesk.rag.retrieve import Hit
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import ChatTurn
 from gritdesk.store.citations import Citation
 
@@ -298,6 +299,9 @@ def test_small_model_defaults(service: AskService) -> None:
     options = service.options()
     assert service.small_model and options.focus is not None and options.first_line
     assert options.generation.stop == ()  # the first line ends it; the KV is kept
+    assert options.contrast == Contrast(SMALL_MODEL_CONTRAST_ALPHA)  # context-aware decoding
+    off = service.resolve(AskOptions(contrast=Contrast(0.0)))
+    assert off.contrast == Contrast(0.0)  # plain decoding, as asked
 
 
 def test_an_unrelated_question_is_not_answered(service: AskService) -> None:

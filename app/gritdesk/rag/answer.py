@@ -72,7 +72,7 @@ class AskOptions:
     # the answer ends with its first line (the KV kept for a follow-up ends there too)
     first_line: bool | None = None
     # context-aware decoding: each token chosen against what the model would say without
-    # the passages (runtime/contrast.py); None: plain decoding
+    # the passages (runtime/contrast.py); None (an Answerer used alone) or alpha 0: plain
     contrast: Contrast | None = None
     generation: GenerationOptions | None = None  # max tokens, temperature, seed, stop
 

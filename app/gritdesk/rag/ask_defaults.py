@@ -34,4 +34,11 @@ class FocusPlan:
 SMALL_MODEL_PARAMS = 1_000_000_000
 SMALL_MODEL_FOCUS = FocusPlan()
 SMALL_MODEL_MAX_TOKENS = 64
+# ... and chooses each token by context-aware decoding with this alpha (runtime/contrast.py:
+# (1 + alpha) x its logits with the passages - alpha x without them). SmolLM2-135M held 57/69
+# facts instead of 46, with 6 answers stating a fact no passage holds instead of 16; alpha 1
+# held 57 too (5 such answers) but echoed "up to how many euros" of a question quoting its
+# passage, whose words the passage makes likelier (benchmarks/answer_eval.py, README
+# "Answers")
+SMALL_MODEL_CONTRAST_ALPHA = 0.5
 CANNOT_ANSWER = "I can't find that in your files."

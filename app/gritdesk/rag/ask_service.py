@@ -34,6 +34,7 @@ from gritdesk.rag.ask_defaults import (
     MAX_HISTORY_TURNS,
     MAX_K,
     RETRIEVAL_QUESTIONS,
+    SMALL_MODEL_CONTRAST_ALPHA,
     SMALL_MODEL_FOCUS,
     SMALL_MODEL_MAX_TOKENS,
     SMALL_MODEL_PARAMS,
@@ -44,6 +45,7 @@ from gritdesk.rag.grounding import ungrounded_facts
 from gritdesk.rag.layouts import CacheMode, Placement
 from gritdesk.rag.retrieve import Hit
 from gritdesk.rag.root_scope import RootScope, resolve_root, scoped_search
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import ChatTurn, GenerationOptions
 from gritdesk.runtime.errors import InputTooLongError
 from gritdesk.store.citations import Citation
@@ -205,8 +207,9 @@ class AskService:
         """`options` with what was left None set to this service's defaults, the one place
         every interface's defaults come from (the chat app passes AskOptions() as it was
         given it): the recipe's cache mode; for a small model (`small_model`) focused
-        sentences, a stop at the answer's first line and SMALL_MODEL_MAX_TOKENS; else
-        whole chunks and DEFAULT_MAX_TOKENS."""
+        sentences, a stop at the answer's first line, SMALL_MODEL_MAX_TOKENS and
+        context-aware decoding (SMALL_MODEL_CONTRAST_ALPHA; `Contrast(0)` turns it off);
+        else whole chunks, DEFAULT_MAX_TOKENS and plain decoding."""
         small = self.small_model
         cache_mode = options.cache_mode or self.default_cache_mode
         # focused sentences are not what the index saved KV of: only where no saved KV of
@@ -215,12 +218,16 @@ class AskService:
         focus = options.focus
         if focus is None and small and reads_text:
             focus = SMALL_MODEL_FOCUS
+        contrast = options.contrast
+        if contrast is None and small:  # a small model copies its passage instead of guessing
+            contrast = Contrast(SMALL_MODEL_CONTRAST_ALPHA)
         return replace(
             options,
             cache_mode=cache_mode,
             focus=focus,
             # a small model's first line holds its answer, then it wanders
             first_line=small if options.first_line is None else options.first_line,
+            contrast=contrast,
             generation=options.generation or GenerationOptions(max_tokens=self.default_max_tokens),
         )
 
