@@ -17,6 +17,7 @@ import pytest
 
 from gritdesk.rag.answer import Answerer, AskOptions, PreparedAnswer
 from gritdesk.rag.layouts import CacheMode
+from gritdesk.runtime.contrast import Contrast
 from gritdesk.runtime.engine import ChatTurn, Engine, GenerationOptions
 from gritdesk.session import Session, open_session
 from gritdesk.settings import Settings
@@ -70,6 +71,7 @@ class Turn:
     first_logits: np.ndarray
     sampled: list[int]
     decoded: int  # tokens through llama_decode in the answer phase
+    contrast_prompt: list[int]  # context-aware decoding's prompt without passages
 
 
 def ask(
@@ -78,10 +80,14 @@ def ask(
     history: list[ChatTurn],
     answer_spy: SpyOn,
     k: int = 3,
+    contrast: Contrast | None = None,
 ) -> Turn:
     engine = answerer.generator
     options = AskOptions(
-        k=k, cache_mode=CacheMode.DOC, generation=GenerationOptions(max_tokens=GENERATED)
+        k=k,
+        cache_mode=CacheMode.DOC,
+        contrast=contrast,
+        generation=GenerationOptions(max_tokens=GENERATED),
     )
     prepared = answerer.prepare(question, options, history, [t.user for t in history])
     before = engine.tokens_decoded
@@ -95,6 +101,7 @@ def ask(
         spy.logits,  # type: ignore[arg-type]
         spy.sampled,
         engine.tokens_decoded - before,
+        spy.contrast_prompt,
     )
 
 
@@ -147,6 +154,41 @@ def test_follow_up_prefills_only_itself_and_matches_reference(
     third = ask(answerer, FIRST, history, answer_spy)
     assert third.prepared.reprefill_reason is None
     assert third.position == second.position + len(second.prefilled) + GENERATED
+
+
+def test_a_follow_up_continues_a_contrasted_answer(
+    session: Session, weights: LlamaWeights, answer_spy: SpyOn
+) -> None:
+    """Context-aware decoding leaves sequence 0 as plain generation does: the follow-up
+    prefills only itself on the kept KV and computes what the reference computes for the
+    whole conversation; each turn is contrasted with the conversation without passages."""
+    engine = session.engine
+    assert engine is not None
+    answerer = Answerer(session.db, engine, session.kv_store)
+    contrast = Contrast(0.5)
+    first = ask(answerer, FIRST, [], answer_spy, contrast=contrast)
+    kept = answerer.kept
+    assert kept is not None and kept.end == first.position + len(first.prefilled) + GENERATED
+    alone = "<|user|>\n{query}\n\nAnswer the prior query while optionally using the context "
+    alone += "prior to it\n<|assistant|>\n"
+    assert first.contrast_prompt == engine.tokenize(alone.format(query=FIRST), add_bos=True)
+
+    second = ask(answerer, SECOND, [ChatTurn(FIRST, first.answer)], answer_spy, contrast=contrast)
+    assert second.prepared.reprefill_reason is None, second.prepared.reprefill_reason
+    follow_up = [engine.eos, *engine.tokenize(DOC_SUFFIX.format(query=SECOND))]
+    assert (second.prefilled, second.position) == (follow_up, kept.end)
+    earlier = engine.tokenize(f"<|user|>\n{FIRST}\n<|assistant|>\n{first.answer}", add_bos=True)
+    now = engine.tokenize("\n" + alone.format(query=SECOND))
+    assert second.contrast_prompt == [*earlier, engine.eos, *now]
+
+    segments = reference_segments(weights, engine, [s.hit.text for s in first.prepared.sources])
+    start = segments[-1].end
+    first_suffix = engine.tokenize(DOC_SUFFIX.format(query=FIRST))
+    answer_tokens = first.sampled[: kept.end - start - len(first_suffix)]
+    expected = suffix_logits(weights, segments, first_suffix + answer_tokens + follow_up, start)
+    scale = float(np.abs(expected[-1]).max())
+    diff = float(np.abs(second.first_logits - expected[-1]).max())
+    assert diff <= TOLERANCE * scale, f"logits off by {diff:.4f} (scale {scale:.2f})"
 
 
 def test_changed_sources_reprefill_and_say_why(session: Session, answer_spy: SpyOn) -> None:
