@@ -226,8 +226,11 @@ def test_the_cosine_outweighs_one_shared_word() -> None:
     plan = FocusPlan(sentences=1)
     [focused] = focus_passages(DEMO_QUESTION, [], [citation(passage)], plan, embedder)  # type: ignore[arg-type]
     assert focused.text == MEALS
-    [by_words] = focus_passages(DEMO_QUESTION, [], [citation(passage)], plan, None)
+    words_only = FocusPlan(sentences=1, kind_weight=0.0)
+    [by_words] = focus_passages(DEMO_QUESTION, [], [citation(passage)], words_only, None)
     assert by_words.text == BOOKING  # words alone cannot tell "daily" from "trips"
+    [by_kind] = focus_passages(DEMO_QUESTION, [], [citation(passage)], plan, None)
+    assert by_kind.text == MEALS  # ... the number "how much" asks for can
     similarity = question_similarity(DEMO_QUESTION, embedder)  # type: ignore[arg-type]
     evidence = choose_evidence(DEMO_QUESTION, "", [citation(passage)], (), similarity, 0.2)
     assert evidence[0].text == MEALS
