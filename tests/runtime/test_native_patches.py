@@ -87,6 +87,7 @@ KV_IDENTITY = textwrap.dedent(
     import hashlib, json, sys
     import llama_cpp as ll
     from gritdesk.runtime.engine import SCRATCH_SEQ, Engine, EngineSettings
+    from gritdesk.runtime.errors import RuntimeFailure
     def digest(data): return hashlib.sha256(data).hexdigest()
     def engine(): return Engine(sys.argv[1], EngineSettings(n_ctx=512, n_threads=2))
     docs = ["The Aurora project ships its first release on the ninth of March.",
@@ -95,6 +96,11 @@ KV_IDENTITY = textwrap.dedent(
     app = engine()
     _, states = app.embed_documents_with_kv(docs)          # one decode, seq ids 1 and 2
     logits_after_embedding = bool(ll.llama_get_logits_ith(app._ctx, -1))
+    try:
+        app.last_logits()
+        refused = False
+    except RuntimeFailure:
+        refused = True
     # embeddings off again: the head is back (a reranking score, a generation)
     after_flip = app.next_token_logits(app.tokenize(question, add_bos=True))
     fresh = engine().next_token_logits(app.tokenize(question, add_bos=True))
@@ -115,6 +121,7 @@ KV_IDENTITY = textwrap.dedent(
         "upstream_pass": [digest(data) for data in with_head],
         "nonzero": [any(s.data[-256:]) for s in states],
         "logits_after_embedding": logits_after_embedding,
+        "last_logits_refused": refused,
         "flip_logits_equal_fresh": bool((after_flip == fresh).all()),
     }))
     """
@@ -137,4 +144,5 @@ def test_embedding_pass_leaves_upstreams_kv_without_lm_head(model: str) -> None:
     assert run["embedding_pass"] == run["upstream_pass"]  # KV byte for byte
     assert all(run["nonzero"])  # and not two empty caches (the first 0002 left zeros)
     assert run["logits_after_embedding"] is False  # patched: no head, no logits buffer
+    assert run["last_logits_refused"] is True  # the engine says so instead of reading NULL
     assert run["flip_logits_equal_fresh"] is True  # embeddings off: logits as if never embedded
