@@ -15,8 +15,9 @@ peak RSS.
 Rounds alternate which build runs first. Printed per model and thread count: each
 round's CPU ms per token and their ratio (patched / upstream), the medians, wall tokens/s,
 and whether both builds left the same KV bytes and embeddings. The 1-minute load average
-is printed before each round: with more threads than free cores, ggml's workers spin at
-barriers and CPU time counts the spinning, so take CPU times on quiet cores.
+is printed before each round (`--quiet-load 0.7` waits for it first): with more threads
+than free cores, ggml's workers spin at barriers and CPU time counts the spinning, so take
+multi-thread CPU times on quiet cores; one thread's CPU time barely moves with load.
 
     .venv/bin/python benchmarks/native_lm_head.py --upstream ../main/.venv/bin/python \\
         --model ~/.cache/gritdesk/models/SmolLM2-135M-Instruct.Q4_1.gguf --model 1b \\
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -120,6 +122,17 @@ def run_child(python: str, model: Path, threads: int, tokens: int, passes: int) 
     return result
 
 
+def wait_for_load(below: float, at_most: int) -> None:
+    """Sleep until the 1-minute load average is below `below` (our own last round counts
+    too, so this also lets it decay), or `at_most` seconds have passed."""
+    waited = 0
+    while os.getloadavg()[0] >= below and waited < at_most:
+        time.sleep(20)
+        waited += 20
+    if os.getloadavg()[0] >= below:
+        print(f"  load still {os.getloadavg()[0]:.2f} after {waited} s: timing under load")
+
+
 def median_of(pairs: list[dict[str, dict]], build: str, key: str) -> float:
     return statistics.median(pair[build][key] for pair in pairs)
 
@@ -138,14 +151,24 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="timed passes per run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", type=Path, help="write every run here")
+    ap.add_argument(
+        "--quiet-load",
+        type=float,
+        help="before each round, wait until the 1-minute load average is below this",
+    )
+    ap.add_argument("--quiet-wait", type=int, default=1800, help="seconds to wait for it at most")
     args = ap.parse_args()
     models = [resolve_model(str(Path(m).expanduser())) for m in args.model or ["1b"]]
     threads = args.threads or [1, 2]
     builds = {"upstream": args.upstream, "patched": args.patched}
 
     runs: dict[tuple[str, int], list[dict[str, dict]]] = {}
+    loads: list[float] = []
     for r in range(args.rounds):
-        print(f"round {r + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
+        if args.quiet_load is not None:
+            wait_for_load(args.quiet_load, args.quiet_wait)
+        loads.append(os.getloadavg()[0])
+        print(f"round {r + 1}: load average {loads[-1]:.2f}", flush=True)
         order = ["upstream", "patched"] if r % 2 == 0 else ["patched", "upstream"]
         for model in models:
             for t in threads:
@@ -187,7 +210,7 @@ def main() -> None:
     print(f"logits buffer after an embedding pass: {logits}")
     if args.json:
         rows = [
-            {"model": name, "threads": t, "round": i + 1, **pair}
+            {"model": name, "threads": t, "round": i + 1, "load": loads[i], **pair}
             for (name, t), pairs in runs.items()
             for i, pair in enumerate(pairs)
         ]
