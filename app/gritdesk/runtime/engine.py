@@ -843,9 +843,10 @@ class Engine:
 
     def last_logits(self) -> np.ndarray:
         self._require_kv("compute logits")  # an encoder's context has no logits buffer
-        logits = np.ctypeslib.as_array(
-            ll.llama_get_logits_ith(self._ctx, -1), shape=(ll.llama_vocab_n_tokens(self._vocab),)
-        ).copy()
+        row = ll.llama_get_logits_ith(self._ctx, -1)
+        if not row:  # the last decode was an embedding pass: no LM head (native patch 0002)
+            raise RuntimeFailure("no logits: the last pass computed embeddings only")
+        logits = np.ctypeslib.as_array(row, shape=(ll.llama_vocab_n_tokens(self._vocab),)).copy()
         if not np.isfinite(logits).all():
             raise NonFiniteOutputError(self.path, "next-token logits")
         return logits
