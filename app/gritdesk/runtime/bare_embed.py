@@ -121,10 +121,12 @@ class BareEmbedder:
 
 def layouts_to_try(causal: bool, longest: int, threads: Sequence[int]) -> list[BareLayout]:
     """The layouts a user would try: one text per decode at a few micro-batch sizes (a causal
-    model can split a text; an encoder cannot), and packed calls of 512 and 1024 tokens."""
+    model can split a text; an encoder cannot), and calls packed up to 256, 512 and 1024
+    tokens (a longer text goes alone). Packing short texts saves per-call work; packing
+    long ones costs attention over the whole call, so several budgets are tried."""
     found: list[BareLayout] = []
     for t in threads:
         splits = [ub for ub in (128,) if ub < longest] if causal else []
         found += [BareLayout(t, ub, 0) for ub in [*splits, longest]]
-        found += [BareLayout(t, p, p) for p in (512, 1024) if p >= longest]
+        found += [BareLayout(t, p, p) for p in (256, 512, 1024)]
     return found
