@@ -275,6 +275,10 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--skip-bare", action="store_true")
+    ap.add_argument(
+        "--only-default", action="store_true",
+        help="measure the new default alone (more --rounds in the same time)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     from gritdesk.models.fast_weights import original_weights  # step 1's record
@@ -290,21 +294,19 @@ def main() -> None:
             for page in corpus_pages(count):
                 shutil.copy(page, folder / page.name)
             folders[count] = folder
-        setups = [
-            (
-                "today (self, wheel's weights)",
-                Settings(db=Path(tmp) / "a.db", model=today, embedder="self"),
-                args.today_pages,
-            )
-        ]
-        if str(Path(today).resolve()) != str(_resolved(chat)):
-            setups.append(
-                (
-                    "self, converted weights",
-                    Settings(db=Path(tmp) / "b.db", model=chat, embedder="self"),
-                    args.today_pages,
-                )
-            )
+        today_setup = (
+            "today (self, wheel's weights)",
+            Settings(db=Path(tmp) / "a.db", model=today, embedder="self"),
+            args.today_pages,
+        )
+        converted_setup = (
+            "self, converted weights",
+            Settings(db=Path(tmp) / "b.db", model=chat, embedder="self"),
+            args.today_pages,
+        )
+        setups = [] if args.only_default else [today_setup]
+        if not args.only_default and str(Path(today).resolve()) != str(_resolved(chat)):
+            setups.append(converted_setup)
         setups.append(
             ("new default (pair mode)", Settings(db=Path(tmp) / "c.db", model=chat), args.pages)
         )
@@ -312,6 +314,8 @@ def main() -> None:
         for label, settings, count in setups:
             print(f"\n{count} git-doc pages", end="")
             results.append(measure(label, settings, folders[count], args))
+    if len(results) < 2:
+        return
     base = results[0]
     print(f"\nagainst today ({base.label}), chars of chunk text per second; {load()}")
     for figures in results[1:]:
