@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 OVERLONG_BATCH = textwrap.dedent(
@@ -146,3 +147,19 @@ def test_embedding_pass_leaves_upstreams_kv_without_lm_head(model: str) -> None:
     assert run["logits_after_embedding"] is False  # patched: no head, no logits buffer
     assert run["last_logits_refused"] is True  # the engine says so instead of reading NULL
     assert run["flip_logits_equal_fresh"] is True  # embeddings off: logits as if never embedded
+
+
+def test_logits_read_after_an_embedding_pass_is_an_error_not_a_null_read(
+    tiny_model_path: Path,
+) -> None:
+    """With patch 0002 an embedding pass leaves no logits buffer: reading one must raise a
+    clear error (not dereference NULL); a causal pass after it has logits again."""
+    from gritdesk.runtime.engine import Engine, EngineSettings
+    from gritdesk.runtime.errors import RuntimeFailure
+
+    with Engine(tiny_model_path, EngineSettings(n_ctx=256)) as engine:
+        engine.embed_documents(["a short text to embed"])
+        with pytest.raises(RuntimeFailure, match="no logits"):
+            engine.last_logits()
+        engine.prefill(engine.tokenize("hello there", add_bos=True), 0)
+        assert np.isfinite(engine.last_logits()).all()

@@ -843,10 +843,7 @@ class Engine:
 
     def last_logits(self) -> np.ndarray:
         self._require_kv("compute logits")  # an encoder's context has no logits buffer
-        row = ll.llama_get_logits_ith(self._ctx, -1)
-        if not row:  # the last decode was an embedding pass: no LM head (native patch 0002)
-            raise RuntimeFailure("no logits: the last pass computed embeddings only")
-        logits = np.ctypeslib.as_array(row, shape=(ll.llama_vocab_n_tokens(self._vocab),)).copy()
+        logits = self._output_logits(-1)
         if not np.isfinite(logits).all():
             raise NonFiniteOutputError(self.path, "next-token logits")
         return logits
@@ -980,11 +977,12 @@ class Engine:
         self._unpark()
 
     def _output_logits(self, row: int) -> np.ndarray:
-        """The logits of output `row` of the last decode (a copy)."""
+        """The logits of output `row` of the last decode (a copy; -1: the last output)."""
+        logits = ll.llama_get_logits_ith(self._ctx, row)
+        if not logits:  # the last decode was an embedding pass: no LM head (native patch 0002)
+            raise RuntimeFailure("no logits: the last pass computed embeddings only")
         n_vocab = ll.llama_vocab_n_tokens(self._vocab)
-        return np.ctypeslib.as_array(
-            ll.llama_get_logits_ith(self._ctx, row), shape=(n_vocab,)
-        ).copy()
+        return np.ctypeslib.as_array(logits, shape=(n_vocab,)).copy()
 
     def _sample_from(self, sampler: ll.llama_sampler_p, logits: np.ndarray) -> int:
         """The token `sampler` chooses among `logits` computed here rather than read from
