@@ -52,6 +52,7 @@ from gritdesk.ingest.chunk import HEADING_SEPARATOR, embedding_text  # noqa: E40
 from gritdesk.rag.index_service import IndexService  # noqa: E402
 from gritdesk.runtime.bare_embed import BareEmbedder, BareLayout, layouts_to_try  # noqa: E402
 from gritdesk.runtime.engine import Engine  # noqa: E402
+from gritdesk.runtime.thread_tuner import usable_cpus  # noqa: E402
 from gritdesk.session import open_session  # noqa: E402
 from gritdesk.settings import Settings  # noqa: E402
 from gritdesk.store.vectors import embeddings_by_text_hash  # noqa: E402
@@ -183,11 +184,17 @@ class BareRuns:
             loop.close()
 
 
+def thriftiest(figures: list[BareFigures], app_threads: int) -> BareFigures:
+    """The least CPU per token at the app's thread count (fewer threads always spend less,
+    so CPU is compared at the count the app runs)."""
+    same = [b for b in figures if b.layout.threads == app_threads] or figures
+    return max(same, key=lambda b: b.cpu_tps)
+
+
 def finalists(searched: list[BareFigures], count: int, app_threads: int) -> list[BareLayout]:
     """The `count` fastest by wall, and the thriftiest by CPU at the app's thread count."""
     best = [b.layout for b in sorted(searched, key=lambda b: -b.wall_tps)[:count]]
-    same = [b for b in searched if b.layout.threads == app_threads] or searched
-    thrifty = max(same, key=lambda b: b.cpu_tps).layout
+    thrifty = thriftiest(searched, app_threads).layout
     return best + [thrifty] * (thrifty not in best)
 
 
@@ -200,7 +207,7 @@ def _line(label: str, tokens: int, wall: float, cpu: float, chars: int | None = 
 
 def measure(label: str, settings: Settings, folder: Path, args: argparse.Namespace) -> RunFigures:
     """The app's index runs and the bare finalists' passes over the same chunks, alternating."""
-    app_threads = os.cpu_count() or 2
+    app_threads = usable_cpus()  # what the engine runs batches on (runtime/thread_tuner.py)
     figures, engine, rows = index_once(label, settings, folder, keep=True)
     assert engine is not None
     print(
@@ -236,19 +243,24 @@ def measure(label: str, settings: Settings, folder: Path, args: argparse.Namespa
     print(_line("app index run", tokens, wall, cpu, chars) + f"  walls {_rounds(runs)}")
     figures = replace(figures, wall_s=wall, cpu_s=cpu)
     if final:
-        medians = {
-            k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-            for k, v in final.items()
-        }
-        for layout, (w, c) in sorted(medians.items(), key=lambda kv: kv[1][0]):
-            print(_line(f"bare: {layout.label}", tokens, w, c))
-        best_wall = min(medians, key=lambda k: medians[k][0])
-        same = [k for k in medians if k.threads == app_threads] or list(medians)
-        best_cpu = min(same, key=lambda k: medians[k][1])
-        print(
-            f"  app / best bare: wall {medians[best_wall][0] / wall:.3f} "
-            f"({best_wall.label}); CPU at {best_cpu.threads} threads "
-            f"{medians[best_cpu][1] / cpu:.3f} ({best_cpu.label})"
+        assert bare is not None
+        every = [
+            BareFigures(
+                layout,
+                tokens / statistics.median(w for w, _ in passes),
+                tokens / statistics.median(c for _, c in passes),
+                bare.agree[layout],
+            )
+            for layout, passes in final.items()
+        ]
+        for b in sorted(every, key=lambda b: -b.wall_tps):
+            print(_line(f"bare: {b.layout.label}", tokens, tokens / b.wall_tps, tokens / b.cpu_tps))
+        best_wall = max(every, key=lambda b: b.wall_tps)
+        best_cpu = thriftiest(every, app_threads)
+        print(  # bare seconds / app seconds for the same chunks
+            f"  app / best bare: wall {figures.wall_tps / best_wall.wall_tps:.3f} "
+            f"({best_wall.layout.label}); CPU at {best_cpu.layout.threads} threads "
+            f"{figures.cpu_tps / best_cpu.cpu_tps:.3f} ({best_cpu.layout.label})"
         )
     return figures
 
@@ -285,7 +297,7 @@ def main() -> None:
 
     chat = args.chat_model
     today = args.today_model or str(original_weights(chat))
-    print(f"app threads {os.cpu_count()}; {load()}")
+    print(f"app threads {usable_cpus()}; {load()}")
     with tempfile.TemporaryDirectory(prefix="gritdesk-index-tput-") as tmp:
         folders = {}
         for count in {args.pages, args.today_pages}:
